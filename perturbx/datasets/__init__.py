@@ -1,0 +1,46 @@
+"""Where the book's data comes from and how it is read.
+
+- :mod:`~perturbx.datasets.registry`: every data file once, with upstream, sha256, licence and citation.
+- :mod:`~perturbx.datasets.fetcher`: the checksummed fetcher (cache, local mirror, upstream download).
+- :mod:`~perturbx.datasets.safe_pickle`: the restricted unpickler used for the registered pickles.
+
+Typical use::
+
+    from perturbx import datasets
+    path = datasets.fetch("l1000_level5_modz_n272")       # verified local path
+    basal = datasets.read_pickle("transigen_basal_profiles")
+    datasets.registry().table()                          # what is registered
+"""
+
+from .errors import (
+    ChecksumMismatchError,
+    DataError,
+    DownloadError,
+    MirrorFileMissingError,
+    UnknownDataFileError,
+    UnsafePickleError,
+)
+from .fetcher import CACHE_ENV, MIRROR_ENV, Fetcher, cache_dir, fetch, fetch_all, mirror_dir, read_pickle, sha256_of
+from .registry import DataFile, Registry
+from .registry import default_registry as registry
+
+__all__ = [
+    "CACHE_ENV",
+    "MIRROR_ENV",
+    "ChecksumMismatchError",
+    "DataError",
+    "DataFile",
+    "DownloadError",
+    "Fetcher",
+    "MirrorFileMissingError",
+    "Registry",
+    "UnknownDataFileError",
+    "UnsafePickleError",
+    "cache_dir",
+    "fetch",
+    "fetch_all",
+    "mirror_dir",
+    "read_pickle",
+    "registry",
+    "sha256_of",
+]

