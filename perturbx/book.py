@@ -66,11 +66,9 @@ class Chapter:
                 f"profile {self.profile} | seed {self.seed} | wall time {elapsed:.1f} s | "
                 f"perturbx {__version__} | {stamp}")
 
-    def finish(self) -> str:
-        """Print and return the provenance line; the last call of every chapter."""
-        line = f"Provenance: {self.provenance()}"
-        print(line)
-        return line
+    def finish(self) -> None:
+        """Print the provenance line; the last call of every chapter."""
+        print(f"Provenance: {self.provenance()}")
 
 
 def start_chapter(title: str, profile: str = "quick", seed: int = 0, device: str | None = None) -> Chapter:

@@ -32,10 +32,11 @@ def test_chapter_picks_by_profile_and_reports_provenance(monkeypatch, capsys):
     monkeypatch.setenv("PERTURBX_PROFILE", "smoke")
     chapter = start_chapter("Test chapter", profile="full", seed=7, device="cpu")
     assert chapter.pick(smoke=1, quick=10, full=100) == 1
-    line = chapter.finish()
-    for part in ("Test chapter", "commit ", "device CPU", "profile smoke", "seed 7", "wall time"):
+    chapter.finish()
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("Provenance: Test chapter | commit ")
+    for part in ("device CPU", "profile smoke", "seed 7", "wall time"):
         assert part in line
-    assert line in capsys.readouterr().out
 
 
 def test_start_chapter_seeds_every_generator(monkeypatch):
