@@ -131,7 +131,7 @@ class Registry:
         return list(self._files)
 
     def table(self) -> pd.DataFrame:
-        """One row per file: name, path, size in MB, licence, source, sha256 and description."""
+        """One row per file: name, path, size in MB, licence, source, sha256, citation and description."""
         rows = [
             {
                 "name": entry.name,
@@ -140,6 +140,7 @@ class Registry:
                 "licence": entry.licence,
                 "source": entry.source,
                 "sha256": entry.sha256,
+                "citation": entry.citation,
                 "description": entry.description,
             }
             for entry in self
