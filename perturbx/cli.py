@@ -2,6 +2,8 @@
 
     perturbx data list                   name, size, licence and source of every registered file
     perturbx data fetch --all            fetch and verify every file (or: perturbx data fetch NAME ...)
+    perturbx lincs curate --matrix FILE [--meta TABLE] [--min-compound-count N] --out DIR
+                                         curate an L1000 matrix (see README: "Curated L1000 format")
     perturbx book run [--profile P] [--device D] [--chapters C ...]
                                          execute the chapters in place with papermill
 
@@ -68,6 +70,20 @@ def _book_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lincs_curate(args: argparse.Namespace) -> int:
+    from .datasets.lincs import curate_files
+
+    summary, reused = curate_files(args.matrix, args.out, meta=args.meta, compounds=args.compounds,
+                                   genes=args.genes, min_compound_count=args.min_compound_count, qc=args.qc,
+                                   level=args.level, progress=True)
+    dropped = sum(summary["dropped"].values())
+    state = "up to date (inputs and parameters unchanged)" if reused else "written"
+    print(f"{args.out}: {state}; {summary['n_profiles']} profiles, {summary['n_compounds']} compounds, "
+          f"{summary['n_cells']} cell lines, {summary['n_genes']} genes; {dropped} records dropped "
+          f"({', '.join(f'{k}: {v}' for k, v in summary['dropped'].items()) or 'none'})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="perturbx", description="perturbx: data and book tools")
     groups = parser.add_subparsers(dest="group", required=True)
@@ -79,6 +95,20 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("names", nargs="*", help="registry names (see `perturbx data list`)")
     fetch.add_argument("--all", action="store_true", help="fetch every registered file")
     fetch.set_defaults(handler=_data_fetch)
+
+    lincs = groups.add_parser("lincs", help="L1000 data").add_subparsers(dest="command", required=True)
+    curate = lincs.add_parser("curate", help="curate a CMap GCT/GCTX matrix into landmark arrays + tidy metadata")
+    curate.add_argument("--matrix", required=True, help="a .gct or .gctx file (level 3, 4 or 5)")
+    curate.add_argument("--meta", help="per-profile metadata table for ids-only GCTX files "
+                                       "(siginfo_beta.txt, GEO sig_info/inst_info)")
+    curate.add_argument("--compounds", help="compound table with pert_id and canonical_smiles "
+                                            "(default: the registry's LINCS compound info)")
+    curate.add_argument("--genes", help="gene table mapping row ids to Entrez ids (geneinfo_beta.txt, gene_info)")
+    curate.add_argument("--min-compound-count", type=int, default=1, help="drop compounds seen fewer times")
+    curate.add_argument("--qc", action="store_true", help="drop profiles whose qc_pass / is_gold is 0")
+    curate.add_argument("--level", type=int, choices=(3, 4, 5), help="CMap data level (default: inferred)")
+    curate.add_argument("--out", required=True, help="output folder")
+    curate.set_defaults(handler=_lincs_curate)
 
     book = groups.add_parser("book", help="execute the book's chapters").add_subparsers(dest="command", required=True)
     run = book.add_parser("run", help="execute chapters in order with papermill, writing outputs in place")
@@ -98,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (DataError, ChapterFailed, ValueError) as error:
+    except (DataError, ChapterFailed, ValueError, FileNotFoundError) as error:
         print(f"perturbx: error: {error}", file=sys.stderr)
         return 1
 

@@ -54,3 +54,10 @@ def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     cache = tmp_path / "cache"
     monkeypatch.setenv("PERTURBX_CACHE_DIR", str(cache))
     return cache
+
+
+@pytest.fixture
+def mirror_env(real_mirror: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Registry files (landmark genes, basal profiles, compounds...) come from the real mirror."""
+    monkeypatch.setenv("PERTURBX_DATA_MIRROR", str(real_mirror))
+    return real_mirror

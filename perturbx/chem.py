@@ -1,0 +1,76 @@
+"""Chemistry with RDKit: SMILES validation and canonicalisation, parent structures, InChIKeys, fingerprints."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+
+import numpy as np
+from rdkit import Chem, RDLogger
+from rdkit.Chem import rdFingerprintGenerator
+from rdkit.Chem.MolStandardize import rdMolStandardize
+
+RDLogger.DisableLog("rdApp.*")  # parse failures are reported by InvalidSmilesError instead
+
+
+class InvalidSmilesError(ValueError):
+    """A SMILES string RDKit cannot parse; the message names the record it came from."""
+
+
+def mol_from_smiles(smiles: str, record: str = "") -> Chem.Mol:
+    """Parse ``smiles`` with RDKit.
+
+    Raises:
+        InvalidSmilesError: naming ``record`` (e.g. a compound id and its source file) and the SMILES.
+    """
+    mol = Chem.MolFromSmiles(smiles) if isinstance(smiles, str) and smiles.strip() else None
+    if mol is None:
+        where = f"{record}: " if record else ""
+        raise InvalidSmilesError(f"{where}invalid SMILES {smiles!r}; RDKit cannot parse it. "
+                                 "Fix: correct the structure in the compound table or drop the compound.")
+    return mol
+
+
+@lru_cache(maxsize=200_000)
+def canonical_smiles(smiles: str, record: str = "") -> str:
+    """RDKit canonical isomeric SMILES of ``smiles`` (raises :class:`InvalidSmilesError`)."""
+    return Chem.MolToSmiles(mol_from_smiles(smiles, record))
+
+
+@lru_cache(maxsize=200_000)
+def structure_key(smiles: str, record: str = "") -> str:
+    """Canonical SMILES of the neutralised largest fragment without stereochemistry.
+
+    Salts, counter-ions, charges and stereo annotations are removed, so that LINCS ids of one compound in
+    different salt forms or with and without stereo (e.g. the two atorvastatin ids) share one key. Unseen-compound
+    splits group on it, which keeps every form of a held-out compound out of training.
+    """
+    parent = rdMolStandardize.ChargeParent(mol_from_smiles(smiles, record))
+    Chem.RemoveStereochemistry(parent)
+    return Chem.MolToSmiles(parent)
+
+
+def inchikey(smiles: str, record: str = "") -> str:
+    """Standard InChIKey of ``smiles`` (raises :class:`InvalidSmilesError`)."""
+    return Chem.MolToInchiKey(mol_from_smiles(smiles, record))
+
+
+def morgan_fingerprints(smiles: Sequence[str], radius: int = 2, n_bits: int = 2048,
+                        records: Iterable[str] | None = None) -> np.ndarray:
+    """Morgan (ECFP-like) bit vectors.
+
+    Args:
+        smiles: n SMILES strings.
+        radius: Morgan radius (2 gives ECFP4).
+        n_bits: fingerprint length.
+        records: optional names of the n records, used in error messages.
+
+    Returns:
+        uint8 array of shape (n, n_bits) with 0/1 entries.
+    """
+    generator = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=n_bits)
+    records = list(records) if records is not None else [""] * len(smiles)
+    out = np.zeros((len(smiles), n_bits), dtype=np.uint8)
+    for row, (text, record) in enumerate(zip(smiles, records)):
+        out[row] = generator.GetFingerprintAsNumPy(mol_from_smiles(text, record))
+    return out

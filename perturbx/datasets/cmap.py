@@ -1,0 +1,444 @@
+"""Reading CMap / LINCS L1000 matrices and harmonising their metadata.
+
+Formats and layouts handled:
+
+- **GCT v1.3** text, read with cmapPy (a Latin-1 file is transcoded to UTF-8 first, since cmapPy reads UTF-8 only).
+- **GCTX** (HDF5: ``0/DATA/0/matrix`` stored as [n_columns x n_rows], ``0/META/COL/*``, ``0/META/ROW/*``), read with
+  h5py. cmapPy 4.0.1 is not used for GCTX because it decodes metadata as ASCII and fails on the Latin-1 ``µ`` of
+  real files (e.g. cmapR's ``modzs_n272x978.gctx``), and because it reads a row subset with one fancy-indexed
+  HDF5 read over the whole matrix; here the matrix is read in blocks of columns and only the landmark rows are kept,
+  so a 12,328 x 100,000 matrix is never held in memory whole.
+- Both layouts of the public releases: metadata inside the file (cmapR/CLUE style) or a file holding only ids with
+  metadata in separate tables (GEO GSE92742/GSE70138 ``inst_info``/``sig_info``/``gene_info``, CLUE LINCS 2020
+  ``siginfo_beta``/``compoundinfo_beta``/``cellinfo_beta``/``geneinfo_beta``).
+
+Every matrix comes out as :class:`L1000Matrix`: profiles in rows, the 978 landmark genes in columns ordered by
+Entrez id, whatever the file's row ids were (probe ids, Entrez ids or symbols).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tempfile
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from .fetcher import fetch
+
+N_LANDMARKS = 978
+MISSING = -666
+_BLOCK_BYTES = 64 << 20  # read GCTX matrices in blocks of about this many bytes
+
+
+class MetadataError(ValueError):
+    """Metadata that cannot be used as given; the message names the file, the record and the fix."""
+
+
+class GeneMatchError(MetadataError):
+    """The rows of a matrix cannot be matched to the 978 landmark genes."""
+
+
+# --------------------------------------------------------------------------------------------------- landmarks
+
+@cache
+def landmark_genes() -> pd.DataFrame:
+    """The 978 L1000 landmark genes, ordered by Entrez id (ascending, as integers).
+
+    Returns:
+        DataFrame with columns ``gene_id`` (int), ``gene_symbol`` (LINCS 2020 symbol), ``ensembl_id``;
+        row ``i`` is column ``i`` of every expression array in the package.
+    """
+    table = pd.read_csv(fetch("landmark_geneinfo"))
+    table = table[table["feature_space"] == "landmark"][["gene_id", "gene_symbol", "ensembl_id"]]
+    table = table.astype({"gene_id": int}).sort_values("gene_id").reset_index(drop=True)
+    if len(table) != N_LANDMARKS:
+        raise MetadataError(f"landmark_geneinfo: expected {N_LANDMARKS} landmark genes, found {len(table)}")
+    return table
+
+
+def _as_entrez(values: pd.Series | np.ndarray) -> pd.Series:
+    """Entrez ids as Int64 (NA where a value is not an integer id, e.g. a probe id or a symbol)."""
+    series = pd.Series(np.asarray(values, dtype=object)).astype(str).str.strip()
+    series = series.where(series.str.fullmatch(r"\d+(\.0+)?"))
+    return pd.to_numeric(series, errors="coerce").astype("Int64")
+
+
+def landmark_positions(row_ids: pd.Index | np.ndarray, row_meta: pd.DataFrame | None = None,
+                       source: str = "matrix") -> np.ndarray:
+    """Positions of the 978 landmark genes among a matrix's rows, in landmark (Entrez) order.
+
+    Rows are matched by Entrez id from a ``pr_gene_id``/``gene_id`` metadata column, else from the row ids
+    themselves, else by symbol (``pr_gene_symbol``/``gene_symbol`` or the ids).
+
+    Returns:
+        int array of shape (978,): ``values[positions]`` puts the rows in landmark order.
+
+    Raises:
+        GeneMatchError: not all 978 landmark genes could be matched, or one matched several rows.
+    """
+    landmarks = landmark_genes()
+    row_meta = row_meta if row_meta is not None else pd.DataFrame(index=pd.Index(row_ids))
+    attempts = []
+    for column in ("pr_gene_id", "gene_id"):
+        if column in row_meta.columns:
+            attempts.append((f"Entrez ids in row metadata column {column!r}", _as_entrez(row_meta[column]),
+                             landmarks["gene_id"]))
+    attempts.append(("Entrez ids as row ids", _as_entrez(row_ids), landmarks["gene_id"]))
+    for column in ("pr_gene_symbol", "gene_symbol"):
+        if column in row_meta.columns:
+            attempts.append((f"symbols in row metadata column {column!r}",
+                             pd.Series(row_meta[column].astype(str).to_numpy()), landmarks["gene_symbol"]))
+    attempts.append(("symbols as row ids", pd.Series(np.asarray(row_ids, dtype=str)), landmarks["gene_symbol"]))
+
+    best = (0, "", None, None)
+    for how, keys, wanted in attempts:
+        keys = pd.Series(keys.to_numpy(), dtype=object)
+        found = keys.isin(set(wanted.tolist()))
+        n_found = int(keys[found].nunique())
+        if n_found > best[0]:
+            best = (n_found, how, keys, wanted)
+        if n_found == N_LANDMARKS:
+            hits = keys[found]
+            duplicated = hits[hits.duplicated()].unique()
+            if len(duplicated):
+                raise GeneMatchError(f"{source}: landmark genes {list(duplicated[:5])} match several rows "
+                                     f"({how}). Fix: remove duplicated rows or give a gene table with unique ids.")
+            position = pd.Series(np.flatnonzero(found.to_numpy()), index=hits.to_numpy())
+            return position.loc[wanted.to_numpy()].to_numpy()
+    n_found, how, keys, wanted = best
+    missing = [] if keys is None else [str(g) for g in wanted if g not in set(keys.tolist())][:5]
+    detail = f"the best match ({how}) found {n_found}, missing e.g. {', '.join(missing)}" if n_found else \
+        f"none matched (row ids look like {', '.join(map(str, list(row_ids)[:3]))})"
+    raise GeneMatchError(
+        f"{source}: cannot match the {N_LANDMARKS} L1000 landmark genes to the matrix rows: {detail}. "
+        "Fix: give a gene table (geneinfo_beta.txt or gene_info.txt) that maps the row ids to Entrez ids."
+    )
+
+
+# --------------------------------------------------------------------------------------------------- matrices
+
+@dataclass
+class L1000Matrix:
+    """Landmark expression of a set of profiles as read from one file.
+
+    Attributes:
+        values: float32 array (n_profiles, 978), genes in :func:`landmark_genes` order.
+        columns: per-profile metadata as found in the file (index: profile id), -666 replaced by NaN.
+        source: the file it came from.
+    """
+
+    values: np.ndarray
+    columns: pd.DataFrame
+    source: str
+
+
+def _decode(array: np.ndarray) -> np.ndarray:
+    """HDF5 strings to str: UTF-8 where valid, else Latin-1 (CMap files of 2017 store 'µ' as byte 0xB5)."""
+    if array.dtype.kind not in "SO":
+        return array
+
+    def one(value):
+        if isinstance(value, bytes):
+            try:
+                return value.decode("utf-8")
+            except UnicodeDecodeError:
+                return value.decode("latin-1")
+        return value
+
+    return np.array([one(v) for v in array], dtype=object)
+
+
+def _missing_to_nan(frame: pd.DataFrame) -> pd.DataFrame:
+    """CMap writes -666 for missing values, as numbers or as strings."""
+    return frame.mask(frame.isin([MISSING, float(MISSING), str(MISSING), "-666.0"]))
+
+
+def _read_meta(group: h5py.Group) -> pd.DataFrame:
+    columns = {name: _decode(group[name][()]) for name in group.keys()}
+    ids = columns.pop("id")
+    frame = pd.DataFrame(columns, index=pd.Index(ids.astype(str), name="id"))
+    return _missing_to_nan(frame)
+
+
+def read_gctx_ids(path: Path | str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Row and column metadata of a GCTX file (no matrix values)."""
+    with h5py.File(path, "r") as handle:
+        return _read_meta(handle["0/META/ROW"]), _read_meta(handle["0/META/COL"])
+
+
+def read_gctx(path: Path | str, genes: pd.DataFrame | None = None, columns: np.ndarray | None = None,
+              progress: bool = False) -> L1000Matrix:
+    """Read the landmark rows of a GCTX file.
+
+    Args:
+        path: the .gctx file.
+        genes: optional gene table (e.g. ``geneinfo_beta.txt``) indexed like the file's row ids, for files whose
+            row ids alone cannot be matched to landmark genes.
+        columns: optional positions of the columns (profiles) to read; default all.
+        progress: show a progress bar over blocks.
+
+    Returns:
+        :class:`L1000Matrix` with values of shape (n_columns, 978).
+    """
+    from tqdm.auto import tqdm
+
+    path = Path(path)
+    row_meta, col_meta = read_gctx_ids(path)
+    if genes is not None:
+        row_meta = row_meta.join(genes, how="left", rsuffix="_genes")
+    rows = landmark_positions(row_meta.index, row_meta, source=str(path))
+    with h5py.File(path, "r") as handle:
+        matrix = handle["0/DATA/0/matrix"]
+        n_cols, n_rows = matrix.shape
+        if n_rows != len(row_meta) or n_cols != len(col_meta):
+            raise MetadataError(f"{path}: matrix shape {matrix.shape} does not match {len(col_meta)} column ids "
+                                f"x {len(row_meta)} row ids. Fix: the file is damaged; fetch it again.")
+        wanted = np.arange(n_cols) if columns is None else np.asarray(columns)
+        out = np.empty((len(wanted), N_LANDMARKS), dtype=np.float32)
+        block = max(1, _BLOCK_BYTES // (4 * n_rows))
+        if matrix.chunks is not None:  # read whole chunks so that no chunk is decompressed twice
+            block = max(matrix.chunks[0], block // matrix.chunks[0] * matrix.chunks[0])
+        order = np.argsort(wanted, kind="stable")  # h5py reads increasing indices; restore order afterwards
+        ordered = wanted[order]
+        contiguous = np.array_equal(ordered, np.arange(ordered[0], ordered[0] + len(ordered))) if len(ordered) else True
+        buffer = np.empty((block, n_rows), dtype=np.float32)
+        for start in tqdm(range(0, len(ordered), block), disable=not progress, desc=f"reading {path.name}"):
+            stop = min(start + block, len(ordered))
+            if contiguous:
+                first = int(ordered[0]) + start
+                matrix.read_direct(buffer, np.s_[first:first + stop - start, :], np.s_[0:stop - start, :])
+                out[order[start:stop]] = buffer[: stop - start, rows]
+            else:
+                out[order[start:stop]] = matrix[ordered[start:stop], :][:, rows]
+    return L1000Matrix(values=out, columns=col_meta.iloc[wanted], source=str(path))
+
+
+def read_gct(path: Path | str, genes: pd.DataFrame | None = None) -> L1000Matrix:
+    """Read the landmark rows of a GCT (v1.2 or v1.3) text file with cmapPy."""
+    from cmapPy.pandasGEXpress import parse_gct
+
+    path = Path(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # cmapPy + pandas 2.2: to_numeric(errors="ignore")
+        try:
+            gct = parse_gct.parse(str(path), convert_neg_666=True)
+        except UnicodeDecodeError:
+            # cmapPy reads UTF-8 only; 2017-era CMap text stores 'µ' as Latin-1. Transcode in memory.
+            text = path.read_bytes().decode("latin-1")
+            with _utf8_copy(text, path.suffix) as copy:
+                gct = parse_gct.parse(str(copy), convert_neg_666=True)
+    row_meta = gct.row_metadata_df
+    if genes is not None:
+        row_meta = row_meta.join(genes, how="left", rsuffix="_genes")
+    rows = landmark_positions(gct.data_df.index, row_meta, source=str(path))
+    values = gct.data_df.to_numpy(dtype=np.float32)[rows].T.copy()
+    col_meta = _missing_to_nan(gct.col_metadata_df.copy())
+    col_meta.index = col_meta.index.astype(str).rename("id")
+    col_meta.columns.name = None
+    return L1000Matrix(values=values, columns=col_meta, source=str(path))
+
+
+@contextmanager
+def _utf8_copy(text: str, suffix: str):
+    """A temporary UTF-8 file holding ``text``, removed on exit."""
+    handle = tempfile.NamedTemporaryFile("w", suffix=suffix, encoding="utf-8", delete=False)
+    try:
+        with handle:
+            handle.write(text)
+        yield Path(handle.name)
+    finally:
+        Path(handle.name).unlink(missing_ok=True)
+
+
+def read_matrix(path: Path | str, genes: pd.DataFrame | None = None, progress: bool = False) -> L1000Matrix:
+    """Read a ``.gct`` or ``.gctx`` file's landmark rows (see :func:`read_gct` and :func:`read_gctx`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file. Fix: check the path of the expression matrix.")
+    if path.suffix.lower() == ".gctx" and h5py.is_hdf5(path):
+        return read_gctx(path, genes=genes, progress=progress)
+    with open(path, "rb") as handle:
+        first = handle.readline().strip()
+    if first in (b"#1.2", b"#1.3"):
+        return read_gct(path, genes=genes)
+    raise MetadataError(f"{path}: neither GCTX (HDF5) nor GCT text (first line {first[:20]!r}). "
+                        "Fix: give a CMap .gct or .gctx file.")
+
+
+def read_table(path: Path | str) -> pd.DataFrame:
+    """Read a CMap metadata table (tab-separated, optionally gzipped), decoding Latin-1 where UTF-8 fails."""
+    path = Path(path)
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        import gzip
+
+        raw = gzip.decompress(raw)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    sep = "," if path.name.removesuffix(".gz").endswith(".csv") else "\t"
+    frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=["", "NA", "nan"])
+    return _missing_to_nan(frame)
+
+
+# --------------------------------------------------------------------------------------------------- units
+
+_DOSE_TO_UM = {"um": 1.0, "µm": 1.0, "μm": 1.0, "micromolar": 1.0, "nm": 1e-3, "nanomolar": 1e-3,
+               "mm": 1e3, "millimolar": 1e3, "pm": 1e-6, "m": 1e6, "molar": 1e6}
+_TIME_TO_H = {"h": 1.0, "hr": 1.0, "hrs": 1.0, "hour": 1.0, "hours": 1.0, "m": 1 / 60, "min": 1 / 60,
+              "mins": 1 / 60, "minute": 1 / 60, "minutes": 1 / 60, "d": 24.0, "day": 24.0, "days": 24.0}
+_QUANTITY = re.compile(r"^\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*([^\d\s].*?)?\s*$")
+
+
+class UnitError(MetadataError):
+    """A dose or time whose unit is unknown or whose text cannot be read; never guessed."""
+
+
+def _quantity(value, unit, table: dict[str, float], what: str) -> float:
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return float("nan")
+    text = str(value).strip()
+    if text in ("", str(MISSING), f"{MISSING}.0"):
+        return float("nan")
+    if unit is None or (isinstance(unit, float) and np.isnan(unit)) or str(unit).strip() == "":
+        match = _QUANTITY.match(text)
+        if not match:
+            raise UnitError(f"cannot read {what} {text!r}")
+        number, unit = match.group(1), match.group(2)
+        if unit is None:
+            raise UnitError(f"{what} {text!r} has no unit")
+        if re.search(r"\d", unit):
+            raise UnitError(f"{what} {text!r} is not a single {what}")
+    else:
+        number = text
+    key = str(unit).strip().lower().replace("\u00b5", "µ")
+    if key not in table:
+        raise UnitError(f"unknown {what} unit {str(unit).strip()!r} in {text + ' ' + str(unit) if number == text else text!r}")
+    try:
+        magnitude = float(number)
+    except ValueError:
+        raise UnitError(f"cannot read {what} {text!r}") from None
+    if magnitude == MISSING:
+        return float("nan")
+    return magnitude * table[key]
+
+
+def dose_to_um(value, unit=None) -> float:
+    """A dose in micromolar, from a number plus unit (``10, "uM"``) or one string (``"500 nM"``, ``"10 µM"``).
+
+    Accepted units: pM, nM, µM/uM/um, mM, M (any case, ``µ`` as U+00B5 or U+03BC). Missing (-666/NaN) gives NaN.
+
+    Raises:
+        UnitError: an unknown unit (e.g. ``µg/ml``, which needs a molecular weight) or unreadable text.
+    """
+    return _quantity(value, unit, _DOSE_TO_UM, "dose")
+
+
+def time_to_h(value, unit=None) -> float:
+    """A time in hours, from a number plus unit (``24, "h"``) or one string (``"24 h"``, ``"30 min"``).
+
+    Raises:
+        UnitError: an unknown unit or text that is not one time (e.g. ``"6 h & 4 h"``).
+    """
+    return _quantity(value, unit, _TIME_TO_H, "time")
+
+
+# --------------------------------------------------------------------------------------------------- metadata
+
+# Harmonised column -> the names the public releases use for it, in order of preference.
+ALIASES = {
+    "pert_id": ["pert_id"],
+    "pert_iname": ["pert_iname", "cmap_name", "pert_name"],
+    "pert_type": ["pert_type"],
+    "cell_id": ["cell_id", "cell_iname", "cell_mfc_name"],
+    "plate": ["det_plate", "rna_plate", "bead_batch"],
+    "qc_pass": ["qc_pass", "is_gold"],
+}
+PROFILE_ID_COLUMNS = ["sig_id", "inst_id", "distil_id", "id", "cid"]
+
+
+def _first(frame: pd.DataFrame, names: list[str]) -> pd.Series | None:
+    for name in names:
+        if name in frame.columns:
+            return frame[name]
+    return None
+
+
+def harmonise(columns: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Tidy per-profile metadata from a file's or table's own columns.
+
+    Args:
+        columns: metadata indexed by profile id (as in :attr:`L1000Matrix.columns`, or a sig/inst info table
+            already indexed by its id column).
+        source: the file the metadata came from, for messages.
+
+    Returns:
+        ``(tidy, problems)``: ``tidy`` has columns pert_id, pert_iname, pert_type, cell_id, dose_um, time_h,
+        plate, qc_pass (index: profile id); ``problems`` lists (profile_id, reason) for every dose or time that
+        could not be read (those rows get NaN and are dropped later by curation, with that reason).
+
+    Raises:
+        MetadataError: a required column (pert_id, pert_type, cell, a dose and a time) is absent.
+    """
+    tidy = pd.DataFrame(index=columns.index.astype(str))
+    tidy.index.name = "profile_id"
+    for name, options in ALIASES.items():
+        found = _first(columns, options)
+        if found is None and name in ("pert_id", "pert_type", "cell_id"):
+            raise MetadataError(f"{source}: no {name} column (looked for {', '.join(options)}). "
+                                "Fix: give the matching metadata table (sig_info / inst_info / siginfo_beta).")
+        tidy[name] = found.to_numpy() if found is not None else np.nan
+    if tidy["pert_iname"].isna().all():
+        tidy["pert_iname"] = tidy["pert_id"]
+    if tidy["plate"].isna().all():  # instance ids are "<plate>:<well>"
+        ids = pd.Series(tidy.index, index=tidy.index)
+        tidy["plate"] = ids.str.rsplit(":", n=1).str[0].where(ids.str.count(":") == 1)
+    problems = []
+    for target, (number, unit, one_string), convert in (
+        ("dose_um", ("pert_dose", "pert_dose_unit", "pert_idose"), dose_to_um),
+        ("time_h", ("pert_time", "pert_time_unit", "pert_itime"), time_to_h),
+    ):
+        if number in columns.columns and unit in columns.columns:
+            pairs = zip(columns[number], columns[unit])
+        elif one_string in columns.columns:
+            pairs = ((value, None) for value in columns[one_string])
+        else:
+            raise MetadataError(f"{source}: no {target.split('_')[0]} columns (looked for {number} + {unit}, or "
+                                f"{one_string}). Fix: give the matching metadata table.")
+        values = []
+        for profile_id, (value, value_unit) in zip(tidy.index, pairs):
+            try:
+                values.append(convert(value, value_unit))
+            except UnitError as error:
+                values.append(np.nan)
+                problems.append((profile_id, str(error)))
+        tidy[target] = np.asarray(values, dtype=float)
+    tidy["qc_pass"] = pd.to_numeric(tidy["qc_pass"], errors="coerce")
+    problem_table = pd.DataFrame(problems, columns=["profile_id", "reason"])
+    return tidy, problem_table
+
+
+def index_by_profile_id(table: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Index a sig/inst info table by its id column (``sig_id``, ``inst_id``, ``distil_id`` or ``id``)."""
+    for name in PROFILE_ID_COLUMNS:
+        if name in table.columns:
+            indexed = table.set_index(name)
+            indexed.index = indexed.index.astype(str)
+            if indexed.index.duplicated().any():
+                dup = indexed.index[indexed.index.duplicated()][0]
+                raise MetadataError(f"{source}: profile id {dup!r} appears more than once in column {name!r}. "
+                                    "Fix: give a table with one row per profile.")
+            return indexed
+    raise MetadataError(f"{source}: no profile id column (looked for {', '.join(PROFILE_ID_COLUMNS)}). "
+                        "Fix: give sig_info/inst_info/siginfo_beta, whose ids match the matrix's column ids.")

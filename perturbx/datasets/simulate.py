@@ -1,0 +1,334 @@
+"""A semi-synthetic L1000 benchmark: real basal profiles and real compound structures, responses from a known model.
+
+Why: the real L1000 data staged for the book is small, and real data never tells us the true distribution of
+responses to a condition. Here every profile is drawn from a documented model, so the true conditional mean and
+spread of every (compound, cell line, dose, time) condition are known exactly, and so are the substructures and
+genes that cause each response.
+
+The model, for compound c, cell line k, dose d (µM), time t (h), replicate r, gene g:
+
+.. math::
+
+    x_{ckdtr,g} = b_{k,g} + \\rho_r\\, H_c(d)\\, T_c(t)\\, e_{ck,g} + s_r + \\varepsilon_{r,g}
+
+- :math:`b_k`: the real basal log2 expression of cell line k (LINCS 2020, 164 lines).
+- Structure-dependent effects: ``n_causal_bits`` Morgan fingerprint bits (substructures present in 3-50 % of the
+  compound pool) each push 1-2 gene programs up or down; the programs are Reactome pathways restricted to 10-60
+  landmark genes. A compound's program activity is the sum over its causal bits, plus a small compound-specific
+  term that structure does not explain (``idiosyncratic_sd``).
+- Cell-line modulation: a cell line's sensitivity to program p is ``2 * sigmoid(z)``, z = the standardised mean
+  basal expression of the program's genes in that cell line (cells that express a pathway respond more to it).
+- :math:`H_c(d) = d^{n_c} / (EC50_c^{n_c} + d^{n_c})`: Hill dose-response, EC50 log-uniform in 0.1-10 µM, Hill
+  coefficient n_c uniform in 0.8-2.5.
+- :math:`T_c(t) = 1 - \\exp(-t / \\tau_c)`: onset with time constant τ_c uniform in 3-18 h.
+- :math:`\\rho_r \\sim \\mathrm{LogNormal}(-\\sigma^2/2, \\sigma)`: replicate-level response strength (mean 1), the
+  source of the "diversity of responses" a generative model should reproduce.
+- :math:`s_r \\sim N(0, \\text{plate\\_sd}^2)`: a per-replicate shift shared by all genes (plate/batch effect).
+- :math:`\\varepsilon_{r,g} \\sim N(0, \\sigma_g^2)`: gene-wise noise, σ_g = ``noise_scale`` x the real well-to-well
+  SD of gene g across the 26 DMSO wells of the A375 plate.
+
+True conditional moments (exact, before any clipping; nothing is clipped):
+mean = b + H T e, variance_g = σ_ρ² (H T e_g)² + plate_sd² + σ_g², with σ_ρ² = exp(σ²) - 1.
+
+How it differs from real data: responses are linear in program space and additive across substructures; noise is
+Gaussian and independent across genes except for the shared shift; there are no failed wells, no batch structure
+beyond the shift, no cytotoxicity collapse at high dose, and every condition has the same number of replicates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import chem
+from ..pathways import landmark_gene_sets, read_gmt
+from .cmap import N_LANDMARKS, landmark_genes, read_matrix
+from .fetcher import fetch
+from .lincs import CuratedL1000, basal_profiles, compound_table
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Size and parameters of a simulated benchmark (defaults: 100 x 12 x 6 x 2 conditions x 3 replicates = 43,200)."""
+
+    n_compounds: int = 100
+    n_cells: int = 12
+    doses_um: tuple[float, ...] = (0.04, 0.12, 0.37, 1.11, 3.33, 10.0)
+    times_h: tuple[float, ...] = (6.0, 24.0)
+    n_replicates: int = 3
+    n_conditions: int | None = None  # None: the full grid compounds x cells x doses x times
+    n_programs: int = 24
+    n_causal_bits: int = 48
+    fingerprint_bits: int = 1024
+    effect_scale: float = 1.0  # log2 units per unit of program activity
+    idiosyncratic_sd: float = 0.3
+    response_sd: float = 0.3  # sigma of the log-normal replicate response strength
+    plate_sd: float = 0.1
+    noise_scale: float = 1.0
+    seed: int = 0
+
+
+@dataclass
+class SimulationTruth:
+    """Everything the generator knew.
+
+    Attributes:
+        conditions: one row per condition (condition_id, compound_id, cell_id, dose_um, time_h).
+        mean: float32 (n_conditions, 978) true conditional mean.
+        sd: float32 (n_conditions, 978) true conditional SD per gene.
+        programs: name -> landmark positions of each gene program.
+        causal_bits: (n_causal_bits,) fingerprint bit indices that carry effects.
+        bit_effects: (n_causal_bits, n_programs) program activity added by each causal bit.
+        compounds: per compound: compound_id, smiles, ec50_um, hill, tau_h.
+        fingerprints: uint8 (n_compounds, fingerprint_bits) in ``compounds`` order.
+        cell_modulation: (n_cells, n_programs) sensitivity of each cell line to each program.
+    """
+
+    conditions: pd.DataFrame
+    mean: np.ndarray
+    sd: np.ndarray
+    programs: dict[str, list[int]]
+    causal_bits: np.ndarray
+    bit_effects: np.ndarray
+    compounds: pd.DataFrame
+    fingerprints: np.ndarray
+    cell_modulation: pd.DataFrame
+    loadings: np.ndarray = field(repr=False)  # (n_programs, 978) gene loadings of each program
+    config: SimulationConfig = field(default_factory=SimulationConfig)
+
+    def causal_genes(self, compound_id: str) -> np.ndarray:
+        """Landmark positions in the programs this compound's causal bits drive, sorted."""
+        row = self.compounds.index.get_loc(compound_id)
+        active = self.fingerprints[row, self.causal_bits].astype(bool)
+        programs = np.flatnonzero(np.abs(self.bit_effects[active]).sum(axis=0) > 0)
+        return np.flatnonzero(np.abs(self.loadings[programs]).sum(axis=0) > 0)
+
+
+@dataclass
+class Simulation:
+    """Simulated profiles (``data``, the same structure as real curated data) and the ``truth`` behind them."""
+
+    data: CuratedL1000
+    truth: SimulationTruth
+
+    def sample(self, condition_ids: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+        """Fresh draws from the true distribution: float32 (len(condition_ids), n, 978)."""
+        rng = np.random.default_rng(seed)
+        cond = self.truth.conditions.set_index("condition_id").loc[condition_ids]
+        basal = basal_profiles().loc[cond["cell_id"]].to_numpy(np.float32)
+        response = self.truth.mean[cond["row"].to_numpy()] - basal
+        config = self.truth.config
+        strength = _lognormal(rng, config.response_sd, (len(cond), n, 1))
+        shift = rng.normal(0, config.plate_sd, (len(cond), n, 1))
+        noise = rng.standard_normal((len(cond), n, N_LANDMARKS)) * _noise_sd(config)[None, None, :]
+        return (basal[:, None] + strength * response[:, None] + shift + noise).astype(np.float32)
+
+
+def _lognormal(rng: np.random.Generator, sigma: float, shape) -> np.ndarray:
+    return rng.lognormal(mean=-sigma**2 / 2, sigma=sigma, size=shape)
+
+
+def dmso_replicate_sd() -> np.ndarray:
+    """Per-gene SD (log2 units) across the 26 DMSO wells of the real A375 plate, landmark order, shape (978,)."""
+    matrix = read_matrix(fetch("l1000_level3_a375_plate"))
+    controls = (matrix.columns["pert_type"] == "ctl_vehicle").to_numpy()
+    return matrix.values[controls].std(axis=0, ddof=1).astype(np.float32)
+
+
+def _noise_sd(config: SimulationConfig) -> np.ndarray:
+    return config.noise_scale * dmso_replicate_sd()
+
+
+def _pick_compounds(n: int, rng: np.random.Generator) -> pd.DataFrame:
+    """n real LINCS compounds with valid, drug-sized SMILES and distinct structures."""
+    table = compound_table()
+    order = rng.permutation(len(table))
+    chosen, keys = [], set()
+    for position in order:
+        pert_id, row = table.index[position], table.iloc[position]
+        try:
+            mol = chem.mol_from_smiles(row["smiles"])
+            key = chem.structure_key(row["smiles"])
+        except chem.InvalidSmilesError:
+            continue
+        if not 10 <= mol.GetNumHeavyAtoms() <= 60 or key in keys or "." in row["smiles"]:
+            continue
+        keys.add(key)
+        chosen.append((pert_id, row["pert_iname"], chem.canonical_smiles(row["smiles"]), key))
+        if len(chosen) == n:
+            break
+    if len(chosen) < n:
+        raise ValueError(f"only {len(chosen)} usable compounds in lincs_compound_info, {n} requested")
+    return pd.DataFrame(chosen, columns=["compound_id", "compound_name", "smiles", "compound_group"])
+
+
+def simulate(config: SimulationConfig = SimulationConfig()) -> Simulation:
+    """Draw a semi-synthetic benchmark (see the module docstring for the model).
+
+    Returns:
+        :class:`Simulation`; ``data.metadata`` has the curated-data columns plus ``condition_id`` and
+        ``replicate``; ``data.dropped`` is empty (nothing is dropped).
+    """
+    rng = np.random.default_rng(config.seed)
+    genes = landmark_genes()
+
+    # Programs: Reactome pathways with 10-60 landmark genes; loadings mostly positive, some genes opposed.
+    pathways = landmark_gene_sets(read_gmt(fetch("reactome_pathways")), genes, min_size=10, max_size=60)
+    names = sorted(pathways)
+    picked = [names[i] for i in rng.choice(len(names), size=config.n_programs, replace=False)]
+    programs = {name: pathways[name] for name in picked}
+    loadings = np.zeros((config.n_programs, N_LANDMARKS), dtype=np.float32)
+    for p, name in enumerate(picked):
+        members = np.asarray(programs[name])
+        signs = np.where(rng.random(len(members)) < 0.8, 1.0, -1.0)
+        loadings[p, members] = signs * rng.normal(1.0, 0.3, len(members))
+
+    # Compounds and their structure-driven program activity.
+    compounds = _pick_compounds(config.n_compounds, rng)
+    fingerprints = chem.morgan_fingerprints(compounds["smiles"].tolist(), n_bits=config.fingerprint_bits,
+                                            records=compounds["compound_id"].tolist())
+    frequency = fingerprints.mean(axis=0)
+    eligible = np.flatnonzero((frequency >= 0.03) & (frequency <= 0.5))
+    causal_bits = np.sort(rng.choice(eligible, size=min(config.n_causal_bits, len(eligible)), replace=False))
+    bit_effects = np.zeros((len(causal_bits), config.n_programs), dtype=np.float32)
+    for b in range(len(causal_bits)):
+        targets = rng.choice(config.n_programs, size=rng.integers(1, 3), replace=False)
+        bit_effects[b, targets] = rng.normal(0, 1, len(targets))
+    activity = fingerprints[:, causal_bits].astype(np.float32) @ bit_effects
+    activity += rng.normal(0, config.idiosyncratic_sd, activity.shape).astype(np.float32)
+    compounds = compounds.assign(ec50_um=10 ** rng.uniform(-1, 1, len(compounds)),
+                                 hill=rng.uniform(0.8, 2.5, len(compounds)),
+                                 tau_h=rng.uniform(3, 18, len(compounds))).set_index("compound_id")
+
+    # Cell lines: real basal profiles; sensitivity from how much they express each program.
+    basal = basal_profiles()
+    cells = sorted(rng.choice(basal.index.to_numpy(), size=config.n_cells, replace=False))
+    basal = basal.loc[cells]
+    program_expression = np.stack([basal.to_numpy()[:, programs[n]].mean(axis=1) for n in picked], axis=1)
+    z = (program_expression - program_expression.mean(0)) / (program_expression.std(0) + 1e-6)
+    modulation = pd.DataFrame(2 / (1 + np.exp(-z)), index=cells, columns=picked)
+
+    # Conditions.
+    grid = pd.MultiIndex.from_product([compounds.index, cells, config.doses_um, config.times_h],
+                                      names=["compound_id", "cell_id", "dose_um", "time_h"]).to_frame(index=False)
+    if config.n_conditions is not None and config.n_conditions < len(grid):
+        grid = grid.iloc[np.sort(rng.choice(len(grid), size=config.n_conditions, replace=False))]
+    conditions = grid.reset_index(drop=True)
+    conditions.insert(0, "condition_id", [f"C{i:07d}" for i in range(len(conditions))])
+    conditions["row"] = np.arange(len(conditions))
+
+    c_index = compounds.index.get_indexer(conditions["compound_id"])
+    k_index = basal.index.get_indexer(conditions["cell_id"])
+    dose, time = conditions["dose_um"].to_numpy(), conditions["time_h"].to_numpy()
+    ec50, hill, tau = (compounds[c].to_numpy()[c_index] for c in ("ec50_um", "hill", "tau_h"))
+    scale = (dose**hill / (ec50**hill + dose**hill)) * (1 - np.exp(-time / tau))
+    response = np.empty((len(conditions), N_LANDMARKS), dtype=np.float32)
+    for start in range(0, len(conditions), 20_000):  # bounded memory for large grids
+        part = slice(start, start + 20_000)
+        program_effect = activity[c_index[part]] * modulation.to_numpy()[k_index[part]]
+        response[part] = config.effect_scale * scale[part, None] * (program_effect @ loadings)
+    basal_values = basal.to_numpy(np.float32)
+    mean = basal_values[k_index] + response
+    noise_sd = _noise_sd(config)
+    variance_rho = np.exp(config.response_sd**2) - 1
+    sd = np.sqrt(variance_rho * response**2 + config.plate_sd**2 + noise_sd[None, :] ** 2).astype(np.float32)
+
+    # Replicates.
+    n_rep = config.n_replicates
+    rows = np.repeat(np.arange(len(conditions)), n_rep)
+    strength = _lognormal(rng, config.response_sd, (len(rows), 1)).astype(np.float32)
+    shift = rng.normal(0, config.plate_sd, (len(rows), 1)).astype(np.float32)
+    expression = np.empty((len(rows), N_LANDMARKS), dtype=np.float32)
+    for start in range(0, len(rows), 50_000):
+        part = slice(start, start + 50_000)
+        noise = rng.standard_normal((len(rows[part]), N_LANDMARKS), dtype=np.float32) * noise_sd
+        expression[part] = basal_values[k_index[rows[part]]] + strength[part] * response[rows[part]] \
+            + shift[part] + noise
+    cond = conditions.iloc[rows].reset_index(drop=True)
+    metadata = pd.DataFrame({
+        "profile_id": [f"{c}:R{r + 1}" for c, r in zip(cond["condition_id"], np.tile(np.arange(n_rep), len(conditions)))],
+        "source": "simulated", "level": 3,
+        "compound_id": cond["compound_id"],
+        "compound_name": compounds["compound_name"].to_numpy()[c_index[rows]],
+        "canonical_smiles": compounds["smiles"].to_numpy()[c_index[rows]],
+        "compound_group": compounds["compound_group"].to_numpy()[c_index[rows]],
+        "smiles_source": "simulated", "cell_id": cond["cell_id"], "dose_um": cond["dose_um"],
+        "time_h": cond["time_h"], "plate": np.nan, "basal_source": "cell-line basal table",
+        "condition_id": cond["condition_id"], "replicate": np.tile(np.arange(1, n_rep + 1), len(conditions)),
+    })
+    data = CuratedL1000(expression, basal_values[k_index[rows]], metadata,
+                        pd.DataFrame(columns=["profile_id", "source", "reason"]), genes[["gene_id", "gene_symbol"]])
+    truth = SimulationTruth(conditions=conditions, mean=mean, sd=sd, programs=programs, causal_bits=causal_bits,
+                            bit_effects=bit_effects, compounds=compounds, fingerprints=fingerprints,
+                            cell_modulation=modulation, loadings=loadings, config=config)
+    return Simulation(data, truth)
+
+
+# --------------------------------------------------------------------------------------------------- CLUE layout
+
+def write_clue_gctx(simulation: Simulation, folder: Path | str, n_genes: int = 12_328, progress: bool = True,
+                    seed: int = 0) -> dict[str, Path]:
+    """Write the simulated profiles as a CLUE LINCS 2020 style release: an ids-only GCTX plus metadata tables.
+
+    Files: ``level3_sim_n{n}x{n_genes}.gctx`` (matrix [profiles x genes], contiguous float32 like cmapPy writes it;
+    row ids = Entrez ids, landmark rows interleaved with others), ``siginfo_beta.txt``, ``compoundinfo_beta.txt``,
+    ``geneinfo_beta.txt``. The ``n_genes - 978`` non-landmark rows are filler (copies of landmark values under
+    made-up ids 90000001...), there only to give the matrix the size of a real release.
+
+    Returns:
+        name -> path of each file written.
+    """
+    import h5py
+    from tqdm.auto import tqdm
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    data, genes = simulation.data, landmark_genes()
+    n_other = n_genes - N_LANDMARKS
+    gene_table = pd.concat([
+        genes.assign(feature_space="landmark"),
+        pd.DataFrame({"gene_id": 90_000_001 + np.arange(n_other), "gene_symbol": [f"SIMG{i}" for i in range(n_other)],
+                      "ensembl_id": np.nan, "feature_space": "inferred"}),
+    ], ignore_index=True)
+    row_order = rng.permutation(n_genes)  # landmarks interleaved, never the first 978 rows
+    gene_table = gene_table.iloc[row_order].reset_index(drop=True)
+    source_column = np.where(row_order < N_LANDMARKS, row_order, rng.integers(0, N_LANDMARKS, n_genes))
+
+    meta = data.metadata
+    sig_ids = [f"PXSIM_{c}_{int(t)}H:{p}:{d:g}:{r}" for c, t, p, d, r in
+               zip(meta["cell_id"], meta["time_h"], meta["compound_id"], meta["dose_um"], meta["replicate"])]
+    paths = {"matrix": folder / f"level3_sim_n{len(meta)}x{n_genes}.gctx", "siginfo": folder / "siginfo_beta.txt",
+             "compoundinfo": folder / "compoundinfo_beta.txt", "geneinfo": folder / "geneinfo_beta.txt"}
+    with h5py.File(paths["matrix"], "w") as handle:
+        handle.attrs["version"] = "GCTX1.0"
+        matrix = handle.create_dataset("0/DATA/0/matrix", shape=(len(meta), n_genes), dtype=np.float32)
+        block = 4096
+        for start in tqdm(range(0, len(meta), block), disable=not progress, desc="writing GCTX"):
+            stop = min(start + block, len(meta))
+            matrix[start:stop] = data.expression[start:stop][:, source_column]
+        handle.create_dataset("0/META/COL/id", data=np.array(sig_ids, dtype="S"), compression="gzip")
+        handle.create_dataset("0/META/ROW/id", data=gene_table["gene_id"].astype(str).to_numpy().astype("S"),
+                              compression="gzip")
+    pd.DataFrame({
+        "sig_id": sig_ids, "pert_id": meta["compound_id"], "cmap_name": meta["compound_name"],
+        "pert_type": "trt_cp", "cell_iname": meta["cell_id"], "pert_dose": meta["dose_um"],
+        "pert_dose_unit": "uM", "pert_idose": [f"{d:g} uM" for d in meta["dose_um"]],
+        "pert_time": meta["time_h"], "pert_time_unit": "h", "pert_itime": [f"{t:g} h" for t in meta["time_h"]],
+        "qc_pass": 1, "nsample": 1,
+    }).to_csv(paths["siginfo"], sep="\t", index=False)
+    compounds = simulation.truth.compounds.reset_index()
+    pd.DataFrame({"pert_id": compounds["compound_id"], "cmap_name": compounds["compound_name"],
+                  "canonical_smiles": compounds["smiles"],
+                  "inchi_key": [chem.inchikey(s) for s in compounds["smiles"]]}).to_csv(
+        paths["compoundinfo"], sep="\t", index=False)
+    gene_table.to_csv(paths["geneinfo"], sep="\t", index=False)
+    return paths
+
+
+def config_dict(config: SimulationConfig) -> dict:
+    """The configuration as a plain dict (for provenance records)."""
+    return asdict(config)

@@ -1,0 +1,133 @@
+"""Train/validation/test splits, one place for every chapter.
+
+- :func:`random_split`: profiles (or pairs) assigned at random.
+- :func:`group_split`: whole groups held out, e.g. unseen compounds (group = ``compound_group``, the salt- and
+  stereo-free structure key) or unseen cell lines (group = ``cell_id``).
+- :func:`kfold`: k folds, plain, stratified by a label, or grouped.
+
+Every split is checked for disjointness (and, for group splits, for groups shared across parts) before it is
+returned; a violation raises ``AssertionError``. Built on scikit-learn's splitters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import GroupKFold, GroupShuffleSplit, KFold, ShuffleSplit, StratifiedKFold
+
+
+@dataclass(frozen=True)
+class Split:
+    """Integer positions of the train, validation and test parts (each sorted)."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    kind: str = "random"
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+
+def assert_disjoint(split: Split, groups: np.ndarray | None = None) -> None:
+    """Raise ``AssertionError`` if parts share a position, or (given ``groups``) a group."""
+    parts = {"train": split.train, "val": split.val, "test": split.test}
+    names = list(parts)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            shared = np.intersect1d(parts[a], parts[b])
+            assert len(shared) == 0, f"{split.kind} split: {len(shared)} positions in both {a} and {b}"
+            if groups is not None:
+                groups = np.asarray(groups)
+                common = np.intersect1d(groups[parts[a]], groups[parts[b]])
+                assert len(common) == 0, (f"{split.kind} split: groups in both {a} and {b}, "
+                                          f"e.g. {list(common[:3])}")
+
+
+def _three_way(n: int, test_size: float, val_size: float, seed: int, groups: np.ndarray | None) -> Split:
+    positions = np.arange(n)
+    rng = np.random.RandomState(seed)
+    if groups is None:
+        outer = ShuffleSplit(n_splits=1, test_size=test_size, random_state=rng)
+        rest, test = next(outer.split(positions))
+        inner = ShuffleSplit(n_splits=1, test_size=val_size / (1 - test_size), random_state=rng)
+        train, val = next(inner.split(rest))
+    else:
+        outer = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=rng)
+        rest, test = next(outer.split(positions, groups=groups))
+        inner = GroupShuffleSplit(n_splits=1, test_size=val_size / (1 - test_size), random_state=rng)
+        train, val = next(inner.split(rest, groups=groups[rest]))
+    return Split(np.sort(rest[train]), np.sort(rest[val]), np.sort(test))
+
+
+def random_split(n: int, test_size: float = 0.2, val_size: float = 0.1, seed: int = 0) -> Split:
+    """Random split of ``n`` items; ``test_size`` and ``val_size`` are fractions of all items."""
+    split = _three_way(n, test_size, val_size, seed, None)
+    split = Split(split.train, split.val, split.test, "random")
+    assert_disjoint(split)
+    return split
+
+
+def group_split(groups: np.ndarray, test_size: float = 0.2, val_size: float = 0.1, seed: int = 0,
+                kind: str = "group") -> Split:
+    """Hold out whole groups: no group appears in two parts.
+
+    Args:
+        groups: (n,) group label per item, e.g. ``metadata["compound_group"]`` for unseen compounds or
+            ``metadata["cell_id"]`` for unseen cell lines.
+        test_size, val_size: approximate fractions of *groups* in the test and validation parts.
+        kind: a name for messages and tables, e.g. ``"unseen compound"``.
+    """
+    groups = np.asarray(groups)
+    if len(np.unique(groups)) < 3:
+        raise ValueError(f"{kind} split needs at least 3 distinct groups, got {len(np.unique(groups))}")
+    split = _three_way(len(groups), test_size, val_size, seed, groups)
+    split = Split(split.train, split.val, split.test, kind)
+    assert_disjoint(split, groups)
+    return split
+
+
+def unseen_compound_split(metadata, **kwargs) -> Split:
+    """:func:`group_split` on ``metadata["compound_group"]`` (structure key: salts and stereo removed)."""
+    return group_split(metadata["compound_group"].to_numpy(), kind="unseen compound", **kwargs)
+
+
+def unseen_cell_split(metadata, **kwargs) -> Split:
+    """:func:`group_split` on ``metadata["cell_id"]``."""
+    return group_split(metadata["cell_id"].to_numpy(), kind="unseen cell", **kwargs)
+
+
+def kfold(n: int, k: int = 5, seed: int = 0, labels: np.ndarray | None = None, groups: np.ndarray | None = None,
+          val_size: float = 0.1) -> Iterator[Split]:
+    """k folds; each fold's test part is one fold, its validation part a random (or group) slice of the rest.
+
+    Args:
+        n: number of items.
+        k: number of folds.
+        labels: stratify the folds by these labels (keeps each fold's class balance natural).
+        groups: keep each group within one fold (cannot be combined with ``labels``).
+        val_size: fraction of the non-test items used for validation (early stopping).
+    """
+    if labels is not None and groups is not None:
+        raise ValueError("kfold: give labels (stratified) or groups (grouped), not both")
+    positions = np.arange(n)
+    if groups is not None:
+        groups = np.asarray(groups)
+        folds = GroupKFold(n_splits=k, shuffle=True, random_state=seed).split(positions, groups=groups)
+    elif labels is not None:
+        folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(positions, labels)
+    else:
+        folds = KFold(n_splits=k, shuffle=True, random_state=seed).split(positions)
+    for fold, (rest, test) in enumerate(folds):
+        rng = np.random.RandomState(seed + fold)
+        if groups is not None:
+            inner = GroupShuffleSplit(n_splits=1, test_size=val_size, random_state=rng)
+            train, val = next(inner.split(rest, groups=groups[rest]))
+        else:
+            inner = ShuffleSplit(n_splits=1, test_size=val_size, random_state=rng)
+            train, val = next(inner.split(rest))
+        split = Split(np.sort(rest[train]), np.sort(rest[val]), np.sort(test), f"fold {fold + 1}/{k}")
+        assert_disjoint(split, groups)
+        yield split
