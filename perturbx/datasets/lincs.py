@@ -452,3 +452,45 @@ def curate_files(matrix: Path | str, out: Path | str, meta: Path | str | None = 
              "parameters": {"min_compound_count": min_compound_count, "qc": qc, "level": level}}
     curated.save(out, extra)
     return json.loads(summary_path.read_text()), False
+
+
+def change_correlations(data: CuratedL1000, seed: int = 0, max_pairs: int = 2000) -> pd.DataFrame:
+    """Pearson r between change-from-basal profiles of pairs that should agree, and of pairs that should not.
+
+    Pair kinds (all within one cell line and time):
+      - ``replicates``: two replicates of one condition (needs a ``condition_id`` column, as simulated data has);
+      - ``same compound, adjacent doses``: one compound at two neighbouring doses;
+      - ``different compounds, same dose``: random pairs of different compounds at one dose.
+
+    Returns:
+        DataFrame with columns ``kind`` and ``r`` (at most ``max_pairs`` random pairs per kind).
+    """
+    from ..metrics import pearson_rows
+
+    rng = np.random.default_rng(seed)
+    meta = data.metadata.reset_index(drop=True)
+    change = data.change
+    pairs: dict[str, list[tuple[int, int]]] = {"replicates": [], "same compound, adjacent doses": [],
+                                               "different compounds, same dose": []}
+    if "condition_id" in meta.columns:
+        for rows in meta.groupby("condition_id").indices.values():
+            pairs["replicates"] += list(zip(rows[:-1], rows[1:]))
+    for _, rows in meta.groupby(["compound_id", "cell_id", "time_h"]).indices.items():
+        by_dose = meta.loc[rows].groupby("dose_um").apply(lambda g: g.index[0], include_groups=False)
+        pairs["same compound, adjacent doses"] += list(zip(by_dose.to_numpy()[:-1], by_dose.to_numpy()[1:]))
+    for _, rows in meta.groupby(["cell_id", "time_h", "dose_um"]).indices.items():
+        if len(rows) < 2:
+            continue
+        for _ in range(min(len(rows), 20)):
+            i, j = rng.choice(rows, size=2, replace=False)
+            if meta.at[i, "compound_group"] != meta.at[j, "compound_group"]:
+                pairs["different compounds, same dose"].append((i, j))
+    frames = []
+    for kind, found in pairs.items():
+        if not found:
+            continue
+        found = np.asarray(found)
+        if len(found) > max_pairs:
+            found = found[rng.choice(len(found), max_pairs, replace=False)]
+        frames.append(pd.DataFrame({"kind": kind, "r": pearson_rows(change[found[:, 0]], change[found[:, 1]])}))
+    return pd.concat(frames, ignore_index=True)

@@ -13,13 +13,14 @@ The model, for compound c, cell line k, dose d (µM), time t (h), replicate r, g
 
 - :math:`b_k`: the real basal log2 expression of cell line k (LINCS 2020, 164 lines).
 - Structure-dependent effects: ``n_causal_bits`` Morgan fingerprint bits (substructures present in 3-50 % of the
-  compound pool) each push 1-2 gene programs up or down; the programs are Reactome pathways restricted to 10-60
+  compound pool) each push 1-3 gene programs up or down; the programs are Reactome pathways restricted to 10-60
   landmark genes. A compound's program activity is the sum over its causal bits, plus a small compound-specific
   term that structure does not explain (``idiosyncratic_sd``).
 - Cell-line modulation: a cell line's sensitivity to program p is ``2 * sigmoid(z)``, z = the standardised mean
   basal expression of the program's genes in that cell line (cells that express a pathway respond more to it).
-- :math:`H_c(d) = d^{n_c} / (EC50_c^{n_c} + d^{n_c})`: Hill dose-response, EC50 log-uniform in 0.1-10 µM, Hill
-  coefficient n_c uniform in 0.8-2.5.
+- Saturation: the mean response of a gene is ``max_effect * tanh(raw / max_effect)`` (at most 4 log2 units).
+- :math:`H_c(d) = d^{n_c} / (EC50_c^{n_c} + d^{n_c})`: Hill dose-response, EC50 log-uniform in 0.03-3 µM
+  (``ec50_range_um``), Hill coefficient n_c uniform in 0.8-2.5.
 - :math:`T_c(t) = 1 - \\exp(-t / \\tau_c)`: onset with time constant τ_c uniform in 3-18 h.
 - :math:`\\rho_r \\sim \\mathrm{LogNormal}(-\\sigma^2/2, \\sigma)`: replicate-level response strength (mean 1), the
   source of the "diversity of responses" a generative model should reproduce.
@@ -60,11 +61,13 @@ class SimulationConfig:
     times_h: tuple[float, ...] = (6.0, 24.0)
     n_replicates: int = 3
     n_conditions: int | None = None  # None: the full grid compounds x cells x doses x times
-    n_programs: int = 24
-    n_causal_bits: int = 48
+    n_programs: int = 20
+    n_causal_bits: int = 64
     fingerprint_bits: int = 1024
-    effect_scale: float = 1.0  # log2 units per unit of program activity
+    effect_scale: float = 2.5  # log2 units per unit of program activity (before saturation)
+    max_effect: float = 4.0  # responses saturate smoothly at this many log2 units
     idiosyncratic_sd: float = 0.3
+    ec50_range_um: tuple[float, float] = (0.03, 3.0)  # EC50 is log-uniform in this range
     response_sd: float = 0.3  # sigma of the log-normal replicate response strength
     plate_sd: float = 0.1
     noise_scale: float = 1.0
@@ -178,7 +181,17 @@ def simulate(config: SimulationConfig = SimulationConfig()) -> Simulation:
     # Programs: Reactome pathways with 10-60 landmark genes; loadings mostly positive, some genes opposed.
     pathways = landmark_gene_sets(read_gmt(fetch("reactome_pathways")), genes, min_size=10, max_size=60)
     names = sorted(pathways)
-    picked = [names[i] for i in rng.choice(len(names), size=config.n_programs, replace=False)]
+    picked, covered = [], set()
+    for i in rng.permutation(len(names)):  # Reactome pathways overlap a lot: keep programs nearly disjoint
+        members = set(pathways[names[i]])
+        if len(members & covered) <= 0.2 * len(members):
+            picked.append(names[i])
+            covered |= members
+        if len(picked) == config.n_programs:
+            break
+    if len(picked) < config.n_programs:
+        raise ValueError(f"only {len(picked)} nearly disjoint Reactome programs exist; ask for fewer than "
+                         f"{config.n_programs}")
     programs = {name: pathways[name] for name in picked}
     loadings = np.zeros((config.n_programs, N_LANDMARKS), dtype=np.float32)
     for p, name in enumerate(picked):
@@ -195,11 +208,11 @@ def simulate(config: SimulationConfig = SimulationConfig()) -> Simulation:
     causal_bits = np.sort(rng.choice(eligible, size=min(config.n_causal_bits, len(eligible)), replace=False))
     bit_effects = np.zeros((len(causal_bits), config.n_programs), dtype=np.float32)
     for b in range(len(causal_bits)):
-        targets = rng.choice(config.n_programs, size=rng.integers(1, 3), replace=False)
+        targets = rng.choice(config.n_programs, size=rng.integers(1, 4), replace=False)
         bit_effects[b, targets] = rng.normal(0, 1, len(targets))
     activity = fingerprints[:, causal_bits].astype(np.float32) @ bit_effects
     activity += rng.normal(0, config.idiosyncratic_sd, activity.shape).astype(np.float32)
-    compounds = compounds.assign(ec50_um=10 ** rng.uniform(-1, 1, len(compounds)),
+    compounds = compounds.assign(ec50_um=10 ** rng.uniform(*np.log10(config.ec50_range_um), len(compounds)),
                                  hill=rng.uniform(0.8, 2.5, len(compounds)),
                                  tau_h=rng.uniform(3, 18, len(compounds))).set_index("compound_id")
 
@@ -229,7 +242,8 @@ def simulate(config: SimulationConfig = SimulationConfig()) -> Simulation:
     for start in range(0, len(conditions), 20_000):  # bounded memory for large grids
         part = slice(start, start + 20_000)
         program_effect = activity[c_index[part]] * modulation.to_numpy()[k_index[part]]
-        response[part] = config.effect_scale * scale[part, None] * (program_effect @ loadings)
+        raw = config.effect_scale * scale[part, None] * (program_effect @ loadings)
+        response[part] = config.max_effect * np.tanh(raw / config.max_effect)  # saturation: no 10-log2 changes
     basal_values = basal.to_numpy(np.float32)
     mean = basal_values[k_index] + response
     noise_sd = _noise_sd(config)

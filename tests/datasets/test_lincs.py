@@ -167,3 +167,15 @@ def test_transigen_gene_order_matches_the_basal_table(mirror_env):
     plate = read_matrix(mirror_env / "lincs/cmapPy/test_l1000.gct")
     dmso = plate.values[(plate.columns["pert_type"] == "ctl_vehicle").to_numpy()].mean(axis=0)
     assert np.corrcoef(dmso, basal.loc["A375"].to_numpy())[0, 1] > 0.8
+
+
+def test_change_correlations_separate_agreeing_from_unrelated_pairs(mirror_env):
+    from perturbx.datasets.lincs import change_correlations
+
+    plate = tiny_plate()
+    curated = curate(plate, compounds=COMPOUNDS, basal=basal_table(), level=3)
+    signal = np.random.default_rng(1).normal(size=978).astype(np.float32) * 3
+    curated.expression[:4] = curated.basal[:4] + signal  # aspirin (both ids): one shared response
+    pairs = change_correlations(curated)
+    adjacent = pairs.loc[pairs["kind"] == "same compound, adjacent doses", "r"]
+    assert len(adjacent) == 2 and (adjacent > 0.9).all()  # one pair per aspirin id
