@@ -74,3 +74,25 @@ def morgan_fingerprints(smiles: Sequence[str], radius: int = 2, n_bits: int = 20
     for row, (text, record) in enumerate(zip(smiles, records)):
         out[row] = generator.GetFingerprintAsNumPy(mol_from_smiles(text, record))
     return out
+
+
+def rdkit_descriptors(smiles: str, names: Sequence[str], record: str = "") -> np.ndarray:
+    """RDKit ``Descriptors`` values by name for one molecule, float32 (len(names),); NaN where RDKit fails.
+
+    Raises:
+        KeyError: a name that is not an RDKit descriptor.
+    """
+    from rdkit.Chem import Descriptors
+
+    functions = dict(Descriptors.descList)
+    missing = [n for n in names if n not in functions]
+    if missing:
+        raise KeyError(f"not RDKit descriptors: {', '.join(missing[:5])}")
+    mol = mol_from_smiles(smiles, record)
+    values = []
+    for name in names:
+        try:
+            values.append(float(functions[name](mol)))
+        except Exception:  # a descriptor that fails on one molecule is missing, as in DeepDRA's table
+            values.append(np.nan)
+    return np.asarray(values, dtype=np.float32)
