@@ -1,0 +1,240 @@
+"""Drug-response experiments: preprocessing fitted on training pairs, every model on the same split.
+
+The chapter calls :func:`run_split` for each split of each experiment; everything that touches the data between
+the split and the metrics is here, so that every model sees the same features and the test pairs are never used
+to fit anything (gene selection, scaling, PCA, priors, early stopping).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .datasets.drp import MODALITIES, DRPData
+from .metrics import classification_metrics
+from .models.classical import GradientBoostingDRP, sensitivity_priors
+from .models.drp import CrossAttentionDRP, DeepDRA, DRPOutput, drp_loss
+from .training import FitConfig, FitResult, fit
+
+PRIORS = ("drug prior", "cell prior", "drug + cell prior")
+DEEP_MODELS = ("DeepDRA", "cross-attention", "cross-attention, one token per side")
+ALL_MODELS = (*PRIORS, "gradient boosting", "DeepDRA", "cross-attention")
+
+
+@dataclass
+class DRPSettings:
+    """How much work one split costs.
+
+    Attributes:
+        n_genes: genes kept per omics block, by variance across the training cell lines (None: all 6,163).
+        fit: optimisation settings of the deep models.
+        gbm_components: PCA components per omics block (and for fingerprints) for gradient boosting.
+        max_train_pairs: subsample training pairs to at most this many (None: all); for the smoke profile.
+    """
+
+    n_genes: int | None = None
+    fit: FitConfig = field(default_factory=lambda: FitConfig(epochs=25))
+    gbm_components: int = 32
+    max_train_pairs: int | None = None
+
+
+def settings_for(profile: str, device: str = "cpu") -> DRPSettings:
+    """The settings of a chapter profile: ``smoke`` (seconds), ``quick`` (minutes on a CPU), ``full`` (DeepDRA's)."""
+    if profile == "smoke":
+        return DRPSettings(n_genes=100, fit=FitConfig(epochs=2, batch_size=128, device=device, progress=False),
+                           gbm_components=8, max_train_pairs=2000)
+    if profile == "quick":
+        return DRPSettings(n_genes=500, fit=FitConfig(epochs=10, batch_size=128, device=device), gbm_components=32)
+    return DRPSettings(n_genes=None, fit=FitConfig(epochs=25, batch_size=64, device=device), gbm_components=32)
+
+
+@dataclass
+class Features:
+    """Per-cell and per-drug feature blocks after preprocessing fitted on training pairs.
+
+    cell_blocks: one float32 (n_cells, d) array per omics block (data.cells order); drug_blocks: descriptors
+    (n_drugs, 209) and fingerprint (n_drugs, 2048) (data.drugs order).
+    """
+
+    cell_blocks: list[np.ndarray]
+    drug_blocks: list[np.ndarray]
+    genes: dict[str, list[str]]
+
+    @property
+    def cell_dims(self) -> list[int]:
+        return [b.shape[1] for b in self.cell_blocks]
+
+    @property
+    def drug_dims(self) -> list[int]:
+        return [b.shape[1] for b in self.drug_blocks]
+
+
+def _min_max(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Scale columns by the minimum and maximum over ``rows``; constant or all-NaN columns give 0; NaN -> 0."""
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: nanmin/nanmax warn, result is NaN
+        low, high = np.nanmin(values[rows], axis=0), np.nanmax(values[rows], axis=0)
+        span = np.where(high > low, high - low, 1.0)
+        return np.nan_to_num((values - low) / span, nan=0.0).astype(np.float32)
+
+
+def prepare_features(data: DRPData, train: pd.DataFrame, n_genes: int | None = None) -> Features:
+    """Select and scale features using the cell lines and drugs of the ``train`` pairs only.
+
+    Omics: the ``n_genes`` most variable genes per block across the training cell lines, then min-max scaling with
+    the training cell lines' minimum and maximum (DeepDRA scales to [0, 1] too, but over all cell lines at once).
+    Descriptors: min-max scaling on the training drugs, then NaN -> 0 (as DeepDRA). Fingerprints: unchanged bits.
+    """
+    cells, drugs = np.unique(train["cell_index"]), np.unique(train["drug_index"])
+    blocks, genes = [], {}
+    for modality in MODALITIES:
+        values = data.cell_features[modality]
+        keep = np.arange(values.shape[1])
+        if n_genes is not None and n_genes < values.shape[1]:
+            keep = np.sort(np.argsort(-values[cells].var(axis=0), kind="stable")[:n_genes])
+        blocks.append(_min_max(values[:, keep], cells))
+        genes[modality] = [data.genes[i] for i in keep]
+    descriptors = _min_max(data.drug_features["descriptors"], drugs)
+    return Features(blocks, [descriptors, data.drug_features["fingerprint"]], genes)
+
+
+def undersample(pairs: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Drop random majority-class pairs until both classes are equally frequent (DeepDRA's RandomUnderSampler)."""
+    rng = np.random.default_rng(seed)
+    counts = pairs["label"].value_counts()
+    majority, n_keep = counts.idxmax(), counts.min()
+    rows = np.flatnonzero(pairs["label"].to_numpy() == majority)
+    drop = rng.choice(rows, size=len(rows) - n_keep, replace=False)
+    return pairs.drop(pairs.index[drop]).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------------- deep models
+
+def build_model(name: str, features: Features) -> torch.nn.Module:
+    """A fresh deep model by name (see :data:`DEEP_MODELS`)."""
+    if name == "DeepDRA":
+        return DeepDRA(features.cell_dims, features.drug_dims)
+    if name == "cross-attention":
+        return CrossAttentionDRP(features.cell_dims, features.drug_dims, tokens="blocks")
+    if name == "cross-attention, one token per side":
+        return CrossAttentionDRP(features.cell_dims, features.drug_dims, tokens="single")
+    raise ValueError(f"unknown deep model {name!r}; use one of {', '.join(DEEP_MODELS)}")
+
+
+class _Blocks:
+    """Feature blocks as tensors on a device, gathered per batch by cell and drug index."""
+
+    def __init__(self, features: Features, device: str):
+        self.cells = [torch.from_numpy(b).to(device) for b in features.cell_blocks]
+        self.drugs = [torch.from_numpy(b).to(device) for b in features.drug_blocks]
+
+    def __call__(self, cell_index: torch.Tensor, drug_index: torch.Tensor):
+        return [b[cell_index] for b in self.cells], [b[drug_index] for b in self.drugs]
+
+
+def _tensors(pairs: pd.DataFrame) -> list[torch.Tensor]:
+    return [torch.as_tensor(pairs["cell_index"].to_numpy()), torch.as_tensor(pairs["drug_index"].to_numpy()),
+            torch.as_tensor(pairs["label"].to_numpy(), dtype=torch.float32)]
+
+
+def train_deep(name: str, features: Features, train: pd.DataFrame, val: pd.DataFrame,
+               config: FitConfig) -> tuple[torch.nn.Module, FitResult]:
+    """Train a deep model through the package's fit loop (early stopping on ``val``)."""
+    blocks = _Blocks(features, config.device)
+
+    def loss(model: torch.nn.Module, batch: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
+        cell_x, drug_x = blocks(batch[0], batch[1])
+        return drp_loss(model(cell_x, drug_x), cell_x, drug_x, batch[2])
+
+    torch.manual_seed(config.seed)  # identical initial weights for a given seed
+    model = build_model(name, features)
+    result = fit(model, loss, _tensors(train), _tensors(val), replace(config, description=name))
+    return model, result
+
+
+@torch.no_grad()
+def predict_deep(model: torch.nn.Module, features: Features, pairs: pd.DataFrame, device: str = "cpu",
+                 batch_size: int = 4096) -> tuple[np.ndarray, list[DRPOutput]]:
+    """Probabilities of sensitive (len(pairs),) and the raw outputs per batch (for attention maps)."""
+    model.eval()
+    blocks = _Blocks(features, device)
+    cell_index, drug_index, _ = _tensors(pairs)
+    scores, outputs = [], []
+    for start in range(0, len(pairs), batch_size):
+        part = slice(start, start + batch_size)
+        output = model(*blocks(cell_index[part].to(device), drug_index[part].to(device)))
+        scores.append(torch.sigmoid(output.logit).cpu().numpy())
+        outputs.append(output)
+    return np.concatenate(scores), outputs
+
+
+# --------------------------------------------------------------------------------------------------- one split
+
+@dataclass
+class SplitResult:
+    """Metrics (one row per model), test scores per model, and the fit record of each deep model."""
+
+    metrics: pd.DataFrame
+    scores: dict[str, np.ndarray]
+    fits: dict[str, FitResult]
+    models: dict[str, torch.nn.Module]
+    features: Features
+
+
+def run_split(data: DRPData, train: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame,
+              models: Sequence[str] = ALL_MODELS, settings: DRPSettings | None = None, seed: int = 0,
+              test_subsets: dict[str, np.ndarray] | None = None) -> SplitResult:
+    """Fit every model in ``models`` on ``train`` (deep models stop early on ``val``) and score ``test``.
+
+    Args:
+        test_subsets: optional extra evaluations, name -> boolean mask over ``test`` (e.g. CCLE pairs not
+            labelled in training); their rows get ``subset`` = that name.
+
+    Returns:
+        :class:`SplitResult`; ``metrics`` has columns model, subset, n_test, positive_rate and the metrics of
+        :func:`~perturbx.metrics.classification_metrics`, plus train_seconds for the deep models.
+    """
+    settings = settings or DRPSettings()
+    if settings.max_train_pairs is not None and len(train) > settings.max_train_pairs:
+        train = train.sample(settings.max_train_pairs, random_state=seed)
+    features = prepare_features(data, train, settings.n_genes)
+    config = replace(settings.fit, seed=seed)
+    scores, fits, fitted = {}, {}, {}
+    if any(m in PRIORS for m in models):
+        priors = sensitivity_priors(train, test)
+        scores |= {m: priors[m] for m in models if m in PRIORS}
+    if "gradient boosting" in models:
+        booster = GradientBoostingDRP(n_components=settings.gbm_components, seed=seed)
+        scores["gradient boosting"] = booster.fit(features.cell_blocks, features.drug_blocks, train).predict_proba(
+            features.cell_blocks, features.drug_blocks, test)
+    for name in models:
+        if name in DEEP_MODELS:
+            fitted[name], fits[name] = train_deep(name, features, train, val, config)
+            scores[name] = predict_deep(fitted[name], features, test, config.device)[0]
+    subsets = {"all": np.ones(len(test), dtype=bool)} | dict(test_subsets or {})
+    rows = []
+    for name in models:
+        for subset, mask in subsets.items():
+            labels = test["label"].to_numpy()[mask]
+            row = {"model": name, "subset": subset, "n_test": int(mask.sum()), "positive_rate": labels.mean()}
+            row |= classification_metrics(labels, scores[name][mask])
+            if name in fits:
+                row["train_seconds"] = fits[name].seconds
+            rows.append(row)
+    return SplitResult(pd.DataFrame(rows), scores, fits, fitted, features)
+
+
+def per_drug_auc(test: pd.DataFrame, scores: np.ndarray, min_pairs: int = 10) -> pd.DataFrame:
+    """ROC AUC within each drug that has both classes and at least ``min_pairs`` test pairs."""
+    from sklearn.metrics import roc_auc_score
+
+    rows = []
+    for drug, group in test.assign(score=scores).groupby("drug_name"):
+        if len(group) >= min_pairs and group["label"].nunique() == 2:
+            rows.append({"drug_name": drug, "n": len(group), "auc": roc_auc_score(group["label"], group["score"])})
+    return pd.DataFrame(rows)
