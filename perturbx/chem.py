@@ -77,7 +77,7 @@ def morgan_fingerprints(smiles: Sequence[str], radius: int = 2, n_bits: int = 20
 
 
 def rdkit_descriptors(smiles: str, names: Sequence[str], record: str = "") -> np.ndarray:
-    """RDKit ``Descriptors`` values by name for one molecule, float32 (len(names),); NaN where RDKit fails.
+    """RDKit ``Descriptors`` values by name for one molecule, float64 (len(names),); NaN where RDKit fails.
 
     Raises:
         KeyError: a name that is not an RDKit descriptor.
@@ -95,4 +95,4 @@ def rdkit_descriptors(smiles: str, names: Sequence[str], record: str = "") -> np
             values.append(float(functions[name](mol)))
         except Exception:  # a descriptor that fails on one molecule is missing, as in DeepDRA's table
             values.append(np.nan)
-    return np.asarray(values, dtype=np.float32)
+    return np.asarray(values, dtype=np.float64)

@@ -177,13 +177,15 @@ def predict_deep(model: torch.nn.Module, features: Features, pairs: pd.DataFrame
 
 @dataclass
 class SplitResult:
-    """Metrics (one row per model), test scores per model, and the fit record of each deep model."""
+    """Metrics (one row per model), test scores per model, the fit record and model of each deep model, the
+    features the split used, and its test pairs."""
 
     metrics: pd.DataFrame
     scores: dict[str, np.ndarray]
     fits: dict[str, FitResult]
     models: dict[str, torch.nn.Module]
     features: Features
+    test: pd.DataFrame
 
 
 def run_split(data: DRPData, train: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame,
@@ -226,7 +228,7 @@ def run_split(data: DRPData, train: pd.DataFrame, val: pd.DataFrame, test: pd.Da
             if name in fits:
                 row["train_seconds"] = fits[name].seconds
             rows.append(row)
-    return SplitResult(pd.DataFrame(rows), scores, fits, fitted, features)
+    return SplitResult(pd.DataFrame(rows), scores, fits, fitted, features, test.reset_index(drop=True))
 
 
 def per_drug_auc(test: pd.DataFrame, scores: np.ndarray, min_pairs: int = 10) -> pd.DataFrame:
@@ -238,3 +240,102 @@ def per_drug_auc(test: pd.DataFrame, scores: np.ndarray, min_pairs: int = 10) ->
         if len(group) >= min_pairs and group["label"].nunique() == 2:
             rows.append({"drug_name": drug, "n": len(group), "auc": roc_auc_score(group["label"], group["score"])})
     return pd.DataFrame(rows)
+
+
+# Reported by the cross-attention paper (Cho and Kim), tables 1 and 2, for DeepDRA and the proposed model.
+# Reference values only: they were not produced by this package. Its precision and recall may follow DeepDRA's
+# code, which computes them for the resistant class (see perturbx.metrics.deepdra_precision_recall).
+PAPER_REPORTED = {
+    "5-fold CV on CTRP+GDSC": {
+        "DeepDRA": {"accuracy": 0.953, "precision": 0.945, "recall": 0.96, "f1": 0.952, "roc_auc": 0.992,
+                    "auprc": 0.992},
+        "cross-attention": {"accuracy": 0.956, "precision": 0.939, "recall": 0.969, "f1": 0.954, "roc_auc": 0.993,
+                            "auprc": 0.993},
+    },
+    "CTRP+GDSC -> CCLE": {
+        "DeepDRA": {"accuracy": 0.804, "precision": 0.832, "recall": 0.823, "f1": 0.823, "roc_auc": 0.883,
+                    "auprc": 0.887},
+        "cross-attention": {"accuracy": 0.829, "precision": 0.842, "recall": 0.850, "f1": 0.846, "roc_auc": 0.910,
+                            "auprc": 0.913},
+    },
+}
+METRICS = ["accuracy", "precision", "recall", "f1", "roc_auc", "auprc", "pr_auc_trapezoid"]
+
+
+def results_table(runs: pd.DataFrame, experiment: str | None = None, subset: str = "all") -> pd.DataFrame:
+    """Mean ± sd over runs per model, with the paper's reported values (where it has them) as extra columns.
+
+    The paper's columns are named ``paper <metric>`` and hold reference numbers from the paper's tables.
+    """
+    from .metrics import summarise_runs
+
+    chosen = runs[runs["subset"] == subset]
+    table = summarise_runs(chosen, ["model"], METRICS)
+    shown = table[METRICS + ["runs"]].copy()
+    if experiment in PAPER_REPORTED:
+        for metric in ("roc_auc", "auprc", "accuracy", "f1"):
+            shown[f"paper {metric}"] = [PAPER_REPORTED[experiment].get(m, {}).get(metric, np.nan) for m in shown.index]
+    return shown
+
+
+def cross_validate(data: DRPData, pairs: pd.DataFrame, models: Sequence[str], settings: DRPSettings,
+                   seeds: Sequence[int], k: int = 5, group_by: str | None = None, undersample_first: bool = False,
+                   max_folds: int | None = None, progress: bool = True) -> tuple[pd.DataFrame, SplitResult]:
+    """k-fold cross-validation of ``models`` over ``seeds``; one :func:`run_split` per fold.
+
+    Args:
+        group_by: ``None`` for folds stratified by label (random pairs); ``"drug_id"`` or ``"cell_id"`` for folds
+            that hold out whole drugs or cell lines (the validation part is grouped the same way).
+        undersample_first: DeepDRA's protocol: drop majority-class pairs from the whole dataset *before* splitting,
+            so that test folds are balanced too. The default keeps test folds at their natural class balance.
+        max_folds: run only the first folds of each seed (to save time in small profiles).
+
+    Returns:
+        (runs, last): one metrics row per model, fold and seed (columns ``seed`` and ``fold`` added), and the
+        :class:`SplitResult` of the last fold.
+    """
+    from tqdm.std import tqdm
+
+    from .splits import kfold
+
+    runs, last = [], None
+    n_folds = min(k, max_folds or k)
+    bar = tqdm(total=len(seeds) * n_folds, desc="folds", disable=not progress, mininterval=5.0)
+    for seed in seeds:
+        used = undersample(pairs, seed) if undersample_first else pairs.reset_index(drop=True)
+        folds = kfold(len(used), k=k, seed=seed, labels=None if group_by else used["label"].to_numpy(),
+                      groups=used[group_by].to_numpy() if group_by else None)
+        for fold, split in enumerate(folds, start=1):
+            if fold > n_folds:
+                break
+            last = run_split(data, used.iloc[split.train], used.iloc[split.val], used.iloc[split.test], models,
+                             settings, seed)
+            runs.append(last.metrics.assign(seed=seed, fold=fold))
+            bar.update()
+    bar.close()
+    return pd.concat(runs, ignore_index=True), last
+
+
+def cross_dataset(data: DRPData, models: Sequence[str], settings: DRPSettings, seeds: Sequence[int],
+                  val_size: float = 0.1) -> tuple[pd.DataFrame, SplitResult, pd.DataFrame]:
+    """Train on all CTRP+GDSC pairs (a random ``val_size`` of them for early stopping), test on CCLE.
+
+    Test subsets: ``all`` CCLE pairs and ``not labelled in training`` (the cell line and drug pair has no label
+    in CTRP+GDSC, after matching names and structures).
+
+    Returns:
+        (runs, last, test): metrics rows per model, subset and seed; the :class:`SplitResult` of the last seed;
+        the CCLE test pairs.
+    """
+    from .datasets.drp import TEST_DATASET, TRAIN_DATASET
+    from .splits import random_split
+
+    train_all, test = data.dataset(TRAIN_DATASET), data.dataset(TEST_DATASET)
+    subsets = {"not labelled in training": ~test["labelled_in_training"].to_numpy()}
+    runs, last = [], None
+    for seed in seeds:
+        split = random_split(len(train_all), test_size=val_size, val_size=0.0, seed=seed)
+        last = run_split(data, train_all.iloc[split.train], train_all.iloc[split.test], test, models, settings,
+                         seed, test_subsets=subsets)
+        runs.append(last.metrics.assign(seed=seed))
+    return pd.concat(runs, ignore_index=True), last, test

@@ -84,3 +84,49 @@ def dose_response(doses_um: np.ndarray, changes: np.ndarray, gene_names: Sequenc
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
     return fig
+
+
+def roc_pr_curves(labels: np.ndarray, scores: dict[str, np.ndarray], title: str) -> plt.Figure:
+    """ROC and precision-recall curves of several models on one test set (positive class = 1)."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+
+    fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(12, 5))
+    for name, score in scores.items():
+        fpr, tpr, _ = roc_curve(labels, score)
+        roc_ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(labels, score):.3f})")
+        precision, recall, _ = precision_recall_curve(labels, score)
+        pr_ax.plot(recall, precision, label=f"{name} (AP {average_precision_score(labels, score):.3f})")
+    roc_ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+    pr_ax.axhline(np.mean(labels), color="grey", lw=0.8, ls="--", label=f"positive rate {np.mean(labels):.3f}")
+    roc_ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+    pr_ax.set(xlabel="recall", ylabel="precision", title="precision-recall")
+    for ax in (roc_ax, pr_ax):
+        ax.legend(fontsize=8, loc="lower right" if ax is roc_ax else "lower left")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def per_group_distribution(table: pd.DataFrame, value: str, group: str, title: str) -> plt.Figure:
+    """Box plots with points of ``value`` per ``group`` (e.g. per-drug AUC per model)."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    sns.boxplot(data=table, x=group, y=value, ax=ax, color="white", fliersize=0)
+    sns.stripplot(data=table, x=group, y=value, ax=ax, size=4, alpha=0.6)
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.set_title(title)
+    ax.tick_params(axis="x", rotation=15)
+    fig.tight_layout()
+    return fig
+
+
+def attention_maps(maps: Sequence[np.ndarray], row_labels: Sequence[str], column_labels: Sequence[str],
+                   titles: Sequence[str], suptitle: str) -> plt.Figure:
+    """Heatmaps of attention weights (rows: queries, columns: keys; each row sums to 1)."""
+    fig, axes = plt.subplots(1, len(maps), figsize=(3.6 * len(maps), 3.2), squeeze=False)
+    for ax, weights, title in zip(axes[0], maps, titles):
+        sns.heatmap(weights, vmin=0, vmax=1, annot=True, fmt=".2f", cmap="Blues", cbar=False, ax=ax,
+                    xticklabels=column_labels, yticklabels=row_labels)
+        ax.set_title(title, fontsize=9)
+    fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig

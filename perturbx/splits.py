@@ -49,6 +49,10 @@ def assert_disjoint(split: Split, groups: np.ndarray | None = None) -> None:
 def _three_way(n: int, test_size: float, val_size: float, seed: int, groups: np.ndarray | None) -> Split:
     positions = np.arange(n)
     rng = np.random.RandomState(seed)
+    if val_size == 0:  # two parts only: train and test
+        splitter = ShuffleSplit if groups is None else GroupShuffleSplit
+        train, test = next(splitter(n_splits=1, test_size=test_size, random_state=rng).split(positions, groups=groups))
+        return Split(np.sort(train), np.array([], dtype=int), np.sort(test))
     if groups is None:
         outer = ShuffleSplit(n_splits=1, test_size=test_size, random_state=rng)
         rest, test = next(outer.split(positions))

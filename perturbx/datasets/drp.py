@@ -179,12 +179,13 @@ def _drug_features(drugs: pd.DataFrame) -> dict[str, np.ndarray]:
     """Descriptors (DeepDRA's table, else computed with RDKit) and Morgan fingerprints, rows in ``drugs`` order."""
     table = pd.read_csv(fetch("deepdra_drug_descriptors"), sep="\t", index_col=0)
     table = table[~table.index.duplicated()]
-    descriptors = np.full((len(drugs), table.shape[1]), np.nan, dtype=np.float32)
+    # float64: some descriptors (e.g. Ipc) exceed the float32 range before scaling
+    descriptors = np.full((len(drugs), table.shape[1]), np.nan, dtype=np.float64)
     source = []
     for row, (drug_id, drug) in enumerate(drugs.iterrows()):
         named = [n for n in drug["names"] if n in table.index]
         if named:
-            descriptors[row] = table.loc[named[0]].to_numpy(np.float32)
+            descriptors[row] = table.loc[named[0]].to_numpy(np.float64)
             source.append("DeepDRA table")
         else:
             descriptors[row] = chem.rdkit_descriptors(drug["smiles"], list(table.columns), f"drug {drug_id}")
@@ -208,7 +209,7 @@ class DRPData:
         genes: gene symbols, in the column order of each cell modality.
         cell_features: modality -> float32 (n_cells, n_genes).
         drugs: one row per drug_id (names, smiles, descriptor_source), in the row order of ``drug_features``.
-        drug_features: ``descriptors`` float32 (n_drugs, 209) with NaN where RDKit gives none,
+        drug_features: ``descriptors`` float64 (n_drugs, 209) with NaN where RDKit gives none,
             ``fingerprint`` float32 (n_drugs, 2048).
         report: DataFrames describing harmonisation: ``collapsed``, ``merged``, ``left_out``, ``drug_matches``.
     """
