@@ -100,12 +100,58 @@ def chapter_paths(book_dir: Path | str = BOOK_DIR, names: Sequence[str] | None =
     return [by_name[n] for n in names]
 
 
+def _resolve_carriage_returns(text: str) -> str:
+    """What a terminal shows: on each line only the text after its last carriage return survives."""
+    lines = []
+    for line in text.split("\n"):
+        segments = line.split("\r")
+        lines.append(next((seg for seg in reversed(segments) if seg), ""))  # spaces erase, as on a terminal
+    return "\n".join(lines)
+
+
+def tidy_streams(notebook) -> int:
+    """Make stored progress-bar output readable, in place; returns the number of outputs removed.
+
+    A progress bar redraws itself with carriage returns, and a kernel sends each redraw as a separate stream
+    message, so a stored notebook holds hundreds of fragments that a browser renders as separate blocks.
+    Consecutive stream outputs of one name are merged and every line keeps only its last redraw; stderr lines
+    left blank (bars that erase themselves when done) are dropped.
+    """
+    removed = 0
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        merged = []
+        for output in cell.get("outputs", []):
+            if (output.output_type == "stream" and merged and merged[-1].output_type == "stream"
+                    and merged[-1].name == output.name):
+                merged[-1].text += output.text
+                removed += 1
+            else:
+                merged.append(output)
+        kept = []
+        for output in merged:
+            if output.output_type == "stream":
+                text = _resolve_carriage_returns(output.text)
+                if output.name == "stderr":
+                    text = "\n".join(line for line in text.split("\n") if line.strip())
+                    text = text + "\n" if text else ""
+                if not text.strip():
+                    removed += 1
+                    continue
+                output.text = text
+            kept.append(output)
+        cell.outputs = kept
+    return removed
+
+
 def run_chapters(chapters: Sequence[Path], profile: str | None = None, device: str | None = None) -> dict[str, float]:
     """Execute ``chapters`` in order with papermill, writing each executed notebook back in place.
 
     ``profile`` is injected as the chapter parameter (``None`` keeps each chapter's own default; an exported
     ``$PERTURBX_PROFILE`` still wins inside the chapter). ``device`` is passed to the kernels as
-    ``$PERTURBX_DEVICE``. Stops at the first failing chapter.
+    ``$PERTURBX_DEVICE``. Stops at the first failing chapter. Stored progress-bar output is tidied
+    (:func:`tidy_streams`).
 
     Returns:
         Wall time in seconds of each executed chapter, by file stem.
@@ -113,6 +159,7 @@ def run_chapters(chapters: Sequence[Path], profile: str | None = None, device: s
     Raises:
         ChapterFailed: naming the chapter and the error; later chapters are not run.
     """
+    import nbformat
     import papermill
 
     if profile is not None and profile not in PROFILES:
@@ -131,5 +178,10 @@ def run_chapters(chapters: Sequence[Path], profile: str | None = None, device: s
                 f"chapter {path.name} failed in cell {error.exec_count}: {error.ename}: {error.evalue}. "
                 f"The notebook with the traceback was written to {path}."
             ) from error
+        finally:
+            if path.exists():
+                executed = nbformat.read(path, as_version=4)
+                tidy_streams(executed)
+                nbformat.write(executed, path)
         timings[path.stem] = time.perf_counter() - started
     return timings

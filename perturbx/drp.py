@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.preprocessing import MinMaxScaler
 
 from .datasets.drp import MODALITIES, DRPData
 from .metrics import classification_metrics
@@ -75,12 +76,13 @@ class Features:
 
 
 def _min_max(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Scale columns by the minimum and maximum over ``rows``; constant or all-NaN columns give 0; NaN -> 0."""
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: nanmin/nanmax warn, result is NaN
-        low, high = np.nanmin(values[rows], axis=0), np.nanmax(values[rows], axis=0)
-        span = np.where(high > low, high - low, 1.0)
-        return np.nan_to_num((values - low) / span, nan=0.0).astype(np.float32)
+    """Min-max scale columns with the minimum and maximum over ``rows``; values outside that range are clipped to
+    it (an unseen drug's descriptor can exceed the training maximum by orders of magnitude); NaN -> 0."""
+    scaler = MinMaxScaler(clip=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        scaler.fit(values[rows])
+        return np.nan_to_num(scaler.transform(values), nan=0.0).astype(np.float32)
 
 
 def prepare_features(data: DRPData, train: pd.DataFrame, n_genes: int | None = None) -> Features:
@@ -88,7 +90,8 @@ def prepare_features(data: DRPData, train: pd.DataFrame, n_genes: int | None = N
 
     Omics: the ``n_genes`` most variable genes per block across the training cell lines, then min-max scaling with
     the training cell lines' minimum and maximum (DeepDRA scales to [0, 1] too, but over all cell lines at once).
-    Descriptors: min-max scaling on the training drugs, then NaN -> 0 (as DeepDRA). Fingerprints: unchanged bits.
+    Descriptors: min-max scaling on the training drugs, then NaN -> 0 (as DeepDRA). Values of test cell lines or
+    drugs outside the training range are clipped to [0, 1]. Fingerprints: unchanged bits.
     """
     cells, drugs = np.unique(train["cell_index"]), np.unique(train["drug_index"])
     blocks, genes = [], {}
@@ -110,7 +113,8 @@ def undersample(pairs: pd.DataFrame, seed: int) -> pd.DataFrame:
     majority, n_keep = counts.idxmax(), counts.min()
     rows = np.flatnonzero(pairs["label"].to_numpy() == majority)
     drop = rng.choice(rows, size=len(rows) - n_keep, replace=False)
-    return pairs.drop(pairs.index[drop]).reset_index(drop=True)
+    keep = np.setdiff1d(np.arange(len(pairs)), drop)  # by position: the index may repeat labels
+    return pairs.iloc[keep].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------------- deep models
@@ -300,6 +304,7 @@ def cross_validate(data: DRPData, pairs: pd.DataFrame, models: Sequence[str], se
 
     runs, last = [], None
     n_folds = min(k, max_folds or k)
+    inner = replace(settings, fit=replace(settings.fit, progress=False))  # one bar: folds, not epochs
     bar = tqdm(total=len(seeds) * n_folds, desc="folds", disable=not progress, mininterval=5.0)
     for seed in seeds:
         used = undersample(pairs, seed) if undersample_first else pairs.reset_index(drop=True)
@@ -309,7 +314,7 @@ def cross_validate(data: DRPData, pairs: pd.DataFrame, models: Sequence[str], se
             if fold > n_folds:
                 break
             last = run_split(data, used.iloc[split.train], used.iloc[split.val], used.iloc[split.test], models,
-                             settings, seed)
+                             inner, seed)
             runs.append(last.metrics.assign(seed=seed, fold=fold))
             bar.update()
     bar.close()

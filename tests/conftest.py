@@ -61,3 +61,14 @@ def mirror_env(real_mirror: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Registry files (landmark genes, basal profiles, compounds...) come from the real mirror."""
     monkeypatch.setenv("PERTURBX_DATA_MIRROR", str(real_mirror))
     return real_mirror
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models gain nothing from intra-op threads, and lose much to them on a busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -96,3 +96,21 @@ def test_every_chapter_is_in_the_table_of_contents():
     for path in chapter_paths():
         assert f"book/{path.stem}" in toc, path.name
     assert book.BOOK_DIR == REPO_ROOT / "book"
+
+
+def test_tidy_streams_keeps_the_last_redraw_of_each_bar():
+    from perturbx.book import tidy_streams
+
+    cell = nbformat.v4.new_code_cell("")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text="\rfolds:   0%| 0/2"),
+        nbformat.v4.new_output("stream", name="stderr", text="\rfolds:  50%| 1/2"),
+        nbformat.v4.new_output("stream", name="stderr", text="\rfolds: 100%| 2/2\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="\repochs: 50%|\r          \r"),  # erased bar
+        nbformat.v4.new_output("stream", name="stdout", text="result line\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="\r                  \r"),
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[cell])
+    removed = tidy_streams(notebook)
+    assert [(o.name, o.text) for o in cell.outputs] == [("stderr", "folds: 100%| 2/2\n"), ("stdout", "result line\n")]
+    assert removed == 4
