@@ -26,23 +26,24 @@ def assert_reconstructions_match(output: DRPOutput, cells, drugs):
     assert [tuple(r.shape) for r in output.drug_reconstruction] == [tuple(d.shape) for d in drugs]
 
 
-def test_deepdra_shapes():
+def run_model(cls, options: dict) -> DRPOutput:
+    """A small model of ``cls`` on random blocks; checks the logit and reconstruction shapes."""
     torch.manual_seed(0)
-    model = DeepDRA(CELL_DIMS, DRUG_DIMS, **SMALL).eval()
+    model = cls(CELL_DIMS, DRUG_DIMS, **SMALL, **options).eval()
     cells, drugs = random_blocks()
     output = model(cells, drugs)
     assert output.logit.shape == (BATCH,)
     assert_reconstructions_match(output, cells, drugs)
+    return output
+
+
+def test_deepdra_shapes():
+    output = run_model(DeepDRA, {})
     assert output.cell_to_drug_attention is None and output.drug_to_cell_attention is None
 
 
 def test_cross_attention_drp_block_tokens_attend_between_blocks():
-    torch.manual_seed(0)
-    model = CrossAttentionDRP(CELL_DIMS, DRUG_DIMS, tokens="blocks", **SMALL).eval()
-    cells, drugs = random_blocks()
-    output = model(cells, drugs)
-    assert output.logit.shape == (BATCH,)
-    assert_reconstructions_match(output, cells, drugs)
+    output = run_model(CrossAttentionDRP, {"tokens": "blocks"})
     assert output.cell_to_drug_attention.shape == (BATCH, 3, 2)
     assert output.drug_to_cell_attention.shape == (BATCH, 2, 3)
     for attention in (output.cell_to_drug_attention, output.drug_to_cell_attention):
@@ -52,13 +53,7 @@ def test_cross_attention_drp_block_tokens_attend_between_blocks():
 
 def test_cross_attention_drp_single_token_is_degenerate():
     """One token per side: the softmax runs over one key, so every weight is 1."""
-    torch.manual_seed(0)
-    model = CrossAttentionDRP(CELL_DIMS, DRUG_DIMS, tokens="single", **SMALL).eval()
-    cells, drugs = random_blocks()
-    output = model(cells, drugs)
-    assert output.logit.shape == (BATCH,)
-    assert_reconstructions_match(output, cells, drugs)
-    assert len(model.cell_autoencoders) == 1 and len(model.drug_autoencoders) == 1
+    output = run_model(CrossAttentionDRP, {"tokens": "single"})
     for attention in (output.cell_to_drug_attention, output.drug_to_cell_attention):
         assert attention.shape == (BATCH, 1, 1)
         torch.testing.assert_close(attention, torch.ones(BATCH, 1, 1))
