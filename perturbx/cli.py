@@ -16,8 +16,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tqdm.auto import tqdm
-
 
 def _human_size(size: int) -> str:
     for unit in ("B", "kB", "MB", "GB"):
@@ -41,23 +39,14 @@ def _data_list(args: argparse.Namespace) -> int:
 
 
 def _data_fetch(args: argparse.Namespace) -> int:
-    from .datasets import Fetcher
+    from .datasets import Fetcher, fetch_all
 
-    fetcher = Fetcher(progress=False)
     if args.all == bool(args.names):
         print("perturbx data fetch: give --all or one or more names (see `perturbx data list`)", file=sys.stderr)
         return 2
-    entries = [fetcher.registry[name] for name in (fetcher.registry.names if args.all else args.names)]
-    source = f"mirror {fetcher.mirror}" if fetcher.mirror else "upstream"
-    with tqdm(total=sum(e.size for e in entries), unit="B", unit_scale=True, desc=f"fetch ({source})",
-              file=sys.stderr) as bar:
-
-        def advance(entry, path) -> None:
-            bar.set_postfix_str(entry.name, refresh=False)
-            bar.update(entry.size)
-
-        fetcher.fetch_many([e.name for e in entries], on_done=advance)
-    print(f"{len(entries)} files verified in {fetcher.cache}")
+    fetcher = Fetcher()
+    paths = fetch_all(None if args.all else args.names, fetcher=fetcher)
+    print(f"{len(paths)} files verified in {fetcher.cache}")
     return 0
 
 

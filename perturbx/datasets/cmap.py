@@ -188,7 +188,7 @@ def read_gctx(path: Path | str, genes: pd.DataFrame | None = None, columns: np.n
     Returns:
         :class:`L1000Matrix` with values of shape (n_columns, 978).
     """
-    from tqdm.auto import tqdm
+    from tqdm.std import tqdm  # text bars: stored notebook outputs stay readable (see book.tidy_streams)
 
     path = Path(path)
     row_meta, col_meta = read_gctx_ids(path)

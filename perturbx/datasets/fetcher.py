@@ -28,7 +28,7 @@ from pathlib import Path
 
 import platformdirs
 import pooch
-from tqdm.auto import tqdm
+from tqdm.std import tqdm  # text bars: stored notebook outputs stay readable (see book.tidy_streams)
 
 from .errors import ChecksumMismatchError, DataError, DownloadError, MirrorFileMissingError
 from .registry import DataFile, Registry, default_registry
@@ -245,15 +245,17 @@ def read_pickle(name: str, fetcher: Fetcher | None = None) -> object:
     return loads_restricted(payload, entry.pickle_globals, source=f"{name} ({entry.path})")
 
 
-def fetch_all(names: Iterable[str] | None = None, progress: bool = True) -> dict[str, Path]:
+def fetch_all(names: Iterable[str] | None = None, progress: bool = True,
+              fetcher: Fetcher | None = None) -> dict[str, Path]:
     """Fetch ``names`` (default: every registered file) with a progress bar over bytes; returns name -> path.
 
     Stops at the first failure and raises its :class:`DataError`.
     """
-    fetcher = Fetcher(progress=False)
+    fetcher = fetcher if fetcher is not None else Fetcher()
     selected = [fetcher.registry[name] for name in (names if names is not None else fetcher.registry.names)]
+    source = f"mirror {fetcher.mirror}" if fetcher.mirror else "upstream or cache"
     with tqdm(total=sum(e.size for e in selected), unit="B", unit_scale=True, disable=not progress,
-              desc="fetching data") as bar:
+              desc=f"fetch ({source})", file=sys.stderr) as bar:
         def advance(entry: DataFile, path: Path) -> None:
             bar.set_postfix_str(entry.name, refresh=False)
             bar.update(entry.size)

@@ -296,7 +296,7 @@ def write_clue_gctx(simulation: Simulation, folder: Path | str, n_genes: int = 1
         name -> path of each file written.
     """
     import h5py
-    from tqdm.auto import tqdm
+    from tqdm.std import tqdm  # text bars: stored notebook outputs stay readable (see book.tidy_streams)
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
