@@ -27,3 +27,11 @@ def test_morgan_fingerprints():
     assert bits[0].sum() > 0 and (bits[0] != bits[1]).any()
     with pytest.raises(chem.InvalidSmilesError, match="row-2"):
         chem.morgan_fingerprints(["CCO", "nope"], records=["row-1", "row-2"])
+
+
+def test_rdkit_descriptors_by_name():
+    values = chem.rdkit_descriptors("CCO", ["MolWt", "NumHDonors", "RingCount"])
+    assert values.dtype.name == "float64"
+    assert values[0] == pytest.approx(46.069, abs=1e-3) and values[1] == 1 and values[2] == 0
+    with pytest.raises(KeyError, match="NotADescriptor"):
+        chem.rdkit_descriptors("CCO", ["MolWt", "NotADescriptor"])

@@ -38,7 +38,7 @@ beyond the shift, no cytotoxicity collapse at high dose, and every condition has
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -341,8 +341,3 @@ def write_clue_gctx(simulation: Simulation, folder: Path | str, n_genes: int = 1
         paths["compoundinfo"], sep="\t", index=False)
     gene_table.to_csv(paths["geneinfo"], sep="\t", index=False)
     return paths
-
-
-def config_dict(config: SimulationConfig) -> dict:
-    """The configuration as a plain dict (for provenance records)."""
-    return asdict(config)
