@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit, logit
 from sklearn.decomposition import PCA
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
+    return logit(np.clip(p, 1e-6, 1 - 1e-6))
 
 
 def sensitivity_priors(train: pd.DataFrame, test: pd.DataFrame, strength: float = 5.0) -> dict[str, np.ndarray]:
@@ -34,7 +34,7 @@ def sensitivity_priors(train: pd.DataFrame, test: pd.DataFrame, strength: float 
         return test[key].map(shrunk).fillna(overall).to_numpy(float)
 
     drug, cell = rate("drug_id"), rate("cell_id")
-    combined = 1 / (1 + np.exp(-(_logit(drug) + _logit(cell) - _logit(np.array(overall)))))
+    combined = expit(_logit(drug) + _logit(cell) - _logit(np.array(overall)))
     return {"drug prior": drug, "cell prior": cell, "drug + cell prior": combined}
 
 
