@@ -96,3 +96,73 @@ def rdkit_descriptors(smiles: str, names: Sequence[str], record: str = "") -> np
         except Exception:  # a descriptor that fails on one molecule is missing, as in DeepDRA's table
             values.append(np.nan)
     return np.asarray(values, dtype=np.float64)
+
+
+# ------------------------------------------------------------------------------------------------ molecular graphs
+
+def molecule_graph(smiles: str, record: str = ""):
+    """The RDKit molecular graph of ``smiles`` as a torch-geometric ``Data`` (hydrogens implicit).
+
+    Atom features (``x``, long (n_atoms, 9)) and bond features (``edge_attr``, long (2 * n_bonds, 3)) are the
+    categorical indices of :func:`torch_geometric.utils.from_rdmol` (atomic number, chirality, degree, formal
+    charge, hydrogens, radical electrons, hybridisation, aromatic, in ring; bond type, stereo, conjugated);
+    models embed each column (see :data:`ATOM_FEATURE_SIZES`). Bonds are stored in both directions.
+
+    Raises:
+        InvalidSmilesError: SMILES RDKit cannot parse, or an atom/bond outside the feature vocabulary; the message
+            names ``record``.
+    """
+    from torch_geometric.utils import from_rdmol
+
+    mol = mol_from_smiles(smiles, record)
+    try:
+        graph = from_rdmol(mol)
+    except ValueError as error:  # a feature value outside torch-geometric's vocabulary, e.g. degree 11
+        where = f"{record}: " if record else ""
+        raise InvalidSmilesError(f"{where}SMILES {smiles!r} has an atom or bond the graph featuriser cannot "
+                                 f"encode ({error}). Fix: check the structure or drop the compound.") from error
+    graph.smiles = smiles
+    return graph
+
+
+def _feature_sizes(mapping: dict) -> tuple[int, ...]:
+    return tuple(len(values) for values in mapping.values())
+
+
+def atom_feature_sizes() -> tuple[int, ...]:
+    """Vocabulary size of each of the 9 atom feature columns of :func:`molecule_graph`."""
+    from torch_geometric.utils.smiles import x_map
+
+    return _feature_sizes(x_map)
+
+
+def bond_feature_sizes() -> tuple[int, ...]:
+    """Vocabulary size of each of the 3 bond feature columns of :func:`molecule_graph`."""
+    from torch_geometric.utils.smiles import e_map
+
+    return _feature_sizes(e_map)
+
+
+def morgan_bit_atoms(smiles: str, radius: int = 2, n_bits: int = 2048, record: str = "") -> dict[int, set[int]]:
+    """Which atoms make up each Morgan fingerprint bit that is set for ``smiles``.
+
+    Uses the same generator settings as :func:`morgan_fingerprints`, so the bits match it.
+
+    Returns:
+        bit -> atom indices covered by any environment (centre atom plus the atoms of its radius-r bonds)
+        that sets the bit.
+    """
+    mol = mol_from_smiles(smiles, record)
+    generator = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=n_bits)
+    info = rdFingerprintGenerator.AdditionalOutput()
+    info.AllocateBitInfoMap()
+    generator.GetFingerprint(mol, additionalOutput=info)
+    atoms: dict[int, set[int]] = {}
+    for bit, environments in info.GetBitInfoMap().items():
+        covered = atoms.setdefault(int(bit), set())
+        for centre, env_radius in environments:
+            covered.add(int(centre))
+            for bond_index in Chem.FindAtomEnvironmentOfRadiusN(mol, env_radius, centre):
+                bond = mol.GetBondWithIdx(bond_index)
+                covered.update((bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()))
+    return atoms

@@ -79,3 +79,64 @@ def summarise_runs(runs: "pd.DataFrame", by: list[str], columns: list[str]) -> "
     out["runs"] = n
     numbers = mean.add_suffix("_mean").join(sd.add_suffix("_sd"))
     return out.join(numbers)
+
+
+def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman correlation of each row of ``a`` with the same row of ``b`` (Pearson of the ranks, ties averaged)."""
+    from scipy.stats import rankdata
+
+    return pearson_rows(rankdata(a, axis=-1), rankdata(np.broadcast_to(b, np.shape(a)), axis=-1))
+
+
+def expression_metrics(expression: np.ndarray, predicted: np.ndarray, basal: np.ndarray, n_degs: int = 50,
+                       k: int = 50) -> "pd.DataFrame":
+    """Per-profile accuracy of predicted expression profiles.
+
+    Args:
+        expression: (n, genes) measured treated profiles (log2 expression).
+        predicted: (n, genes) predicted treated profiles.
+        basal: (n, genes) the paired basal profiles; change = profile - basal.
+        n_degs: the top-``n_degs`` differentially expressed genes of a profile are those with the largest
+            |measured change|.
+        k: size of the up- and down-regulated gene lists for precision@k.
+
+    Returns:
+        One row per profile with columns:
+        ``pearson`` / ``spearman`` (predicted vs measured profile), ``pearson_change`` (predicted vs measured
+        change; NaN when the predicted change is constant, e.g. "no change"), ``rmse`` (all genes, log2 units),
+        ``r2_top_degs`` (R² of the change over the profile's top DEGs: 1 - SS_res / SS_tot around their mean
+        measured change; can be negative), ``precision_up`` / ``precision_down`` (fraction of the k most up-
+        (down-) regulated measured genes among the k most up- (down-) regulated predicted ones; NaN, like
+        ``pearson_change``, for a constant predicted change, which ranks no genes).
+    """
+    import pandas as pd
+
+    expression, predicted, basal = (np.asarray(x, dtype=np.float64) for x in (expression, predicted, basal))
+    change, predicted_change = expression - basal, predicted - basal
+    rows = np.arange(len(change))[:, None]
+    degs = np.argsort(-np.abs(change), axis=1)[:, :n_degs]
+    true_deg, predicted_deg = change[rows, degs], predicted_change[rows, degs]
+    total = ((true_deg - true_deg.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+    r2 = 1 - ((true_deg - predicted_deg) ** 2).sum(axis=1) / total
+
+    def precision(order_true: np.ndarray, order_predicted: np.ndarray) -> np.ndarray:
+        hits = [len(np.intersect1d(t[:k], p[:k], assume_unique=True)) for t, p in zip(order_true, order_predicted)]
+        return np.asarray(hits, dtype=float) / k
+
+    constant = np.ptp(predicted_change, axis=1) == 0
+    pearson_change = np.where(constant, np.nan, pearson_rows(predicted_change, change))
+    return pd.DataFrame({
+        "pearson": pearson_rows(predicted, expression),
+        "spearman": spearman_rows(predicted, expression),
+        "pearson_change": pearson_change,
+        "rmse": np.sqrt(((predicted - expression) ** 2).mean(axis=1)),
+        "r2_top_degs": r2,
+        "precision_up": np.where(constant, np.nan, precision(np.argsort(-change, axis=1),
+                                                             np.argsort(-predicted_change, axis=1))),
+        "precision_down": np.where(constant, np.nan, precision(np.argsort(change, axis=1),
+                                                               np.argsort(predicted_change, axis=1))),
+    })
+
+
+EXPRESSION_METRICS = ("pearson", "spearman", "pearson_change", "rmse", "r2_top_degs", "precision_up",
+                      "precision_down")

@@ -130,3 +130,57 @@ def attention_maps(maps: Sequence[np.ndarray], row_labels: Sequence[str], column
     fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
+
+def model_comparison(runs: pd.DataFrame, metrics: Sequence[str], title: str, hue: str = "split") -> plt.Figure:
+    """Bars (mean over seeds, with the seeds as points) of each metric per model, one panel per metric."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 4.2), squeeze=False, sharey=False)
+    for ax, metric in zip(axes[0], metrics):
+        sns.barplot(data=runs, y="model", x=metric, hue=hue, ax=ax, errorbar=None, alpha=0.8)
+        sns.stripplot(data=runs, y="model", x=metric, hue=hue, ax=ax, dodge=True, palette="dark:black", size=3,
+                      legend=False)
+        ax.set(ylabel="" if ax is not axes[0][0] else "model", title=metric)
+        if ax is not axes[0][-1]:
+            ax.get_legend().remove()
+        if ax is not axes[0][0]:
+            ax.set_yticklabels([])
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def ranked_bars(table: pd.DataFrame, label: str, value: str, title: str, top: int = 15) -> plt.Figure:
+    """Horizontal bars of the ``top`` rows of ``table`` ranked by ``value`` (e.g. pathway importance)."""
+    shown = table.nlargest(top, value)
+    fig, ax = plt.subplots(figsize=(8, 0.3 * len(shown) + 1.2))
+    sns.barplot(data=shown, y=label, x=value, ax=ax, color="tab:blue")
+    ax.set(ylabel="", title=title)
+    ax.set_yticks(ax.get_yticks(), [text[:60] for text in shown[label]], fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def molecule_attributions(smiles: Sequence[str], scores: Sequence[np.ndarray], legends: Sequence[str],
+                          per_row: int = 3, size: int = 320):
+    """RDKit drawings with atoms shaded by |score| (darker red = more important; each molecule scaled to its max).
+
+    Returns:
+        a PIL image (shown inline by Jupyter).
+    """
+    from matplotlib import colormaps
+    from rdkit.Chem import Draw
+
+    from .chem import mol_from_smiles
+
+    colours = colormaps["Reds"]
+    mols, atom_lists, atom_colours = [], [], []
+    for text, score in zip(smiles, scores):
+        mol = mol_from_smiles(text)
+        magnitude = np.abs(np.asarray(score, dtype=float))
+        scaled = magnitude / magnitude.max() if magnitude.max() > 0 else magnitude
+        mols.append(mol)
+        atom_lists.append(list(range(mol.GetNumAtoms())))
+        atom_colours.append({i: tuple(colours(0.05 + 0.8 * s)[:3]) for i, s in enumerate(scaled)})
+    return Draw.MolsToGridImage(mols, molsPerRow=per_row, subImgSize=(size, size), legends=list(legends),
+                                highlightAtomLists=atom_lists, highlightAtomColors=atom_colours,
+                                highlightBondLists=[[] for _ in mols])
