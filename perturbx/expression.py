@@ -70,6 +70,15 @@ def settings_for(profile: str, device: str = "cpu") -> ExpressionSettings:
     return settings
 
 
+def simulation_for(profile: str, seed: int = 0):
+    """The semi-synthetic benchmark size of a profile (compounds x cell lines x 6 doses x 2 times x replicates):
+    smoke 12 x 3 x 2 replicates (864 profiles), quick 60 x 6 x 2 (8,640), full 100 x 12 x 3 (43,200)."""
+    from .datasets.simulate import SimulationConfig
+
+    sizes = {"smoke": (12, 3, 2), "quick": (60, 6, 2), "full": (100, 12, 3)}[profile]
+    return SimulationConfig(n_compounds=sizes[0], n_cells=sizes[1], n_replicates=sizes[2], seed=seed)
+
+
 @dataclass
 class Inputs:
     """Split-independent inputs of one dataset.
@@ -140,7 +149,7 @@ def _scaled_log(values: np.ndarray, train: np.ndarray, log) -> np.ndarray:
     logged = np.where(known, log(np.where(known, values, 1.0)), np.nan)
     reference = logged[train][known[train]]
     mean = reference.mean() if len(reference) else 0.0
-    sd = reference.std() if len(reference) > 1 and reference.std() > 0 else 1.0
+    sd = reference.std() if len(reference) > 1 and reference.std() > 1e-6 else 1.0  # one value: centring only
     return np.stack([np.where(known, (logged - mean) / sd, 0.0), known.astype(float)], axis=1).astype(np.float32)
 
 

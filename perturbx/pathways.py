@@ -116,6 +116,8 @@ def gene_graph(gene_sets: dict[str, list[str]], genes: pd.DataFrame, max_pathway
     pathways = landmark_gene_sets(gene_sets, genes, min_size=min_pathway_size, max_size=max_pathway_size)
     rows, cols, values = [], [], []
     for p, members in enumerate(pathways.values()):
+        if len(members) < 2:  # a one-gene pathway links nothing (and 1 / (|p| - 1) is undefined)
+            continue
         rows += [p] * len(members)
         cols += members
         values += [1.0 / (len(members) - 1)] * len(members)

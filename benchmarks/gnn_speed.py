@@ -1,0 +1,68 @@
+"""Benchmark: training and prediction throughput of the interpretable graph model, and the smoke chapter's time.
+
+    .venv/bin/python benchmarks/gnn_speed.py [--profile quick|full] [--device cpu|cuda] [--epochs 3]
+                                             [--smoke-chapter]
+
+Trains the graph model of chapter 03 (the profile's sizes) for a fixed number of epochs, without early stopping,
+on the semi-synthetic benchmark of that profile, and prints profiles per second for training (forward + backward
++ optimiser step) and for prediction. ``--smoke-chapter`` also executes ``book/03_gnn.ipynb`` in the smoke profile
+with papermill (into a temporary file) and prints its wall time (target: under 3 minutes on 2 CPU cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from perturbx import expression
+from perturbx.datasets import fetch
+from perturbx.datasets.cmap import landmark_genes
+from perturbx.datasets.simulate import simulate
+from perturbx.pathways import gene_graph, read_gmt
+from perturbx.runtime import describe_device, select_device
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", choices=("smoke", "quick", "full"), default="quick")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--smoke-chapter", action="store_true")
+    args = parser.parse_args()
+    device = select_device(args.device)
+    settings = expression.settings_for(args.profile, device=device)
+    settings.fit.epochs, settings.fit.early_stopping_patience, settings.fit.progress = args.epochs, None, False
+
+    simulation = simulate(expression.simulation_for(args.profile))
+    inputs = expression.build_inputs(simulation.data, gene_graph(read_gmt(fetch("reactome_pathways")),
+                                                                 landmark_genes()))
+    split = expression.make_split(inputs, "random", seed=0)
+    split = type(split)(split.train, np.array([], dtype=int), split.test, split.kind)  # no validation passes
+    prepared = expression.prepare(inputs, split.train)
+    print(f"{describe_device(device)}; profile {args.profile}: {len(split.train):,} training profiles, "
+          f"{args.epochs} epochs, batch {settings.fit.batch_size}, {settings.gnn}")
+    model, result = expression.fit_graph_model(inputs, prepared, split, settings, seed=0)
+    parameters = sum(p.numel() for p in model.parameters())
+    print(f"graph model ({parameters:,} parameters): training {result.samples_per_second:,.0f} profiles/s "
+          f"({result.seconds / args.epochs:.1f} s per epoch)")
+    expression.predict_graph_model(model, inputs, prepared, split.test[:256])  # warm-up
+    started = time.perf_counter()
+    expression.predict_graph_model(model, inputs, prepared, split.test)
+    print(f"prediction: {len(split.test) / (time.perf_counter() - started):,.0f} profiles/s "
+          f"({len(split.test):,} test profiles)")
+    if args.smoke_chapter:
+        import papermill
+
+        notebook = Path(__file__).resolve().parent.parent / "book" / "03_gnn.ipynb"
+        with tempfile.TemporaryDirectory() as folder:
+            started = time.perf_counter()
+            papermill.execute_notebook(str(notebook), str(Path(folder) / "out.ipynb"),
+                                       parameters={"profile": "smoke"}, progress_bar=False)
+            print(f"chapter 03 in the smoke profile: {time.perf_counter() - started:.1f} s wall time")
+
+
+if __name__ == "__main__":
+    main()
