@@ -12,13 +12,11 @@ with papermill (into a temporary file) and prints its wall time (target: under 3
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
-from perturbx import expression
+from perturbx import book, expression
 from perturbx.datasets import fetch
 from perturbx.datasets.cmap import landmark_genes
 from perturbx.datasets.simulate import simulate
@@ -54,14 +52,7 @@ def main() -> None:
     print(f"prediction: {len(split.test) / (time.perf_counter() - started):,.0f} profiles/s "
           f"({len(split.test):,} test profiles)")
     if args.smoke_chapter:
-        import papermill
-
-        notebook = Path(__file__).resolve().parent.parent / "book" / "03_gnn.ipynb"
-        with tempfile.TemporaryDirectory() as folder:
-            started = time.perf_counter()
-            papermill.execute_notebook(str(notebook), str(Path(folder) / "out.ipynb"),
-                                       parameters={"profile": "smoke"}, progress_bar=False)
-            print(f"chapter 03 in the smoke profile: {time.perf_counter() - started:.1f} s wall time")
+        print(f"chapter 03 in the smoke profile: {book.time_chapter('03_gnn'):.1f} s wall time")
 
 
 if __name__ == "__main__":

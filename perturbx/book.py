@@ -185,3 +185,18 @@ def run_chapters(chapters: Sequence[Path], profile: str | None = None, device: s
                 nbformat.write(executed, path)
         timings[path.stem] = time.perf_counter() - started
     return timings
+
+
+def time_chapter(name: str, profile: str = "smoke", book_dir: Path | str = BOOK_DIR) -> float:
+    """Execute one chapter with papermill into a temporary file (the stored chapter is untouched) and return its
+    wall time in seconds; for the speed benchmarks (e.g. "the smoke profile runs in under 3 minutes")."""
+    import tempfile
+
+    import papermill
+
+    path, = chapter_paths(book_dir, [name])
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        papermill.execute_notebook(str(path), str(Path(folder) / path.name), parameters={"profile": profile},
+                                   cwd=str(path.parent), kernel_name="python3", progress_bar=False)
+        return time.perf_counter() - started

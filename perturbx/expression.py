@@ -89,7 +89,7 @@ class Inputs:
         compound_index: (n,) row of ``compounds`` of each profile.
         graphs: molecular graphs in ``compounds`` order.
         fingerprints: uint8 (n_compounds, bits) Morgan fingerprints (radius 2).
-        gene_graph: the pathway gene graph.
+        gene_graph: the pathway gene graph (None for models that do not use it).
     """
 
     data: CuratedL1000
@@ -97,10 +97,10 @@ class Inputs:
     compound_index: np.ndarray
     graphs: list
     fingerprints: np.ndarray
-    gene_graph: GeneGraph
+    gene_graph: GeneGraph | None
 
 
-def build_inputs(data: CuratedL1000, gene_graph: GeneGraph, fingerprint_bits: int = 1024) -> Inputs:
+def build_inputs(data: CuratedL1000, gene_graph: GeneGraph | None = None, fingerprint_bits: int = 1024) -> Inputs:
     """Featurise the compounds of ``data`` (graphs and fingerprints); checks that values are log2 expression.
 
     Raises:
@@ -198,6 +198,8 @@ def tensors(inputs: Inputs, prepared: Prepared, rows: np.ndarray) -> list[torch.
 
 def new_graph_model(inputs: Inputs, config: GNNConfig) -> PerturbationGNN:
     graph = inputs.gene_graph
+    if graph is None:
+        raise ValueError("these inputs have no gene graph; build them with expression.build_inputs(data, gene_graph)")
     return PerturbationGNN(inputs.graphs, graph.edge_index, graph.edge_weight, graph.n_genes, config)
 
 

@@ -140,3 +140,87 @@ def expression_metrics(expression: np.ndarray, predicted: np.ndarray, basal: np.
 
 EXPRESSION_METRICS = ("pearson", "spearman", "pearson_change", "rmse", "r2_top_degs", "precision_up",
                       "precision_down")
+
+
+# ------------------------------------------------------------------------------------------ distributions
+
+def _mean_distance(a: np.ndarray, b: np.ndarray, exclude_diagonal: bool = False) -> float:
+    from scipy.spatial.distance import cdist
+
+    distances = cdist(a, b)
+    if not exclude_diagonal:
+        return float(distances.mean())
+    n = len(a)
+    return float(distances.sum() / (n * (n - 1))) if n > 1 else 0.0
+
+
+def energy_distance(samples: np.ndarray, reference: np.ndarray, unbiased: bool = True) -> float:
+    """Multivariate energy distance between two samples (Székely & Rizzo), Euclidean norm.
+
+    :math:`2E\\lVert X - Y\\rVert - E\\lVert X - X'\\rVert - E\\lVert Y - Y'\\rVert`; zero (in expectation, when
+    ``unbiased``) if and only if the distributions are equal. With ``unbiased`` the within-sample means leave out
+    the zero self-distances (U-statistics), so two samples of one distribution score about 0 whatever their sizes
+    (a value can then be slightly negative); otherwise the V-statistic, which is never negative.
+
+    Args:
+        samples: (n, genes); reference: (m, genes), same units (here: log2 expression).
+
+    Returns:
+        Energy distance (units of the norm: log2 expression).
+    """
+    samples, reference = (np.asarray(x, dtype=np.float64) for x in (samples, reference))
+    if samples.ndim != 2 or reference.ndim != 2 or samples.shape[1] != reference.shape[1]:
+        raise ValueError(f"energy distance needs two (n, genes) arrays with the same genes, got {samples.shape} "
+                         f"and {reference.shape}")
+    return (2 * _mean_distance(samples, reference) - _mean_distance(samples, samples, unbiased)
+            - _mean_distance(reference, reference, unbiased))
+
+
+def energy_score(samples: np.ndarray, observed: np.ndarray) -> float:
+    """Energy score of a sampled forecast for one observation (Gneiting & Raftery 2007), lower is better.
+
+    :math:`E\\lVert X - y\\rVert - \\tfrac12 E\\lVert X - X'\\rVert`: a proper scoring rule, usable where a
+    condition was measured once (the real L1000 data has no replicates). A point forecast (one sample) scores
+    its Euclidean error.
+
+    Args:
+        samples: (n, genes) draws of the forecast; observed: (genes,).
+    """
+    samples = np.asarray(samples, dtype=np.float64)
+    observed = np.asarray(observed, dtype=np.float64)[None, :]
+    return _mean_distance(samples, observed) - 0.5 * _mean_distance(samples, samples, exclude_diagonal=True)
+
+
+def variance_r2(sample_variance: np.ndarray, true_variance: np.ndarray) -> float:
+    """R² of per-gene variances (scikit-learn ``r2_score``): how well generated spreads match the true ones.
+
+    Args:
+        sample_variance, true_variance: (genes,) per-gene variance of one condition (log2 units squared).
+    """
+    from sklearn.metrics import r2_score
+
+    return float(r2_score(np.asarray(true_variance, dtype=np.float64), np.asarray(sample_variance, np.float64)))
+
+
+def spread_ratio(samples: np.ndarray, true_sd: np.ndarray) -> float:
+    """Mean over genes of (SD of the samples / true SD) for one condition: 1 = right diversity, 0 = one point.
+
+    Args:
+        samples: (n, genes); true_sd: (genes,) positive.
+    """
+    return float(np.mean(np.asarray(samples, np.float64).std(axis=0, ddof=1) / np.asarray(true_sd, np.float64)))
+
+
+def compare_models(table: "pd.DataFrame", model: str, baseline: str, metric: str,
+                   higher_is_better: bool = True) -> str:
+    """Whether ``model`` beats ``baseline`` on ``metric`` in a :func:`summarise_runs` table (index: model; columns
+    ``<metric>_mean`` and ``<metric>_sd``): "beats" / "does NOT beat" when the means differ by more than the two
+    spreads over seeds added together (no spread with one seed), else "ties (within the spread over seeds) with"."""
+    sign = 1.0 if higher_is_better else -1.0
+    difference = sign * (table.loc[model, f"{metric}_mean"] - table.loc[baseline, f"{metric}_mean"])
+    spread = float(np.nansum([table.loc[m, f"{metric}_sd"] for m in (model, baseline)]))
+    if difference > spread:
+        return "beats"
+    if -difference > spread:
+        return "does NOT beat"
+    return "ties (within the spread over seeds) with"

@@ -184,3 +184,56 @@ def molecule_attributions(smiles: Sequence[str], scores: Sequence[np.ndarray], l
     return Draw.MolsToGridImage(mols, molsPerRow=per_row, subImgSize=(size, size), legends=list(legends),
                                 highlightAtomLists=atom_lists, highlightAtomColors=atom_colours,
                                 highlightBondLists=[[] for _ in mols])
+
+
+def sample_clouds(reference: np.ndarray, samples: dict[str, np.ndarray], title: str,
+                  reference_label: str = "true distribution") -> plt.Figure:
+    """Generated profiles of one condition against reference profiles, on the first two principal components of
+    the reference (scikit-learn PCA fitted on ``reference`` only), one panel per model.
+
+    Args:
+        reference: (m, genes) e.g. fresh draws from the simulator; samples: model -> (n, genes), same units.
+    """
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=2).fit(reference)
+    shown = pca.transform(reference)
+    fig, axes = plt.subplots(1, len(samples), figsize=(3.6 * len(samples), 3.6), squeeze=False, sharex=True,
+                             sharey=True)
+    for ax, (name, values) in zip(axes[0], samples.items()):
+        ax.scatter(shown[:, 0], shown[:, 1], s=10, color="0.6", label=reference_label)
+        projected = pca.transform(values)
+        ax.scatter(projected[:, 0], projected[:, 1], s=10, color="tab:red", alpha=0.8, label="generated")
+        ax.set(title=name, xlabel="PC1")
+    axes[0][0].set_ylabel("PC2")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def spread_scatter(true_sd: np.ndarray, sample_sd: dict[str, np.ndarray], title: str) -> plt.Figure:
+    """Per-gene SD of generated profiles against the true per-gene SD of one condition, one panel per model."""
+    fig, axes = plt.subplots(1, len(sample_sd), figsize=(3.4 * len(sample_sd), 3.4), squeeze=False, sharex=True,
+                             sharey=True)
+    top = max(float(np.max(true_sd)), max(float(np.max(v)) for v in sample_sd.values())) * 1.05
+    for ax, (name, values) in zip(axes[0], sample_sd.items()):
+        ax.scatter(true_sd, values, s=4, alpha=0.5)
+        ax.plot([0, top], [0, top], color="k", linewidth=0.8)
+        ax.set(title=name, xlabel="true SD per gene (log2)", xlim=(0, top), ylim=(0, top))
+    axes[0][0].set_ylabel("SD of generated profiles (log2)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def metric_curves(table: pd.DataFrame, x: str, metrics: Sequence[str], title: str, hue: str | None = None
+                  ) -> plt.Figure:
+    """One panel per metric: the metric against ``x`` (e.g. the guidance weight), one line per ``hue``."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.3), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        sns.lineplot(data=table, x=x, y=metric, hue=hue, marker="o", ax=ax, legend=ax is axes[0][-1])
+        ax.set(title=metric, ylabel="")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
