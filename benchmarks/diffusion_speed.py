@@ -37,6 +37,7 @@ def main() -> None:
     settings = generative.settings_for(args.profile, device=device)
     for config in (settings.diffusion_fit, settings.encoder_decoder_fit):
         config.epochs, config.early_stopping_patience, config.progress = args.epochs, None, False
+    settings.min_steps = 0  # exactly --epochs
 
     simulation = simulate(expression.simulation_for(args.profile))
     inputs = expression.build_inputs(simulation.data)
@@ -51,7 +52,7 @@ def main() -> None:
     for name, fitted in result.fits.items():
         parameters = sum(p.numel() for p in result.models[name].parameters())
         print(f"{name} ({parameters:,} parameters): training {fitted.samples_per_second:,.0f} profiles/s "
-              f"({fitted.seconds / args.epochs:.2f} s per epoch)")
+              f"({fitted.seconds / len(fitted.history):.2f} s per epoch, {len(fitted.history)} epochs)")
     samplers = generative.sampler_comparison(result, inputs, [("ddpm", 0), ("ddim", 50), ("ddim", 20)], settings,
                                              truth=truth, max_conditions=args.conditions)
     print(f"sampling {min(args.conditions, len(result.conditions))} conditions x {settings.n_samples} profiles:")
