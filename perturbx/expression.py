@@ -315,6 +315,4 @@ def results_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def true_changes(simulation) -> np.ndarray:
     """The simulator's exact mean change of each simulated profile's condition, float32 (n, genes)."""
-    truth, meta = simulation.truth, simulation.data.metadata
-    rows = truth.conditions.set_index("condition_id").loc[meta["condition_id"], "row"].to_numpy()
-    return truth.mean[rows] - simulation.data.basal
+    return simulation.truth.mean[simulation.condition_rows()] - simulation.data.basal

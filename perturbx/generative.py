@@ -226,14 +226,18 @@ class Truth:
 
     def moments(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """True mean change and SD (each (len(rows), genes)) of the conditions of profiles ``rows``."""
-        truth, meta = self.simulation.truth, self.simulation.data.metadata
-        index = truth.conditions.set_index("condition_id").loc[meta["condition_id"].to_numpy()[rows], "row"]
-        return truth.mean[index.to_numpy()] - self.simulation.data.basal[rows], truth.sd[index.to_numpy()]
+        truth, index = self.simulation.truth, self.simulation.condition_rows(rows)
+        return truth.mean[index] - self.simulation.data.basal[rows], truth.sd[index]
 
     def draws(self, rows: np.ndarray, n: int, seed: int) -> np.ndarray:
         """(len(rows), n, genes) fresh profiles (log2 expression) of the conditions of profiles ``rows``."""
         ids = self.simulation.data.metadata["condition_id"].to_numpy()[rows]
         return self.simulation.sample(ids, n, seed=seed)
+
+    def reference(self, rows: np.ndarray, split_seed: int, offset: int = 0, n: int | None = None) -> np.ndarray:
+        """The draws every model of one split is compared with (``n_reference`` per condition unless ``n``);
+        ``offset`` gives an independent set from the same split seed."""
+        return self.draws(rows, self.n_reference if n is None else n, self.seed + 7919 * split_seed + offset)
 
 
 def score_samples(samples: np.ndarray, conditions: pd.DataFrame, data, reference_sd: np.ndarray | None = None,
@@ -330,7 +334,7 @@ def run_split(inputs: expression.Inputs, split: Split, settings: GenerativeSetti
     conditions = test_conditions(inputs, split.test)
     data, first = inputs.data, conditions["row"].to_numpy()
     accuracy, distribution, means, trained, fits, seconds = [], [], {}, {}, {}, {}
-    true_draws = None if truth is None else truth.draws(first, truth.n_reference, truth.seed + 7919 * seed)
+    true_draws = None if truth is None else truth.reference(first, seed)
 
     point = [m for m in models if m in POINT_MODELS]
     if point:  # the expression chapter's baselines, one prediction per profile: use each condition's first
@@ -368,7 +372,7 @@ def run_split(inputs: expression.Inputs, split: Split, settings: GenerativeSetti
         true_change = truth.moments(first)[0]
         means[ORACLE] = true_change
         accuracy.append(_accuracy(ORACLE, true_change, conditions, data))
-        own = truth.draws(first, settings.n_samples, truth.seed + 7919 * seed + 1) - data.basal[first][:, None]
+        own = truth.reference(first, seed, offset=1, n=settings.n_samples) - data.basal[first][:, None]
         distribution.append(score_samples(own, conditions, data, reference_sd, truth, true_draws).assign(model=ORACLE))
     return GenerativeResult(split, seed, prepared, conditions, pd.concat(accuracy, ignore_index=True),
                             pd.concat(distribution, ignore_index=True), means, trained, fits, seconds)
@@ -406,46 +410,49 @@ def results_table(runs: pd.DataFrame, metrics: Sequence[str] = (*ACCURACY_METRIC
     return summarise_runs(runs, ["split", "model"], present)
 
 
+def _resample(result: GenerativeResult, inputs: expression.Inputs, settings: GenerativeSettings,
+              variants: Sequence[tuple[dict, dict]], description: str, reference_sd: np.ndarray | None,
+              truth: Truth | None, max_conditions: int | None) -> pd.DataFrame:
+    """Re-sample the test conditions of ``result`` with its diffusion model once per (labels, sampling keyword
+    arguments) variant; one row per variant: the labels, ``seconds per 1,000 profiles`` (generation only) and the
+    mean of ``ACCURACY_METRICS`` and ``DISTRIBUTION_METRICS``."""
+    conditions = result.conditions.iloc[:max_conditions]
+    true_draws = None if truth is None else truth.reference(conditions["row"].to_numpy(), result.seed)
+    rows = []
+    for labels, sampling in tqdm(variants, desc=description, leave=False):
+        acc, dist, _, elapsed = evaluate_samples(DIFFUSION, result.models[DIFFUSION], inputs, result.prepared,
+                                                 conditions, settings.n_samples, result.seed, reference_sd, truth,
+                                                 true_draws, **sampling)
+        rows.append({**labels, "seconds per 1,000 profiles": 1000 * elapsed / (len(conditions) * settings.n_samples),
+                     **acc[list(ACCURACY_METRICS)].mean().to_dict(),
+                     **dist[list(DISTRIBUTION_METRICS)].mean().to_dict()})
+    return pd.DataFrame(rows)
+
+
 def guidance_sweep(result: GenerativeResult, inputs: expression.Inputs, weights: Sequence[float],
                    settings: GenerativeSettings, reference_sd: np.ndarray | None = None,
                    truth: Truth | None = None, max_conditions: int | None = None) -> pd.DataFrame:
-    """Accuracy and distribution metrics of the trained diffusion model of ``result`` for each guidance weight.
+    """Accuracy and distribution metrics of the trained diffusion model of ``result`` for each guidance weight
+    (DDIM with ``settings.ddim_steps``).
 
     Returns:
-        One row per weight: ``guidance`` and the mean of ``ACCURACY_METRICS`` and ``DISTRIBUTION_METRICS``.
+        One row per weight: ``guidance``, ``seconds per 1,000 profiles`` and the mean of ``ACCURACY_METRICS`` and
+        ``DISTRIBUTION_METRICS``.
     """
-    conditions = result.conditions.iloc[:max_conditions]
-    first = conditions["row"].to_numpy()
-    true_draws = None if truth is None else truth.draws(first, truth.n_reference, truth.seed + 7919 * result.seed)
-    rows = []
-    for weight in tqdm(weights, desc="guidance weights", leave=False):
-        acc, dist, _, _ = evaluate_samples(DIFFUSION, result.models[DIFFUSION], inputs, result.prepared,
-                                           conditions, settings.n_samples, result.seed, reference_sd, truth,
-                                           true_draws, method="ddim", steps=settings.ddim_steps, guidance=weight)
-        rows.append({"guidance": weight, **acc[list(ACCURACY_METRICS)].mean().to_dict(),
-                     **dist[list(DISTRIBUTION_METRICS)].mean().to_dict()})
-    return pd.DataFrame(rows)
+    variants = [({"guidance": w}, {"method": "ddim", "steps": settings.ddim_steps, "guidance": w}) for w in weights]
+    return _resample(result, inputs, settings, variants, "guidance weights", reference_sd, truth, max_conditions)
 
 
 def sampler_comparison(result: GenerativeResult, inputs: expression.Inputs, samplers: Sequence[tuple[str, int]],
                        settings: GenerativeSettings, reference_sd: np.ndarray | None = None,
                        truth: Truth | None = None, max_conditions: int | None = None) -> pd.DataFrame:
-    """Time and metrics of each (method, steps) sampler, e.g. [("ddpm", 1000), ("ddim", 50), ("ddim", 20)].
+    """Time and metrics of each (method, steps) sampler, e.g. [("ddpm", 1000), ("ddim", 50), ("ddim", 20)]
+    (guidance weight ``settings.guidance``).
 
     Returns:
         One row per sampler: ``sampler``, ``steps``, ``seconds per 1,000 profiles`` and the mean metrics.
     """
-    conditions = result.conditions.iloc[:max_conditions]
-    first = conditions["row"].to_numpy()
-    true_draws = None if truth is None else truth.draws(first, truth.n_reference, truth.seed + 7919 * result.seed)
-    rows = []
-    for method, steps in tqdm(samplers, desc="samplers", leave=False):
-        acc, dist, _, elapsed = evaluate_samples(DIFFUSION, result.models[DIFFUSION], inputs, result.prepared,
-                                                 conditions, settings.n_samples, result.seed, reference_sd, truth,
-                                                 true_draws, method=method, steps=steps, guidance=settings.guidance)
-        n_steps = result.models[DIFFUSION].schedule.n_steps if method == "ddpm" else steps
-        rows.append({"sampler": method.upper(), "steps": n_steps,
-                     "seconds per 1,000 profiles": 1000 * elapsed / (len(conditions) * settings.n_samples),
-                     **acc[list(ACCURACY_METRICS)].mean().to_dict(),
-                     **dist[list(DISTRIBUTION_METRICS)].mean().to_dict()})
-    return pd.DataFrame(rows)
+    total = result.models[DIFFUSION].schedule.n_steps
+    variants = [({"sampler": method.upper(), "steps": total if method == "ddpm" else steps},
+                 {"method": method, "steps": steps, "guidance": settings.guidance}) for method, steps in samplers]
+    return _resample(result, inputs, settings, variants, "samplers", reference_sd, truth, max_conditions)

@@ -22,13 +22,11 @@ def inputs() -> expression.Inputs:
     return expression.build_inputs(tiny_data(), fingerprint_bits=256)
 
 
-class TinyTruth:
+class TinyTruth(generative.Truth):
     """Known moments of tiny_data: the generating change has SD 0.1 around its mean (aspirin at 10 µM: +2)."""
 
-    n_reference = 16
-    seed = 0
-
     def __init__(self, data):
+        super().__init__(simulation=None, n_reference=16)
         self.data = data
         meta = data.metadata
         self.mean = np.zeros_like(data.change)

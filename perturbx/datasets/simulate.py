@@ -117,6 +117,13 @@ class Simulation:
     data: CuratedL1000
     truth: SimulationTruth
 
+    def condition_rows(self, profiles: np.ndarray | None = None) -> np.ndarray:
+        """Row of ``truth.conditions`` (and of ``truth.mean`` / ``truth.sd``) of each profile at positions
+        ``profiles`` (all profiles when None), int (n,)."""
+        ids = self.data.metadata["condition_id"].to_numpy()
+        ids = ids if profiles is None else ids[profiles]
+        return self.truth.conditions.set_index("condition_id").loc[ids, "row"].to_numpy()
+
     def sample(self, condition_ids: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
         """Fresh draws from the true distribution: float32 (len(condition_ids), n, 978)."""
         rng = np.random.default_rng(seed)
