@@ -267,7 +267,8 @@ METRICS = ["accuracy", "precision", "recall", "f1", "roc_auc", "auprc", "pr_auc_
 
 
 def results_table(runs: pd.DataFrame, experiment: str | None = None, subset: str = "all") -> pd.DataFrame:
-    """Mean ± sd over runs per model, with the paper's reported values (where it has them) as extra columns.
+    """Mean ± sd over runs per model as text, the same as numbers (``<metric>_mean``, ``<metric>_sd``), and the
+    paper's reported values (where it has them) as extra columns.
 
     The paper's columns are named ``paper <metric>`` and hold reference numbers from the paper's tables.
     """
@@ -275,7 +276,7 @@ def results_table(runs: pd.DataFrame, experiment: str | None = None, subset: str
 
     chosen = runs[runs["subset"] == subset]
     table = summarise_runs(chosen, ["model"], METRICS)
-    shown = table[METRICS + ["runs"]].copy()
+    shown = table[METRICS + ["runs"] + [f"{m}_{stat}" for m in METRICS for stat in ("mean", "sd")]].copy()
     if experiment in PAPER_REPORTED:
         for metric in ("roc_auc", "auprc", "accuracy", "f1"):
             shown[f"paper {metric}"] = [PAPER_REPORTED[experiment].get(m, {}).get(metric, np.nan) for m in shown.index]

@@ -237,3 +237,25 @@ def metric_curves(table: pd.DataFrame, x: str, metrics: Sequence[str], title: st
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def headline_dots(table: pd.DataFrame, title: str) -> plt.Figure:
+    """Our mean ± sd over runs (dots with bars) next to the paper's reported value (crosses, where there is one),
+    one line per row of a :func:`perturbx.reproduction.headline_table` (``experiment``, ``model``, ``metric``,
+    ``ours (mean)``, ``ours (sd)``, ``paper reported``)."""
+    labels = (table["experiment"] + " | " + table["model"] + " | " + table["metric"]).to_numpy()
+    y = np.arange(len(table))
+    fig, ax = plt.subplots(figsize=(9, 0.32 * len(table) + 1.2))
+    ax.errorbar(table["ours (mean)"], y, xerr=table["ours (sd)"].fillna(0), fmt="o", color="C0", capsize=3,
+                label="ours (mean ± sd over runs)")
+    reported = table["paper reported"].notna().to_numpy()
+    if reported.any():
+        ax.scatter(table["paper reported"][reported], y[reported], marker="x", s=60, color="C3", zorder=3,
+                   label="paper (reported)")
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("value")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig

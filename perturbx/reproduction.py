@@ -1,0 +1,205 @@
+"""The book's Reproduction page: every headline number, where it came from, and how long each chapter took.
+
+It reads only what the runner wrote (``book/results/<chapter>/<table>.csv``, ``provenance.json`` and
+``runs.csv``; see :mod:`perturbx.book`), so the page can never show a number that a chapter did not compute.
+The papers' reported numbers appear only in the column ``paper reported`` (from :data:`perturbx.drp.PAPER_REPORTED`;
+the two L1000 papers report none that match an experiment of this book).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .book import PROVENANCE_FILE, RESULTS_DIR, RUNS_LOG
+
+DIFFUSION_PAPER = "Diffusion model of drug-induced L1000 profiles"
+GRAPH_PAPER = "Interpretable pathway-graph model of L1000 profiles"
+DRP_PAPER = "Bidirectional cross-attention drug response"
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One number of the Reproduction page: ``metric`` in the row of ``chapter``'s table ``table`` where every
+    column of ``row`` has the given value. The table holds ``<metric>_mean`` and ``<metric>_sd`` over runs (or
+    ``<metric>`` for a single run)."""
+
+    paper: str
+    experiment: str
+    data: str
+    chapter: str
+    table: str
+    row: dict[str, str] = field(hash=False)
+    metric: str
+    paper_value: float | None = None
+
+
+def _drp(experiment: str, table: str, model: str, metric: str) -> Headline:
+    from .drp import PAPER_REPORTED
+
+    reported = PAPER_REPORTED.get(experiment, {}).get(model, {}).get(metric)
+    return Headline(DRP_PAPER, experiment, "real: DeepDRA labels, GDSC omics, RDKit drug features", "02_drp", table,
+                    {"model": model}, metric, reported)
+
+
+def _expression(paper: str, chapter: str, dataset: str, split: str, model: str, metric: str) -> Headline:
+    data = {"real": "real: L1000 level-3 profiles (A375 plate + level-5 signatures)",
+            "simulated": "semi-synthetic: real basal profiles and structures, known response model"}[dataset]
+    return Headline(paper, f"{split} split", data, chapter, f"{dataset}_results", {"split": split, "model": model},
+                    metric)
+
+
+# The page's rows, in reading order. The L1000 papers give no numbers for these experiments: our baselines and the
+# simulator's ceiling are the reference instead.
+HEADLINES: tuple[Headline, ...] = (
+    *(_drp("5-fold CV on CTRP+GDSC", "cv_ctrp_gdsc", model, metric)
+      for model in ("DeepDRA", "cross-attention", "gradient boosting", "drug + cell prior")
+      for metric in ("roc_auc", "auprc")),
+    *(_drp("CTRP+GDSC -> CCLE", "ccle", model, metric)
+      for model in ("DeepDRA", "cross-attention", "gradient boosting", "drug + cell prior")
+      for metric in ("roc_auc", "auprc")),
+    *(_expression(GRAPH_PAPER, "03_gnn", dataset, split, model, "pearson_change")
+      for dataset, split in (("real", "random"), ("real", "unseen compound"), ("simulated", "random"),
+                             ("simulated", "unseen compound"), ("simulated", "unseen cell"))
+      for model in ("graph model", "ridge", "training mean per cell line")),
+    *(_expression(GRAPH_PAPER, "03_gnn", "simulated", split, "true mean (simulator)", "pearson_change")
+      for split in ("random", "unseen compound", "unseen cell")),
+    *(_expression(DIFFUSION_PAPER, "04_diffusion", dataset, split, model, "pearson_change")
+      for dataset in ("real", "simulated") for split in ("random", "unseen compound")
+      for model in ("diffusion", "encoder-decoder (PRnet-style)", "ridge")),
+    *(_expression(DIFFUSION_PAPER, "04_diffusion", "simulated", "random", model, metric)
+      for metric in ("energy_distance_true", "spread_ratio")
+      for model in ("diffusion", "encoder-decoder (PRnet-style)", "encoder-decoder + Gaussian draws",
+                    "true distribution (simulator)")),
+)
+
+
+class MissingResultError(LookupError):
+    """A headline's chapter, table, row or metric is not in the results folder; the message names the fix."""
+
+
+@dataclass
+class Results:
+    """What the runner wrote: per chapter, its provenance record and its tables (read on first use)."""
+
+    folder: Path
+    provenance: dict[str, dict]
+
+    @classmethod
+    def load(cls, folder: Path | str = RESULTS_DIR) -> Results:
+        folder = Path(folder)
+        records = {path.parent.name: json.loads(path.read_text())
+                   for path in sorted(folder.glob(f"*/{PROVENANCE_FILE}"))}
+        return cls(folder, records)
+
+    def table(self, chapter: str, name: str) -> pd.DataFrame:
+        """The CSV table ``name`` of ``chapter``."""
+        path = self.folder / chapter / f"{name}.csv"
+        if not path.exists():
+            raise MissingResultError(f"no table {path}: run `perturbx book run --chapters {chapter}` (the runner "
+                                     f"writes the tables that the chapter registers with chapter.table)")
+        return pd.read_csv(path)
+
+    def runs(self) -> pd.DataFrame:
+        """Every chapter run the runner logged (``runs.csv``), oldest first; empty when none."""
+        path = self.folder / RUNS_LOG
+        return pd.read_csv(path) if path.exists() else pd.DataFrame()
+
+
+def headline_value(results: Results, headline: Headline) -> dict:
+    """``mean``, ``sd`` (NaN for one run) and ``runs`` of one headline.
+
+    Raises:
+        MissingResultError: naming the chapter, table and row that were not found.
+    """
+    table = results.table(headline.chapter, headline.table)
+    mask = np.ones(len(table), dtype=bool)
+    for column, value in headline.row.items():
+        if column not in table.columns:
+            raise MissingResultError(f"{headline.chapter}/{headline.table}.csv has no column {column!r}")
+        mask &= (table[column] == value).to_numpy()
+    if mask.sum() != 1:
+        raise MissingResultError(f"{headline.chapter}/{headline.table}.csv: {int(mask.sum())} rows match "
+                                 f"{headline.row}, expected exactly one")
+    row = table[mask].iloc[0]
+    for mean_column, sd_column in ((f"{headline.metric}_mean", f"{headline.metric}_sd"), (headline.metric, None)):
+        if mean_column in table.columns:
+            mean = float(row[mean_column])
+            sd = float(row[sd_column]) if sd_column in table.columns else np.nan
+            return {"mean": mean, "sd": sd, "runs": int(row["runs"]) if "runs" in table.columns else 1}
+    raise MissingResultError(f"{headline.chapter}/{headline.table}.csv has no metric {headline.metric!r}")
+
+
+def _mean_sd(mean: float, sd: float) -> str:
+    return f"{mean:.3f}" if not np.isfinite(sd) else f"{mean:.3f} ± {sd:.3f}"
+
+
+def headline_table(results: Results, headlines: Sequence[Headline] = HEADLINES) -> pd.DataFrame:
+    """One row per headline: paper, experiment, data, model, metric, ``paper reported``, ``ours`` (mean ± sd over
+    runs as text; numbers in ``ours (mean)`` / ``ours (sd)``), ``ours − paper``, runs, and the chapter's profile,
+    device and commit from its provenance record."""
+    rows = []
+    for headline in headlines:
+        value = headline_value(results, headline)
+        record = results.provenance.get(headline.chapter, {})
+        rows.append({
+            "paper": headline.paper, "experiment": headline.experiment, "data": headline.data,
+            "model": headline.row["model"], "metric": headline.metric,
+            "paper reported": headline.paper_value if headline.paper_value is not None else np.nan,
+            "ours": _mean_sd(value["mean"], value["sd"]), "ours (mean)": value["mean"], "ours (sd)": value["sd"],
+            "ours − paper": value["mean"] - headline.paper_value if headline.paper_value is not None else np.nan,
+            "runs": value["runs"], "chapter": headline.chapter, "profile": record.get("profile", "unknown"),
+            "device": record.get("device_name", "unknown"), "commit": record.get("commit", "unknown"),
+        })
+    return pd.DataFrame(rows)
+
+
+def provenance_table(results: Results) -> pd.DataFrame:
+    """One row per chapter: title, profile, device, commit, seeds, data files verified, tables, wall time (s)."""
+    rows = [{"chapter": chapter, "title": record["title"], "profile": record["profile"],
+             "device": record["device_name"], "commit": record["commit"], "finished (UTC)": record["finished_utc"],
+             "seeds": "; ".join(f"{label}: {len(seeds)}" for label, seeds in record["seeds"].items()) or "-",
+             "data files verified": len(record["data"]), "tables": len(record["tables"]),
+             "wall time (s)": record.get("wall_time_s", record["kernel_wall_time_s"])}
+            for chapter, record in results.provenance.items()]
+    return pd.DataFrame(rows).set_index("chapter") if rows else pd.DataFrame()
+
+
+def run_times(results: Results) -> pd.DataFrame:
+    """Wall time (s) of the latest successful run of each chapter per profile and device kind, chapters as rows
+    and ``<profile> on <device>`` as columns (NaN where that combination was never run)."""
+    runs = results.runs()
+    if runs.empty:
+        return pd.DataFrame()
+    runs = runs[runs["status"] == "ok"].assign(run=lambda r: r["profile"] + " on " + r["device"])
+    latest = runs.groupby(["chapter", "run"], sort=False)["wall_time_s"].last()
+    return latest.unstack("run")
+
+
+def data_table(results: Results) -> pd.DataFrame:
+    """One row per data file that any chapter verified: its sha256 and the chapters that used it. Raises
+    ``ValueError`` when two chapters recorded different checksums for one file (they ran on different data)."""
+    rows: dict[str, dict] = {}
+    for chapter, record in results.provenance.items():
+        for name, sha256 in record["data"].items():
+            row = rows.setdefault(name, {"file": name, "sha256": sha256, "chapters": []})
+            if row["sha256"] != sha256:
+                raise ValueError(f"{name}: chapter {chapter} verified sha256 {sha256}, another chapter {row['sha256']}; "
+                                 "run the chapters again on one copy of the data")
+            row["chapters"].append(chapter)
+    table = pd.DataFrame(rows.values(), columns=["file", "sha256", "chapters"])
+    return table.assign(chapters=table["chapters"].str.join(", ")).set_index("file")
+
+
+def package_table(results: Results) -> pd.DataFrame:
+    """Package versions recorded by each chapter (packages as rows, chapters as columns); one column ``every
+    chapter`` when they all ran with the same versions."""
+    table = pd.DataFrame({chapter: record["packages"] for chapter, record in results.provenance.items()})
+    if table.shape[1] > 1 and table.nunique(axis=1, dropna=False).eq(1).all():
+        return table.iloc[:, :1].set_axis(["every chapter"], axis=1)
+    return table

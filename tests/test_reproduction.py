@@ -1,0 +1,103 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from perturbx import reproduction
+from perturbx.book import BOOK_DIR, RESULTS_DIR
+from perturbx.reproduction import Headline, MissingResultError, Results
+
+
+def write_chapter_results(folder, chapter, tables, profile="quick", device_name="CPU test (2 cores)", data=None,
+                          packages=None):
+    (folder / chapter).mkdir(parents=True)
+    for name, table in tables.items():
+        table.to_csv(folder / chapter / f"{name}.csv", index=False)
+    record = {"title": chapter, "profile": profile, "seed": 0, "seeds": {"main": [0, 1]}, "device": "cpu",
+              "device_name": device_name, "commit": "abc123", "finished_utc": "2026-11-22 10:00:00 UTC",
+              "kernel_wall_time_s": 1.0, "wall_time_s": 2.5, "packages": packages or {"torch": "2.13.0"},
+              "data": data or {"plate": "aa"}, "tables": list(tables)}
+    (folder / chapter / "provenance.json").write_text(json.dumps(record))
+
+
+@pytest.fixture
+def results(tmp_path):
+    scores = pd.DataFrame({"model": ["DeepDRA", "ridge"], "roc_auc": ["0.900 ± 0.010", "0.800"],
+                           "roc_auc_mean": [0.9, 0.8], "roc_auc_sd": [0.01, np.nan], "runs": [3, 1]})
+    write_chapter_results(tmp_path, "02_drp", {"cv": scores})
+    single = pd.DataFrame({"split": ["random"], "model": ["diffusion"], "spread_ratio": [1.4]})
+    write_chapter_results(tmp_path, "04_diffusion", {"samples": single}, profile="full", device_name="GPU H100")
+    return Results.load(tmp_path)
+
+
+def headline(table="cv", row=None, metric="roc_auc", paper_value=0.883, chapter="02_drp"):
+    return Headline("paper", "experiment", "real", chapter, table, row or {"model": "DeepDRA"}, metric, paper_value)
+
+
+def test_headline_value_reads_mean_sd_and_runs(results):
+    assert reproduction.headline_value(results, headline()) == {"mean": 0.9, "sd": 0.01, "runs": 3}
+    single = reproduction.headline_value(results, headline("samples", {"split": "random", "model": "diffusion"},
+                                                           "spread_ratio", chapter="04_diffusion"))
+    assert single["mean"] == 1.4 and np.isnan(single["sd"]) and single["runs"] == 1
+
+
+@pytest.mark.parametrize("broken, message", [
+    (dict(table="missing"), r"perturbx book run --chapters 02_drp"),
+    (dict(row={"model": "nope"}), "0 rows match"),
+    (dict(row={"dataset": "x"}), "no column 'dataset'"),
+    (dict(metric="auprc"), "no metric 'auprc'"),
+])
+def test_a_missing_result_is_named(results, broken, message):
+    with pytest.raises(MissingResultError, match=message):
+        reproduction.headline_value(results, headline(**broken))
+
+
+def test_headline_table_sets_ours_beside_the_paper_with_the_chapters_provenance(results):
+    table = reproduction.headline_table(results, [headline(), headline(row={"model": "ridge"}, paper_value=None)])
+    assert table["ours"].tolist() == ["0.900 ± 0.010", "0.800"]
+    assert table.loc[0, "ours − paper"] == pytest.approx(0.9 - 0.883)
+    assert np.isnan(table.loc[1, "paper reported"]) and np.isnan(table.loc[1, "ours − paper"])
+    assert table.loc[0, "profile"] == "quick" and table.loc[0, "device"] == "CPU test (2 cores)"
+
+
+def test_provenance_and_run_time_tables(results, tmp_path):
+    chapters = reproduction.provenance_table(results)
+    assert chapters.loc["04_diffusion", "device"] == "GPU H100"
+    assert chapters.loc["02_drp", "seeds"] == "main: 2" and chapters.loc["02_drp", "wall time (s)"] == 2.5
+    pd.DataFrame([
+        {"chapter": "02_drp", "status": "ok", "profile": "quick", "device": "cpu", "wall_time_s": 900.0},
+        {"chapter": "02_drp", "status": "ok", "profile": "quick", "device": "cpu", "wall_time_s": 800.0},
+        {"chapter": "02_drp", "status": "failed", "profile": "full", "device": "cuda", "wall_time_s": 5.0},
+        {"chapter": "04_diffusion", "status": "ok", "profile": "full", "device": "cuda", "wall_time_s": 300.0},
+    ]).to_csv(tmp_path / "runs.csv", index=False)
+    times = reproduction.run_times(results)
+    assert times.loc["02_drp", "quick on cpu"] == 800.0, "the latest successful run"
+    assert times.loc["04_diffusion", "full on cuda"] == 300.0
+    assert np.isnan(times.loc["02_drp", "full on cuda"]), "a failed run has no time"
+
+
+def test_data_and_package_tables(tmp_path):
+    write_chapter_results(tmp_path, "01_a", {}, data={"plate": "aa", "genes": "bb"})
+    write_chapter_results(tmp_path, "02_b", {}, data={"plate": "aa"})
+    results = Results.load(tmp_path)
+    data = reproduction.data_table(results)
+    assert data.loc["plate", "chapters"] == "01_a, 02_b" and data.loc["genes", "sha256"] == "bb"
+    assert list(reproduction.package_table(results).columns) == ["every chapter"]
+    write_chapter_results(tmp_path, "03_c", {}, data={"plate": "zz"}, packages={"torch": "2.14.0"})
+    results = Results.load(tmp_path)
+    with pytest.raises(ValueError, match="plate: chapter 03_c verified sha256 zz"):
+        reproduction.data_table(results)
+    assert list(reproduction.package_table(results).columns) == ["01_a", "02_b", "03_c"]
+
+
+def test_every_headline_is_found_in_the_books_results():
+    """The published Reproduction page can be rebuilt: every headline points at a table, row and metric that the
+    last run of its chapter wrote."""
+    assert RESULTS_DIR == BOOK_DIR / "results"
+    results = Results.load()
+    for item in reproduction.HEADLINES:
+        value = reproduction.headline_value(results, item)
+        assert np.isfinite(value["mean"]), item
+    drp = [h for h in reproduction.HEADLINES if h.paper_value is not None]
+    assert {h.metric for h in drp} == {"roc_auc", "auprc"} and len(drp) == 8
