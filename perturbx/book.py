@@ -303,6 +303,17 @@ def _failure_message(path: Path, error) -> str:
             f"The notebook with the full traceback was written to {path}.")
 
 
+def _without_injected_parameters(path: Path):
+    """The notebook at ``path`` without the parameters cell papermill injected in an earlier run: papermill keeps
+    such a cell when no new parameters are given, so a run with the chapters' own profile would silently reuse
+    the profile of the previous run."""
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    notebook.cells = [cell for cell in notebook.cells if "injected-parameters" not in cell.metadata.get("tags", [])]
+    return notebook
+
+
 def run_chapters(chapters: Sequence[Path], profile: str | None = None, device: str | None = None,
                  results_dir: Path | str | None = None) -> dict[str, float]:
     """Execute ``chapters`` in order with papermill, writing each executed notebook back in place.
@@ -341,8 +352,8 @@ def run_chapters(chapters: Sequence[Path], profile: str | None = None, device: s
         previous = os.environ.get(RESULTS_ENV)
         os.environ[RESULTS_ENV] = str(folder.resolve())
         try:
-            papermill.execute_notebook(str(path), str(path), parameters=parameters, cwd=str(path.parent),
-                                       kernel_name="python3", progress_bar=True)
+            papermill.execute_notebook(_without_injected_parameters(path), str(path), parameters=parameters,
+                                       cwd=str(path.parent), kernel_name="python3", progress_bar=True)
         except papermill.PapermillExecutionError as error:
             raise ChapterFailed(_failure_message(path, error)) from error
         finally:

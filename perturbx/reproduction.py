@@ -170,6 +170,18 @@ def provenance_table(results: Results) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("chapter") if rows else pd.DataFrame()
 
 
+def table_index(results: Results) -> pd.DataFrame:
+    """Every table the chapters registered: chapter, table, its CSV file (relative to the results folder), rows,
+    columns, and the profile and device it was computed with."""
+    rows = []
+    for chapter, record in results.provenance.items():
+        for name in record["tables"]:
+            table = results.table(chapter, name)
+            rows.append({"chapter": chapter, "table": name, "csv": f"{chapter}/{name}.csv", "rows": len(table),
+                         "columns": table.shape[1], "profile": record["profile"], "device": record["device_name"]})
+    return pd.DataFrame(rows, columns=["chapter", "table", "csv", "rows", "columns", "profile", "device"])
+
+
 def run_times(results: Results) -> pd.DataFrame:
     """Wall time (s) of the latest successful run of each chapter per profile and device kind, chapters as rows
     and ``<profile> on <device>`` as columns (NaN where that combination was never run)."""

@@ -78,6 +78,16 @@ def test_run_chapters_injects_profile_writes_outputs_and_stops_at_failure(tmp_pa
     assert nbformat.read(never, as_version=4).cells[-2].outputs == []
 
 
+def test_a_run_without_a_profile_uses_the_chapters_own_not_the_previous_runs(tmp_path, monkeypatch):
+    monkeypatch.delenv("PERTURBX_PROFILE", raising=False)
+    path = write_chapter(tmp_path, "01_profile.ipynb", "print('profile is', profile)")
+    run_chapters([path], profile="smoke")
+    run_chapters([path])
+    notebook = nbformat.read(path, as_version=4)
+    assert "profile is quick" in json.dumps(notebook.cells[-2].outputs)
+    assert not any("injected-parameters" in cell.metadata.get("tags", []) for cell in notebook.cells)
+
+
 def test_unknown_chapter_name(tmp_path):
     write_chapter(tmp_path, "00_intro.ipynb", "")
     with pytest.raises(ValueError, match="no chapter named 99_x"):

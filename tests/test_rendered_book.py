@@ -29,6 +29,7 @@ SCREENSHOTS = REPO_ROOT / "_build" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 MAX_SCREENSHOT_HEIGHT = 16000  # px; Chromium cannot capture much taller pages in one image
+SCREENSHOT_WIDTH = 1600  # px; a desktop reader's window, wide enough for the tables
 CHAPTERS = chapter_paths()
 
 
@@ -99,7 +100,7 @@ def expected_outputs(path: Path) -> dict:
 
 def full_page_screenshot(driver, target: Path) -> None:
     height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1280, min(int(height) + 100, MAX_SCREENSHOT_HEIGHT))
+    driver.set_window_size(SCREENSHOT_WIDTH, min(int(height) + 100, MAX_SCREENSHOT_HEIGHT))
     target.parent.mkdir(parents=True, exist_ok=True)
     assert driver.save_screenshot(str(target)), f"no screenshot written to {target}"
     driver.set_window_size(1280, 1000)

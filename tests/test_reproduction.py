@@ -77,6 +77,13 @@ def test_provenance_and_run_time_tables(results, tmp_path):
     assert np.isnan(times.loc["02_drp", "full on cuda"]), "a failed run has no time"
 
 
+def test_table_index_lists_every_registered_table(results):
+    index = reproduction.table_index(results)
+    assert index[["chapter", "table", "rows", "profile"]].values.tolist() == [["02_drp", "cv", 2, "quick"],
+                                                                             ["04_diffusion", "samples", 1, "full"]]
+    assert index.loc[0, "csv"] == "02_drp/cv.csv" and index.loc[0, "columns"] == 5
+
+
 def test_data_and_package_tables(tmp_path):
     write_chapter_results(tmp_path, "01_a", {}, data={"plate": "aa", "genes": "bb"})
     write_chapter_results(tmp_path, "02_b", {}, data={"plate": "aa"})
