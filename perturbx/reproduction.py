@@ -171,15 +171,15 @@ def provenance_table(results: Results) -> pd.DataFrame:
 
 
 def table_index(results: Results) -> pd.DataFrame:
-    """Every table the chapters registered: chapter, table, its CSV file (relative to the results folder), rows,
-    columns, and the profile and device it was computed with."""
+    """Every table the chapters registered: chapter, table, its CSV file (relative to the results folder), rows
+    and columns. (Profile and device are the chapter's: :func:`provenance_table`.)"""
     rows = []
     for chapter, record in results.provenance.items():
         for name in record["tables"]:
             table = results.table(chapter, name)
             rows.append({"chapter": chapter, "table": name, "csv": f"{chapter}/{name}.csv", "rows": len(table),
-                         "columns": table.shape[1], "profile": record["profile"], "device": record["device_name"]})
-    return pd.DataFrame(rows, columns=["chapter", "table", "csv", "rows", "columns", "profile", "device"])
+                         "columns": table.shape[1]})
+    return pd.DataFrame(rows, columns=["chapter", "table", "csv", "rows", "columns"])
 
 
 def run_times(results: Results) -> pd.DataFrame:

@@ -79,8 +79,7 @@ def test_provenance_and_run_time_tables(results, tmp_path):
 
 def test_table_index_lists_every_registered_table(results):
     index = reproduction.table_index(results)
-    assert index[["chapter", "table", "rows", "profile"]].values.tolist() == [["02_drp", "cv", 2, "quick"],
-                                                                             ["04_diffusion", "samples", 1, "full"]]
+    assert index[["chapter", "table", "rows"]].values.tolist() == [["02_drp", "cv", 2], ["04_diffusion", "samples", 1]]
     assert index.loc[0, "csv"] == "02_drp/cv.csv" and index.loc[0, "columns"] == 5
 
 
