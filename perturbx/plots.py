@@ -239,23 +239,30 @@ def metric_curves(table: pd.DataFrame, x: str, metrics: Sequence[str], title: st
     return fig
 
 
-def headline_dots(table: pd.DataFrame, title: str) -> plt.Figure:
+def headline_dots(table: pd.DataFrame, title: str, panel: str | None = None) -> plt.Figure:
     """Our mean ± sd over runs (dots with bars) next to the paper's reported value (crosses, where there is one),
     one line per row of a :func:`perturbx.reproduction.headline_table` (``experiment``, ``model``, ``metric``,
-    ``ours (mean)``, ``ours (sd)``, ``paper reported``)."""
-    labels = (table["experiment"] + " | " + table["model"] + " | " + table["metric"]).to_numpy()
-    y = np.arange(len(table))
-    fig, ax = plt.subplots(figsize=(9, 0.32 * len(table) + 1.2))
-    ax.errorbar(table["ours (mean)"], y, xerr=table["ours (sd)"].fillna(0), fmt="o", color="C0", capsize=3,
-                label="ours (mean ± sd over runs)")
-    reported = table["paper reported"].notna().to_numpy()
-    if reported.any():
-        ax.scatter(table["paper reported"][reported], y[reported], marker="x", s=60, color="C3", zorder=3,
-                   label="paper (reported)")
-    ax.set_yticks(y, labels, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel("value")
-    ax.set_title(title)
-    ax.legend(fontsize=8, loc="best")
+    ``ours (mean)``, ``ours (sd)``, ``paper reported``); one panel, with its own x range, per value of the column
+    ``panel`` (all rows in one panel when ``None``)."""
+    groups = list(table.groupby(panel, sort=False)) if panel else [(None, table)]
+    heights = [len(part) for _, part in groups]
+    fig, axes = plt.subplots(len(groups), 1, figsize=(9, 0.3 * sum(heights) + 1.0 * len(groups) + 0.6),
+                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    for ax, (name, part) in zip(axes[:, 0], groups):
+        parts = [part["experiment"], part["model"]] + ([part["metric"]] if part["metric"].nunique() > 1 else [])
+        labels = [" | ".join(values) for values in zip(*parts)]
+        y = np.arange(len(part))
+        ax.errorbar(part["ours (mean)"], y, xerr=part["ours (sd)"].fillna(0), fmt="o", color="C0", capsize=3,
+                    label="ours (mean ± sd over runs)")
+        reported = part["paper reported"].notna().to_numpy()
+        if reported.any():
+            ax.scatter(part["paper reported"][reported], y[reported], marker="x", s=60, color="C3", zorder=3,
+                       label="paper (reported)")
+        ax.set_yticks(y, labels, fontsize=8)
+        ax.set_ylim(len(part) - 0.5, -0.5)
+        metrics = ", ".join(part["metric"].unique())
+        ax.set_title(f"{name}: {metrics}" if name is not None else metrics, fontsize=10)
+        ax.legend(fontsize=8, loc="best")
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
