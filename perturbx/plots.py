@@ -243,14 +243,15 @@ def headline_dots(table: pd.DataFrame, title: str, panel: str | None = None) -> 
     """Our mean ± sd over runs (dots with bars) next to the paper's reported value (crosses, where there is one),
     one line per row of a :func:`perturbx.reproduction.headline_table` (``experiment``, ``model``, ``metric``,
     ``ours (mean)``, ``ours (sd)``, ``paper reported``); one panel, with its own x range, per value of the column
-    ``panel`` (all rows in one panel when ``None``)."""
+    ``panel`` (all rows in one panel when ``None``). Row labels name the model and whatever else varies within
+    the panel."""
     groups = list(table.groupby(panel, sort=False)) if panel else [(None, table)]
     heights = [len(part) for _, part in groups]
     fig, axes = plt.subplots(len(groups), 1, figsize=(9, 0.3 * sum(heights) + 1.0 * len(groups) + 0.6),
                              gridspec_kw={"height_ratios": heights}, squeeze=False)
     for ax, (name, part) in zip(axes[:, 0], groups):
-        parts = [part["experiment"], part["model"]] + ([part["metric"]] if part["metric"].nunique() > 1 else [])
-        labels = [" | ".join(values) for values in zip(*parts)]
+        varying = [c for c in ("experiment", "model", "metric") if c == "model" or part[c].nunique() > 1]
+        labels = [" | ".join(values) for values in zip(*(part[c] for c in varying))]
         y = np.arange(len(part))
         ax.errorbar(part["ours (mean)"], y, xerr=part["ours (sd)"].fillna(0), fmt="o", color="C0", capsize=3,
                     label="ours (mean ± sd over runs)")
@@ -260,8 +261,7 @@ def headline_dots(table: pd.DataFrame, title: str, panel: str | None = None) -> 
                        label="paper (reported)")
         ax.set_yticks(y, labels, fontsize=8)
         ax.set_ylim(len(part) - 0.5, -0.5)
-        metrics = ", ".join(part["metric"].unique())
-        ax.set_title(f"{name}: {metrics}" if name is not None else metrics, fontsize=10)
+        ax.set_title(name if name is not None else ", ".join(part["metric"].unique()), fontsize=10)
         ax.legend(fontsize=8, loc="best")
     fig.suptitle(title)
     fig.tight_layout()

@@ -107,3 +107,20 @@ def test_every_headline_is_found_in_the_books_results():
         assert np.isfinite(value["mean"]), item
     drp = [h for h in reproduction.HEADLINES if h.paper_value is not None]
     assert {h.metric for h in drp} == {"roc_auc", "auprc"} and len(drp) == 8
+
+
+def test_headline_dots_draws_one_panel_per_group_with_paper_crosses():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from perturbx.plots import headline_dots
+
+    table = pd.DataFrame({"experiment": ["cv", "cv", "ccle"], "model": ["a", "b", "a"], "metric": ["auc"] * 3,
+                          "ours (mean)": [0.9, 0.8, 0.7], "ours (sd)": [0.01, np.nan, 0.02],
+                          "paper reported": [0.95, np.nan, np.nan]})
+    fig = headline_dots(table, "title", panel="experiment")
+    first, second = fig.axes
+    assert [t.get_text() for t in first.get_yticklabels()] == ["a", "b"]
+    assert first.get_title() == "cv" and second.get_title() == "ccle"
+    assert "paper (reported)" in first.get_legend_handles_labels()[1]
+    assert "paper (reported)" not in second.get_legend_handles_labels()[1]
