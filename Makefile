@@ -24,7 +24,7 @@ test: venv browser html
 browser:
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; else \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
-			apt-get install -y -qq --no-install-recommends chromium chromium-driver; fi
+			apt-get install -y -qq chromium chromium-driver; fi
 
 venv: $(STAMP)
 
