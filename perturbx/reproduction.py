@@ -89,6 +89,7 @@ class Results:
 
     folder: Path
     provenance: dict[str, dict]
+    _tables: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, folder: Path | str = RESULTS_DIR) -> Results:
@@ -98,12 +99,14 @@ class Results:
         return cls(folder, records)
 
     def table(self, chapter: str, name: str) -> pd.DataFrame:
-        """The CSV table ``name`` of ``chapter``."""
-        path = self.folder / chapter / f"{name}.csv"
-        if not path.exists():
-            raise MissingResultError(f"no table {path}: run `perturbx book run --chapters {chapter}` (the runner "
-                                     f"writes the tables that the chapter registers with chapter.table)")
-        return pd.read_csv(path)
+        """The CSV table ``name`` of ``chapter`` (read once; later calls return the same frame)."""
+        if (chapter, name) not in self._tables:
+            path = self.folder / chapter / f"{name}.csv"
+            if not path.exists():
+                raise MissingResultError(f"no table {path}: run `perturbx book run --chapters {chapter}` (the runner "
+                                         f"writes the tables that the chapter registers with chapter.table)")
+            self._tables[(chapter, name)] = pd.read_csv(path)
+        return self._tables[(chapter, name)]
 
     def runs(self) -> pd.DataFrame:
         """Every chapter run the runner logged (``runs.csv``), oldest first; empty when none."""
