@@ -128,21 +128,22 @@ class Chapter:
                 "kernel_wall_time_s": round(time.perf_counter() - self.started, 1),
                 "packages": package_versions(), "data": verified_files(), "tables": list(self.tables)}
 
-    def provenance(self) -> str:
-        """One line: commit, device, profile, seed, wall time since :func:`start_chapter`, package version, date."""
-        elapsed = time.perf_counter() - self.started
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        return (f"{self.title} | commit {git_commit()} | device {describe_device(self.device)} | "
-                f"profile {self.profile} | seed {self.seed} | wall time {elapsed:.1f} s | "
-                f"perturbx {__version__} | {stamp}")
+    def provenance(self, record: dict | None = None) -> str:
+        """One line of :meth:`record` (default: taken now): commit, device, profile, seed, wall time since
+        :func:`start_chapter`, package version, date."""
+        record = record if record is not None else self.record()
+        return (f"{self.title} | commit {record['commit']} | device {record['device_name']} | "
+                f"profile {self.profile} | seed {self.seed} | wall time {record['kernel_wall_time_s']:.1f} s | "
+                f"perturbx {__version__} | {record['finished_utc'][:16]} UTC")
 
     def finish(self) -> None:
         """Print the provenance line and, under the runner, write ``provenance.json``; the last call of every
         chapter."""
-        print(f"Provenance: {self.provenance()}")
+        record = self.record()
+        print(f"Provenance: {self.provenance(record)}")
         if self.results_dir is not None:
             self.results_dir.mkdir(parents=True, exist_ok=True)
-            (self.results_dir / PROVENANCE_FILE).write_text(json.dumps(self.record(), indent=1) + "\n")
+            (self.results_dir / PROVENANCE_FILE).write_text(json.dumps(record, indent=1) + "\n")
 
 
 def _is_default_index(frame: pd.DataFrame) -> bool:

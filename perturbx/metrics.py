@@ -66,6 +66,11 @@ def deepdra_precision_recall(y_true: np.ndarray, score: np.ndarray, threshold: f
     return {"deepdra_precision": matrix[0, 0] / matrix[0].sum(), "deepdra_recall": matrix[0, 0] / matrix[:, 0].sum()}
 
 
+def format_mean_sd(mean: float, sd: float) -> str:
+    """'0.912 ± 0.004', or '0.912' when there is no spread (one run: sd is NaN)."""
+    return f"{mean:.3f} ± {sd:.3f}" if np.isfinite(sd) else f"{mean:.3f}"
+
+
 def summarise_runs(runs: "pd.DataFrame", by: list[str], columns: list[str]) -> "pd.DataFrame":
     """Mean and standard deviation (ddof=1; NaN for one run) of ``columns`` per group, as 'mean ± sd' strings
     and as numbers (columns ``<metric>_mean``, ``<metric>_sd``)."""
@@ -75,7 +80,7 @@ def summarise_runs(runs: "pd.DataFrame", by: list[str], columns: list[str]) -> "
     mean, sd, n = grouped.mean(), grouped.std(ddof=1), grouped.size()
     out = pd.DataFrame(index=mean.index)
     for column in columns:
-        out[column] = [f"{m:.3f} ± {s:.3f}" if np.isfinite(s) else f"{m:.3f}" for m, s in zip(mean[column], sd[column])]
+        out[column] = [format_mean_sd(m, s) for m, s in zip(mean[column], sd[column])]
     out["runs"] = n
     numbers = mean.add_suffix("_mean").join(sd.add_suffix("_sd"))
     return out.join(numbers)

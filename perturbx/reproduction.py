@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .book import PROVENANCE_FILE, RESULTS_DIR, RUNS_LOG
+from .metrics import format_mean_sd
 
 DIFFUSION_PAPER = "Diffusion model of drug-induced L1000 profiles"
 GRAPH_PAPER = "Interpretable pathway-graph model of L1000 profiles"
@@ -138,10 +139,6 @@ def headline_value(results: Results, headline: Headline) -> dict:
     raise MissingResultError(f"{headline.chapter}/{headline.table}.csv has no metric {headline.metric!r}")
 
 
-def _mean_sd(mean: float, sd: float) -> str:
-    return f"{mean:.3f}" if not np.isfinite(sd) else f"{mean:.3f} ± {sd:.3f}"
-
-
 def headline_table(results: Results, headlines: Sequence[Headline] = HEADLINES) -> pd.DataFrame:
     """One row per headline: paper, experiment, data, model, metric, ``paper reported``, ``ours`` (mean ± sd over
     runs as text; numbers in ``ours (mean)`` / ``ours (sd)``), ``ours − paper``, runs, and the chapter's profile,
@@ -154,7 +151,7 @@ def headline_table(results: Results, headlines: Sequence[Headline] = HEADLINES) 
             "paper": headline.paper, "experiment": headline.experiment, "data": headline.data,
             "model": headline.row["model"], "metric": headline.metric,
             "paper reported": headline.paper_value if headline.paper_value is not None else np.nan,
-            "ours": _mean_sd(value["mean"], value["sd"]), "ours (mean)": value["mean"], "ours (sd)": value["sd"],
+            "ours": format_mean_sd(value["mean"], value["sd"]), "ours (mean)": value["mean"], "ours (sd)": value["sd"],
             "ours − paper": value["mean"] - headline.paper_value if headline.paper_value is not None else np.nan,
             "runs": value["runs"], "chapter": headline.chapter, "profile": record.get("profile", "unknown"),
             "device": record.get("device_name", "unknown"), "commit": record.get("commit", "unknown"),
