@@ -1,7 +1,7 @@
 # The two commands of the README, and the steps they are made of.
 #   make book   set up .venv, fetch the data, execute the chapters, build the HTML book into _build/html
-#   make test   set up .venv and Chromium, render the book, run the unit tests, the browser test of the rendered
-#               book and every chapter in the smoke profile (pytest tests --nbmake book)
+#   make test   set up .venv and Chromium, render the book, lint (ruff), run the unit tests, the browser test of the
+#               rendered book and every chapter in the smoke profile (pytest tests --nbmake book)
 # Options: PROFILE=smoke|quick|full (chapters' own default: quick), DEVICE=cpu|cuda, CHAPTERS="00_intro ...".
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -13,12 +13,16 @@ DEVICE ?=
 CHAPTERS ?=
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: book test venv browser data run-chapters html constraints clean
+.PHONY: book test venv browser lint data run-chapters html constraints clean
 
 book: venv data run-chapters html
 
-test: venv browser html
+test: venv browser html lint
 	$(BIN)/python -m pytest tests --nbmake book
+
+# ruff (pinned): pyflakes, pycodestyle, import order, Google docstrings, bugbear; configured in pyproject.toml.
+lint: venv
+	$(BIN)/ruff check .
 
 # Debian's Chromium and ChromeDriver, for the browser test of the rendered book (tests/test_rendered_book.py).
 browser:

@@ -5,8 +5,8 @@ under 30 s and under 2 GiB), and the time of a second run that finds its cached 
 
     .venv/bin/python benchmarks/curate_gctx.py [--profiles 100000] [--workdir DIR]
 
-The input is written once by the semi-synthetic generator (perturbx.datasets.simulate.write_clue_gctx, about
-4.9 GB for the default size) and reused by later runs.
+The input is drawn once by the semi-synthetic generator (perturbx.datasets.simulate), written in the CLUE layout by
+perturbx.datasets.cmap_write.write_clue_gctx (about 4.9 GB for the default size), and reused by later runs.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 from perturbx.datasets import cache_dir
-from perturbx.datasets.simulate import SimulationConfig, simulate, write_clue_gctx
+from perturbx.datasets.cmap_write import write_clue_gctx
+from perturbx.datasets.simulate import SimulationConfig, simulate
 
 
 def main() -> None:
@@ -37,7 +38,7 @@ def main() -> None:
         started = time.perf_counter()
         config = SimulationConfig(n_compounds=1000, n_cells=30, n_replicates=2, n_conditions=args.profiles // 2)
         simulation = simulate(config)
-        write_clue_gctx(simulation, folder, n_genes=args.genes)
+        write_clue_gctx(simulation.data.expression, simulation.data.metadata, folder, n_genes=args.genes)
         print(f"input written in {time.perf_counter() - started:.1f} s: {matrix} "
               f"({matrix.stat().st_size / 2**30:.2f} GiB)")
     out = args.workdir / "curated"

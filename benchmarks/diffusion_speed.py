@@ -20,8 +20,9 @@ import argparse
 import numpy as np
 import pandas as pd
 
-from perturbx import book, expression, generative
+from perturbx.book.runner import time_chapter
 from perturbx.datasets.simulate import simulate
+from perturbx.experiments import generative, l1000
 from perturbx.runtime import describe_device, select_device
 
 
@@ -34,33 +35,32 @@ def main() -> None:
     parser.add_argument("--smoke-chapter", action="store_true")
     args = parser.parse_args()
     device = select_device(args.device)
-    settings = generative.settings_for(args.profile, device=device)
+    settings = generative.GenerativeSettings.for_profile(args.profile, device=device)
     for config in (settings.diffusion_fit, settings.encoder_decoder_fit):
         config.epochs, config.early_stopping_patience, config.progress = args.epochs, None, False
     settings.min_steps = 0  # exactly --epochs
 
-    simulation = simulate(expression.simulation_for(args.profile))
-    inputs = expression.build_inputs(simulation.data)
-    split = expression.make_split(inputs, "random", seed=0)
+    simulation = simulate(l1000.simulation_for(args.profile))
+    inputs = l1000.build_inputs(simulation.data)
+    split = l1000.make_split(inputs, "random", seed=0)
     split = type(split)(split.train, np.array([], dtype=int), split.test, split.kind)  # no validation passes
-    truth = generative.Truth(simulation, settings.n_reference)
+    truth = l1000.Truth(simulation, settings.n_reference)
     print(f"{describe_device(device)}; profile {args.profile}: {len(split.train):,} training profiles, "
           f"{args.epochs} epochs, batch {settings.diffusion_fit.batch_size}")
-    result = generative.run_split(inputs, split, settings, seed=0, models=[generative.DIFFUSION,
-                                                                         generative.ENCODER_DECODER],
+    result = generative.run_split(inputs, split, settings, seed=0, models=["diffusion", "encoder_decoder"],
                                   truth=truth)
     for name, fitted in result.fits.items():
         parameters = sum(p.numel() for p in result.models[name].parameters())
         print(f"{name} ({parameters:,} parameters): training {fitted.samples_per_second:,.0f} profiles/s "
               f"({fitted.seconds / len(fitted.history):.2f} s per epoch, {len(fitted.history)} epochs)")
-    samplers = generative.sampler_comparison(result, inputs, [("ddpm", 0), ("ddim", 50), ("ddim", 20)], settings,
-                                             truth=truth, max_conditions=args.conditions)
+    samplers = generative.sampler_comparison(result, inputs, [("ddpm", 0), ("ddim", 50), ("ddim", 20)],
+                                             max_conditions=args.conditions)
     print(f"sampling {min(args.conditions, len(result.conditions))} conditions x {settings.n_samples} profiles:")
     with pd.option_context("display.width", 160, "display.precision", 3):
         print(samplers[["sampler", "steps", "seconds per 1,000 profiles", "pearson_change", "energy_distance_true",
                         "spread_ratio"]].to_string(index=False))
     if args.smoke_chapter:
-        print(f"chapter 04 in the smoke profile: {book.time_chapter('04_diffusion'):.1f} s wall time")
+        print(f"chapter 04 in the smoke profile: {time_chapter('04_diffusion'):.1f} s wall time")
 
 
 if __name__ == "__main__":

@@ -12,19 +12,21 @@ from __future__ import annotations
 import argparse
 import time
 
-from perturbx import drp
 from perturbx.datasets.drp import TRAIN_DATASET, load_drp
+from perturbx.experiments import drp
 from perturbx.runtime import describe_device, select_device
+from perturbx.splits import kfold
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=("smoke", "quick", "full"), default="quick")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None)
-    parser.add_argument("--models", nargs="+", default=["gradient boosting", "DeepDRA", "cross-attention"])
+    parser.add_argument("--models", nargs="+", default=["gradient_boosting", "deepdra", "cross_attention"],
+                        choices=drp.MODELS.ids())
     args = parser.parse_args()
     device = select_device(args.device)
-    settings = drp.settings_for(args.profile, device=device)
+    settings = drp.DRPSettings.for_profile(args.profile, device=device)
     settings.fit.progress = False
     data = load_drp()
     pairs = data.dataset(TRAIN_DATASET)
@@ -42,8 +44,6 @@ def main() -> None:
 
 
 def _folds(data, pairs, model, settings):
-    from perturbx.splits import kfold
-
     for split in kfold(len(pairs), k=5, seed=0, labels=pairs["label"].to_numpy()):
         yield drp.run_split(data, pairs.iloc[split.train], pairs.iloc[split.val], pairs.iloc[split.test], [model],
                             settings, seed=0)

@@ -16,12 +16,14 @@ import time
 
 import numpy as np
 
-from perturbx import book, expression
+from perturbx.book.runner import time_chapter
 from perturbx.datasets import fetch
 from perturbx.datasets.cmap import landmark_genes
 from perturbx.datasets.simulate import simulate
+from perturbx.experiments import expression, l1000
 from perturbx.pathways import gene_graph, read_gmt
 from perturbx.runtime import describe_device, select_device
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -31,15 +33,15 @@ def main() -> None:
     parser.add_argument("--smoke-chapter", action="store_true")
     args = parser.parse_args()
     device = select_device(args.device)
-    settings = expression.settings_for(args.profile, device=device)
+    settings = expression.ExpressionSettings.for_profile(args.profile, device=device)
     settings.fit.epochs, settings.fit.early_stopping_patience, settings.fit.progress = args.epochs, None, False
 
-    simulation = simulate(expression.simulation_for(args.profile))
-    inputs = expression.build_inputs(simulation.data, gene_graph(read_gmt(fetch("reactome_pathways")),
+    simulation = simulate(l1000.simulation_for(args.profile))
+    inputs = l1000.build_inputs(simulation.data, gene_graph(read_gmt(fetch("reactome_pathways")),
                                                                  landmark_genes()))
-    split = expression.make_split(inputs, "random", seed=0)
+    split = l1000.make_split(inputs, "random", seed=0)
     split = type(split)(split.train, np.array([], dtype=int), split.test, split.kind)  # no validation passes
-    prepared = expression.prepare(inputs, split.train)
+    prepared = l1000.prepare(inputs, split.train)
     print(f"{describe_device(device)}; profile {args.profile}: {len(split.train):,} training profiles, "
           f"{args.epochs} epochs, batch {settings.fit.batch_size}, {settings.gnn}")
     model, result = expression.fit_graph_model(inputs, prepared, split, settings, seed=0)
@@ -52,7 +54,7 @@ def main() -> None:
     print(f"prediction: {len(split.test) / (time.perf_counter() - started):,.0f} profiles/s "
           f"({len(split.test):,} test profiles)")
     if args.smoke_chapter:
-        print(f"chapter 03 in the smoke profile: {book.time_chapter('03_gnn'):.1f} s wall time")
+        print(f"chapter 03 in the smoke profile: {time_chapter('03_gnn'):.1f} s wall time")
 
 
 if __name__ == "__main__":

@@ -7,8 +7,10 @@ from functools import lru_cache
 
 import numpy as np
 from rdkit import Chem, RDLogger
-from rdkit.Chem import rdFingerprintGenerator
+from rdkit.Chem import Descriptors, rdFingerprintGenerator
 from rdkit.Chem.MolStandardize import rdMolStandardize
+from torch_geometric.utils import from_rdmol
+from torch_geometric.utils.smiles import e_map, x_map
 
 RDLogger.DisableLog("rdApp.*")  # parse failures are reported by InvalidSmilesError instead
 
@@ -82,8 +84,6 @@ def rdkit_descriptors(smiles: str, names: Sequence[str], record: str = "") -> np
     Raises:
         KeyError: a name that is not an RDKit descriptor.
     """
-    from rdkit.Chem import Descriptors
-
     functions = dict(Descriptors.descList)
     missing = [n for n in names if n not in functions]
     if missing:
@@ -112,8 +112,6 @@ def molecule_graph(smiles: str, record: str = ""):
         InvalidSmilesError: SMILES RDKit cannot parse, or an atom/bond outside the feature vocabulary; the message
             names ``record``.
     """
-    from torch_geometric.utils import from_rdmol
-
     mol = mol_from_smiles(smiles, record)
     try:
         graph = from_rdmol(mol)
@@ -131,15 +129,11 @@ def _feature_sizes(mapping: dict) -> tuple[int, ...]:
 
 def atom_feature_sizes() -> tuple[int, ...]:
     """Vocabulary size of each of the 9 atom feature columns of :func:`molecule_graph`."""
-    from torch_geometric.utils.smiles import x_map
-
     return _feature_sizes(x_map)
 
 
 def bond_feature_sizes() -> tuple[int, ...]:
     """Vocabulary size of each of the 3 bond feature columns of :func:`molecule_graph`."""
-    from torch_geometric.utils.smiles import e_map
-
     return _feature_sizes(e_map)
 
 

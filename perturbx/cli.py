@@ -16,6 +16,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .book.runner import ChapterFailed, chapter_paths, run_chapters
+from .datasets import DataError, Fetcher, fetch_all, registry
+from .datasets.lincs import curate_files
+
 
 def _human_size(size: int) -> str:
     for unit in ("B", "kB", "MB", "GB"):
@@ -26,8 +30,6 @@ def _human_size(size: int) -> str:
 
 
 def _data_list(args: argparse.Namespace) -> int:
-    from .datasets import registry
-
     entries = list(registry())
     rows = [("name", "size", "licence", "source")]
     rows += [(e.name, _human_size(e.size), e.licence, e.source) for e in entries]
@@ -39,8 +41,6 @@ def _data_list(args: argparse.Namespace) -> int:
 
 
 def _data_fetch(args: argparse.Namespace) -> int:
-    from .datasets import Fetcher, fetch_all
-
     if args.all == bool(args.names):
         print("perturbx data fetch: give --all or one or more names (see `perturbx data list`)", file=sys.stderr)
         return 2
@@ -51,8 +51,6 @@ def _data_fetch(args: argparse.Namespace) -> int:
 
 
 def _book_run(args: argparse.Namespace) -> int:
-    from .book import chapter_paths, run_chapters
-
     timings = run_chapters(chapter_paths(names=args.chapters), profile=args.profile, device=args.device)
     for stem, seconds in timings.items():
         print(f"{stem}: {seconds:.1f} s")
@@ -60,8 +58,6 @@ def _book_run(args: argparse.Namespace) -> int:
 
 
 def _lincs_curate(args: argparse.Namespace) -> int:
-    from .datasets.lincs import curate_files
-
     summary, reused = curate_files(args.matrix, args.out, meta=args.meta, compounds=args.compounds,
                                    genes=args.genes, min_compound_count=args.min_compound_count, qc=args.qc,
                                    level=args.level, progress=True)
@@ -74,6 +70,7 @@ def _lincs_curate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of the ``perturbx`` command; each subcommand sets ``handler`` to the function that runs it."""
     parser = argparse.ArgumentParser(prog="perturbx", description="perturbx: data and book tools")
     groups = parser.add_subparsers(dest="group", required=True)
 
@@ -110,10 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``perturbx`` console script; returns the exit status."""
-    from .book import ChapterFailed
-    from .datasets import DataError
+    """Entry point of the ``perturbx`` console script.
 
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 on success; 1 on a data error, a failed chapter, a bad value or a missing file (one
+        line on stderr naming it); 2 when ``data fetch`` is given neither names nor ``--all``.
+    """
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)

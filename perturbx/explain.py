@@ -22,10 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.metrics import roc_auc_score
+from torch_geometric.data import Batch
 
 from . import chem
-from .expression import Inputs, Prepared, tensors
+from .experiments.l1000 import Inputs, Prepared, batch
 from .models.gnn import TOKEN_NAMES, PerturbationGNN
+from .training import to_device
 
 
 @dataclass
@@ -53,10 +56,9 @@ class Attributions:
 
 def _row_batch(model: PerturbationGNN, inputs: Inputs, prepared: Prepared, rows: np.ndarray):
     """Inputs of ``rows`` on the model's device with one molecule per row (so atom scales are per profile)."""
-    from torch_geometric.data import Batch
-
     device = next(model.parameters()).device
-    compound_index, basal, dose, time, _ = (t.to(device) for t in tensors(inputs, prepared, rows))
+    b = to_device(batch(inputs, prepared, rows), device)
+    compound_index, basal, dose, time = b.compound, b.basal, b.dose, b.time
     molecules = (Batch.from_data_list([model.graphs[i] for i in compound_index.tolist()]).to(device),
                  torch.arange(len(rows), device=device))
     return compound_index, basal, dose, time, molecules
@@ -169,7 +171,8 @@ def faithfulness(model: PerturbationGNN, inputs: Inputs, prepared: Prepared, fou
 
 
 def causal_atoms(smiles: str, causal_bits: np.ndarray, n_bits: int, radius: int = 2) -> np.ndarray:
-    """bool (n_atoms,): atoms inside an environment that sets one of the simulator's causal fingerprint bits."""
+    """Boolean mask (n_atoms,) of the atoms inside an environment that sets one of the simulator's causal
+    fingerprint bits."""
     covered = chem.morgan_bit_atoms(smiles, radius=radius, n_bits=n_bits)
     mask = np.zeros(chem.mol_from_smiles(smiles).GetNumAtoms(), dtype=bool)
     for bit in set(covered) & {int(b) for b in causal_bits}:
@@ -178,8 +181,6 @@ def causal_atoms(smiles: str, causal_bits: np.ndarray, n_bits: int, radius: int 
 
 
 def _auroc(labels: np.ndarray, scores: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
     labels = np.asarray(labels, dtype=bool)
     return float(roc_auc_score(labels, scores)) if 0 < labels.sum() < len(labels) else np.nan
 
@@ -218,3 +219,19 @@ def gene_recovery(found: Attributions, inputs: Inputs, truth, k: int = 50) -> pd
                      "input_auroc": _auroc(labels, np.abs(found.gene_gradient[i])),
                      "predicted_precision": labels[top].mean(), "base_rate": labels.mean()})
     return pd.DataFrame(rows)
+
+
+def recovery_table(found: Attributions, inputs: Inputs, truth, k: int = 50) -> pd.DataFrame:
+    """Summary of :func:`atom_recovery` and :func:`gene_recovery`: one row per check with its score (AUROC or
+    precision), the mean over profiles, what chance gives, and how many profiles were scored."""
+    atoms, genes = atom_recovery(found, inputs, truth), gene_recovery(found, inputs, truth, k)
+    return pd.DataFrame({
+        "what": ["causal atoms: |gradient x input|", "causal atoms: GAT attention",
+                 "causal basal genes: |gradient x input|", f"causal genes among the {k} largest predicted changes"],
+        "score": ["AUROC", "AUROC", "AUROC", "precision"],
+        "mean": [atoms["gradient_auroc"].mean(), atoms["attention_auroc"].mean(), genes["input_auroc"].mean(),
+                 genes["predicted_precision"].mean()],
+        "chance": [0.5, 0.5, 0.5, genes["base_rate"].mean()],
+        "profiles scored": [atoms["gradient_auroc"].notna().sum(), atoms["attention_auroc"].notna().sum(),
+                            genes["input_auroc"].notna().sum(), len(genes)],
+    })

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+from scipy.spatial.distance import cdist
+from scipy.stats import rankdata
+from sklearn import metrics as sk_metrics
+from sklearn.metrics import confusion_matrix, r2_score
 
 
 def pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -35,20 +40,18 @@ def classification_metrics(y_true: np.ndarray, score: np.ndarray, threshold: flo
         accuracy, precision, recall, f1, roc_auc, auprc (average precision) and pr_auc_trapezoid (the area under
         the precision-recall curve by the trapezoid rule, which is what DeepDRA reports as AUPRC).
     """
-    from sklearn import metrics
-
     y_true = np.asarray(y_true).astype(int)
     score = np.asarray(score, dtype=float)
     predicted = (score > threshold).astype(int)
-    precision_curve, recall_curve, _ = metrics.precision_recall_curve(y_true, score)
+    precision_curve, recall_curve, _ = sk_metrics.precision_recall_curve(y_true, score)
     return {
-        "accuracy": metrics.accuracy_score(y_true, predicted),
-        "precision": metrics.precision_score(y_true, predicted, zero_division=0),
-        "recall": metrics.recall_score(y_true, predicted, zero_division=0),
-        "f1": metrics.f1_score(y_true, predicted, zero_division=0),
-        "roc_auc": metrics.roc_auc_score(y_true, score),
-        "auprc": metrics.average_precision_score(y_true, score),
-        "pr_auc_trapezoid": metrics.auc(recall_curve, precision_curve),
+        "accuracy": sk_metrics.accuracy_score(y_true, predicted),
+        "precision": sk_metrics.precision_score(y_true, predicted, zero_division=0),
+        "recall": sk_metrics.recall_score(y_true, predicted, zero_division=0),
+        "f1": sk_metrics.f1_score(y_true, predicted, zero_division=0),
+        "roc_auc": sk_metrics.roc_auc_score(y_true, score),
+        "auprc": sk_metrics.average_precision_score(y_true, score),
+        "pr_auc_trapezoid": sk_metrics.auc(recall_curve, precision_curve),
     }
 
 
@@ -59,8 +62,6 @@ def deepdra_precision_recall(y_true: np.ndarray, score: np.ndarray, threshold: f
     first row and the first column, so its "precision" is the recall of the resistant class (specificity) and its
     "recall" is the precision of the resistant class (negative predictive value).
     """
-    from sklearn.metrics import confusion_matrix
-
     matrix = confusion_matrix(np.asarray(y_true).astype(int), (np.asarray(score) > threshold).astype(int),
                               labels=[0, 1])
     return {"deepdra_precision": matrix[0, 0] / matrix[0].sum(), "deepdra_recall": matrix[0, 0] / matrix[:, 0].sum()}
@@ -74,8 +75,6 @@ def format_mean_sd(mean: float, sd: float) -> str:
 def summarise_runs(runs: "pd.DataFrame", by: list[str], columns: list[str]) -> "pd.DataFrame":
     """Mean and standard deviation (ddof=1; NaN for one run) of ``columns`` per group, as 'mean ± sd' strings
     and as numbers (columns ``<metric>_mean``, ``<metric>_sd``)."""
-    import pandas as pd
-
     grouped = runs.groupby(by, sort=False)[columns]
     mean, sd, n = grouped.mean(), grouped.std(ddof=1), grouped.size()
     out = pd.DataFrame(index=mean.index)
@@ -88,8 +87,6 @@ def summarise_runs(runs: "pd.DataFrame", by: list[str], columns: list[str]) -> "
 
 def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Spearman correlation of each row of ``a`` with the same row of ``b`` (Pearson of the ranks, ties averaged)."""
-    from scipy.stats import rankdata
-
     return pearson_rows(rankdata(a, axis=-1), rankdata(np.broadcast_to(b, np.shape(a)), axis=-1))
 
 
@@ -114,8 +111,6 @@ def expression_metrics(expression: np.ndarray, predicted: np.ndarray, basal: np.
         (down-) regulated measured genes among the k most up- (down-) regulated predicted ones; NaN, like
         ``pearson_change``, for a constant predicted change, which ranks no genes).
     """
-    import pandas as pd
-
     expression, predicted, basal = (np.asarray(x, dtype=np.float64) for x in (expression, predicted, basal))
     change, predicted_change = expression - basal, predicted - basal
     rows = np.arange(len(change))[:, None]
@@ -150,8 +145,6 @@ EXPRESSION_METRICS = ("pearson", "spearman", "pearson_change", "rmse", "r2_top_d
 # ------------------------------------------------------------------------------------------ distributions
 
 def _mean_distance(a: np.ndarray, b: np.ndarray, exclude_diagonal: bool = False) -> float:
-    from scipy.spatial.distance import cdist
-
     distances = cdist(a, b)
     if not exclude_diagonal:
         return float(distances.mean())
@@ -160,9 +153,9 @@ def _mean_distance(a: np.ndarray, b: np.ndarray, exclude_diagonal: bool = False)
 
 
 def energy_distance(samples: np.ndarray, reference: np.ndarray, unbiased: bool = True) -> float:
-    """Multivariate energy distance between two samples (Székely & Rizzo), Euclidean norm.
+    r"""Multivariate energy distance between two samples (Székely & Rizzo), Euclidean norm.
 
-    :math:`2E\\lVert X - Y\\rVert - E\\lVert X - X'\\rVert - E\\lVert Y - Y'\\rVert`; zero (in expectation, when
+    :math:`2E\lVert X - Y\rVert - E\lVert X - X'\rVert - E\lVert Y - Y'\rVert`; zero (in expectation, when
     ``unbiased``) if and only if the distributions are equal. With ``unbiased`` the within-sample means leave out
     the zero self-distances (U-statistics), so two samples of one distribution score about 0 whatever their sizes
     (a value can then be slightly negative); otherwise the V-statistic, which is never negative.
@@ -182,9 +175,9 @@ def energy_distance(samples: np.ndarray, reference: np.ndarray, unbiased: bool =
 
 
 def energy_score(samples: np.ndarray, observed: np.ndarray) -> float:
-    """Energy score of a sampled forecast for one observation (Gneiting & Raftery 2007), lower is better.
+    r"""Energy score of a sampled forecast for one observation (Gneiting & Raftery 2007), lower is better.
 
-    :math:`E\\lVert X - y\\rVert - \\tfrac12 E\\lVert X - X'\\rVert`: a proper scoring rule, usable where a
+    :math:`E\lVert X - y\rVert - \tfrac12 E\lVert X - X'\rVert`: a proper scoring rule, usable where a
     condition was measured once (the real L1000 data has no replicates). A point forecast (one sample) scores
     its Euclidean error.
 
@@ -202,8 +195,6 @@ def variance_r2(sample_variance: np.ndarray, true_variance: np.ndarray) -> float
     Args:
         sample_variance, true_variance: (genes,) per-gene variance of one condition (log2 units squared).
     """
-    from sklearn.metrics import r2_score
-
     return float(r2_score(np.asarray(true_variance, dtype=np.float64), np.asarray(sample_variance, np.float64)))
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from scipy.stats import spearmanr
 
 
 def read_gmt(path: Path | str) -> dict[str, list[str]]:
@@ -79,6 +80,7 @@ class GeneGraph:
         return np.flatnonzero(self.degree() == 0)
 
     def summary(self) -> dict:
+        """Counts describing the graph: genes, pathways used, undirected edges, isolated genes and degrees."""
         degree = self.degree()
         in_pathway = np.zeros(self.n_genes, dtype=bool)
         for members in self.pathways.values():
@@ -151,7 +153,7 @@ def prerank(signature: pd.Series, gene_sets: dict[str, list[str]], min_size: int
         One row per tested set, index ``pathway``: ``nes`` (normalised enrichment score), ``fdr`` (q-value),
         ``size`` (genes of the set in the signature); sorted by NES, most up-regulated first.
     """
-    import gseapy
+    import gseapy  # noqa: PLC0415 (optional dependency: the `book` extra)
 
     if signature.isna().any():
         raise ValueError(f"signature has {int(signature.isna().sum())} NaN scores (e.g. gene "
@@ -179,8 +181,6 @@ def prerank(signature: pd.Series, gene_sets: dict[str, list[str]], min_size: int
 def pathway_agreement(real: pd.DataFrame, predicted: pd.DataFrame, k: int = 10) -> dict[str, float]:
     """How well two :func:`prerank` tables agree: shared pathways among the top-``k`` up (highest NES) and top-``k``
     down (lowest NES), as fractions of k, and the Spearman correlation of NES over the pathways both tested."""
-    from scipy.stats import spearmanr
-
     common = real.index.intersection(predicted.index)
 
     def top(table: pd.DataFrame, ascending: bool) -> set:

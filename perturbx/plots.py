@@ -8,6 +8,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib import colormaps
+from rdkit.Chem import Draw
+from sklearn.decomposition import PCA
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+
+from .chem import mol_from_smiles
 
 sns.set_theme(context="notebook", style="whitegrid")
 
@@ -88,8 +94,6 @@ def dose_response(doses_um: np.ndarray, changes: np.ndarray, gene_names: Sequenc
 
 def roc_pr_curves(labels: np.ndarray, scores: dict[str, np.ndarray], title: str) -> plt.Figure:
     """ROC and precision-recall curves of several models on one test set (positive class = 1)."""
-    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
-
     fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(12, 5))
     for name, score in scores.items():
         fpr, tpr, _ = roc_curve(labels, score)
@@ -167,11 +171,6 @@ def molecule_attributions(smiles: Sequence[str], scores: Sequence[np.ndarray], l
     Returns:
         a PIL image (shown inline by Jupyter).
     """
-    from matplotlib import colormaps
-    from rdkit.Chem import Draw
-
-    from .chem import mol_from_smiles
-
     colours = colormaps["Reds"]
     mols, atom_lists, atom_colours = [], [], []
     for text, score in zip(smiles, scores):
@@ -194,8 +193,6 @@ def sample_clouds(reference: np.ndarray, samples: dict[str, np.ndarray], title: 
     Args:
         reference: (m, genes) e.g. fresh draws from the simulator; samples: model -> (n, genes), same units.
     """
-    from sklearn.decomposition import PCA
-
     pca = PCA(n_components=2).fit(reference)
     shown = pca.transform(reference)
     fig, axes = plt.subplots(1, len(samples), figsize=(3.6 * len(samples), 3.6), squeeze=False, sharex=True,

@@ -2,7 +2,7 @@
 
 It reads only what the runner wrote (``book/results/<chapter>/<table>.csv``, ``provenance.json`` and
 ``runs.csv``; see :mod:`perturbx.book`), so the page can never show a number that a chapter did not compute.
-The papers' reported numbers appear only in the column ``paper reported`` (from :data:`perturbx.drp.PAPER_REPORTED`;
+The papers' reported numbers appear only in the column ``paper reported`` (from :data:`perturbx.papers.DRP_REPORTED`;
 the two L1000 papers report none that match an experiment of this book).
 """
 
@@ -16,12 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import papers
 from .book import PROVENANCE_FILE, RESULTS_DIR, RUNS_LOG
+from .experiments import drp, expression, generative
 from .metrics import format_mean_sd
-
-DIFFUSION_PAPER = "Diffusion model of drug-induced L1000 profiles"
-GRAPH_PAPER = "Interpretable pathway-graph model of L1000 profiles"
-DRP_PAPER = "Bidirectional cross-attention drug response"
 
 
 @dataclass(frozen=True)
@@ -40,43 +38,41 @@ class Headline:
     paper_value: float | None = None
 
 
-def _drp(experiment: str, table: str, model: str, metric: str) -> Headline:
-    from .drp import PAPER_REPORTED
-
-    reported = PAPER_REPORTED.get(experiment, {}).get(model, {}).get(metric)
-    return Headline(DRP_PAPER, experiment, "real: DeepDRA labels, GDSC omics, RDKit drug features", "02_drp", table,
-                    {"model": model}, metric, reported)
+def _drp(experiment: str, table: str, model_id: str, metric: str) -> Headline:
+    return Headline(papers.DRP.title, experiment, "real: DeepDRA labels, GDSC omics, RDKit drug features",
+                    papers.DRP.chapter, table, {"model": drp.MODELS.label(model_id)}, metric,
+                    papers.drp_reported(experiment, model_id, metric))
 
 
-def _expression(paper: str, chapter: str, dataset: str, split: str, model: str, metric: str) -> Headline:
+def _expression(paper: papers.Paper, dataset: str, split: str, model_id: str, metric: str) -> Headline:
     data = {"real": "real: L1000 level-3 profiles (A375 plate + level-5 signatures)",
             "simulated": "semi-synthetic: real basal profiles and structures, known response model"}[dataset]
-    return Headline(paper, f"{split} split", data, chapter, f"{dataset}_results", {"split": split, "model": model},
-                    metric)
+    registry = expression.MODELS if paper == papers.GRAPH else generative.MODELS
+    return Headline(paper.title, f"{split} split", data, paper.chapter, f"{dataset}_results",
+                    {"split": split, "model": registry.label(model_id)}, metric)
 
 
 # The page's rows, in reading order. The L1000 papers give no numbers for these experiments: our baselines and the
 # simulator's ceiling are the reference instead.
 HEADLINES: tuple[Headline, ...] = (
     *(_drp("5-fold CV on CTRP+GDSC", "cv_ctrp_gdsc", model, metric)
-      for model in ("DeepDRA", "cross-attention", "gradient boosting", "drug + cell prior")
+      for model in ("deepdra", "cross_attention", "gradient_boosting", "drug_cell_prior")
       for metric in ("roc_auc", "auprc")),
     *(_drp("CTRP+GDSC -> CCLE", "ccle", model, metric)
-      for model in ("DeepDRA", "cross-attention", "gradient boosting", "drug + cell prior")
+      for model in ("deepdra", "cross_attention", "gradient_boosting", "drug_cell_prior")
       for metric in ("roc_auc", "auprc")),
-    *(_expression(GRAPH_PAPER, "03_gnn", dataset, split, model, "pearson_change")
+    *(_expression(papers.GRAPH, dataset, split, model, "pearson_change")
       for dataset, split in (("real", "random"), ("real", "unseen compound"), ("simulated", "random"),
                              ("simulated", "unseen compound"), ("simulated", "unseen cell"))
-      for model in ("graph model", "ridge", "training mean per cell line")),
-    *(_expression(GRAPH_PAPER, "03_gnn", "simulated", split, "true mean (simulator)", "pearson_change")
+      for model in ("graph_model", "ridge", "cell_line_mean")),
+    *(_expression(papers.GRAPH, "simulated", split, "true_mean", "pearson_change")
       for split in ("random", "unseen compound", "unseen cell")),
-    *(_expression(DIFFUSION_PAPER, "04_diffusion", dataset, split, model, "pearson_change")
+    *(_expression(papers.DIFFUSION, dataset, split, model, "pearson_change")
       for dataset in ("real", "simulated") for split in ("random", "unseen compound")
-      for model in ("diffusion", "encoder-decoder (PRnet-style)", "ridge")),
-    *(_expression(DIFFUSION_PAPER, "04_diffusion", "simulated", "random", model, metric)
+      for model in ("diffusion", "encoder_decoder", "ridge")),
+    *(_expression(papers.DIFFUSION, "simulated", "random", model, metric)
       for metric in ("energy_distance_true", "spread_ratio")
-      for model in ("diffusion", "encoder-decoder (PRnet-style)", "encoder-decoder + Gaussian draws",
-                    "true distribution (simulator)")),
+      for model in ("diffusion", "encoder_decoder", "encoder_decoder_gaussian", "true_distribution")),
 )
 
 
@@ -94,6 +90,7 @@ class Results:
 
     @classmethod
     def load(cls, folder: Path | str = RESULTS_DIR) -> Results:
+        """The provenance records of every chapter under ``folder``; tables are read later, on first use."""
         folder = Path(folder)
         records = {path.parent.name: json.loads(path.read_text())
                    for path in sorted(folder.glob(f"*/{PROVENANCE_FILE}"))}
@@ -201,8 +198,8 @@ def data_table(results: Results) -> pd.DataFrame:
         for name, sha256 in record["data"].items():
             row = rows.setdefault(name, {"file": name, "sha256": sha256, "chapters": []})
             if row["sha256"] != sha256:
-                raise ValueError(f"{name}: chapter {chapter} verified sha256 {sha256}, another chapter {row['sha256']}; "
-                                 "run the chapters again on one copy of the data")
+                raise ValueError(f"{name}: chapter {chapter} verified sha256 {sha256}, "
+                                 f"another chapter {row['sha256']}; run the chapters again on one copy of the data")
             row["chapters"].append(chapter)
     table = pd.DataFrame(rows.values(), columns=["file", "sha256", "chapters"])
     return table.assign(chapters=table["chapters"].str.join(", ")).set_index("file")

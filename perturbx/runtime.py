@@ -1,27 +1,65 @@
-"""Where and how code runs: seeds, device choice and description, the git commit of the checkout."""
+"""Where and how code runs: seeds (and seeds derived from them), device choice and description, the git commit
+of the checkout, the versions of the packages that decide the numbers."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
-import sys
-from importlib import metadata
 import random
 import subprocess
+import sys
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+import torch
 
 DEVICE_ENV = "PERTURBX_DEVICE"
+_SEED_BOUND = 2**31
 
 
 def seed_everything(seed: int) -> None:
     """Seed Python's, NumPy's and torch's generators (CPU and all GPUs) with ``seed``."""
-    import torch
-
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def _key_words(key: str | int) -> tuple[int, int]:
+    """Two 32-bit words of a stable hash of ``key`` (its type included, so ``1`` and ``"1"`` differ)."""
+    if isinstance(key, bool) or not isinstance(key, (str, int)):
+        raise TypeError(f"seed key {key!r}: use a str or an int")
+    tagged = f"{type(key).__name__}:{key}".encode()
+    digest = int.from_bytes(hashlib.sha256(tagged).digest()[:8], "little")
+    return digest & 0xFFFFFFFF, digest >> 32
+
+
+def derive_seed(base_seed: int, *keys: str | int) -> int:
+    """A seed for one part of an experiment, derived from the chapter's seed and the keys naming the part.
+
+    Why: an experiment needs a seed per (chapter seed, experiment, split, model, ...). Arithmetic such as
+    ``seed * 100_003 + n`` makes such seeds collide (seed 1 of one experiment equals seed 0 of another, and
+    neighbouring seeds give correlated streams). Here the keys are hashed with sha256 (stable across processes and
+    machines, unlike Python's salted ``hash``) into the spawn key of a :class:`numpy.random.SeedSequence` whose
+    entropy is ``base_seed``, so every distinct (base seed, keys) gives its own well-mixed seed.
+
+    Args:
+        base_seed: the chapter's seed, a non-negative int.
+        *keys: names and numbers of the part, e.g. ``("cross-validation", fold, "ridge")``; the order matters.
+
+    Returns:
+        An int in ``[0, 2**31)``, accepted by every generator (torch, NumPy, scikit-learn); the same on every call.
+
+    Raises:
+        ValueError: ``base_seed`` is negative.
+        TypeError: a key is neither a str nor an int.
+    """
+    if int(base_seed) < 0:
+        raise ValueError(f"base seed {base_seed}: use a non-negative int")
+    words = tuple(word for key in keys for word in _key_words(key))
+    sequence = np.random.SeedSequence(int(base_seed), spawn_key=words)
+    return int(sequence.generate_state(1, dtype=np.uint32)[0]) % _SEED_BOUND
 
 
 def select_device(requested: str | None = None) -> str:
@@ -30,8 +68,6 @@ def select_device(requested: str | None = None) -> str:
     Raises:
         ValueError: an unknown device name, or ``"cuda"`` requested on a machine without CUDA.
     """
-    import torch
-
     choice = requested or os.environ.get(DEVICE_ENV) or ("cuda" if torch.cuda.is_available() else "cpu")
     if choice not in ("cpu", "cuda"):
         raise ValueError(f"unknown device {choice!r}; use 'cpu' or 'cuda' (argument or ${DEVICE_ENV})")
@@ -42,8 +78,6 @@ def select_device(requested: str | None = None) -> str:
 
 def describe_device(device: str) -> str:
     """A human-readable name of ``device``: the GPU model, or the CPU model with its core count."""
-    import torch
-
     if device == "cuda":
         return f"GPU {torch.cuda.get_device_name(0)}"
     model = platform.processor() or platform.machine()

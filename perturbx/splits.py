@@ -28,6 +28,7 @@ class Split:
     kind: str = "random"
 
     def sizes(self) -> dict[str, int]:
+        """Number of positions in each part, keyed ``train``, ``val`` and ``test``."""
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
 
 
@@ -105,7 +106,7 @@ def unseen_cell_split(metadata, **kwargs) -> Split:
 
 def kfold(n: int, k: int = 5, seed: int = 0, labels: np.ndarray | None = None, groups: np.ndarray | None = None,
           val_size: float = 0.1) -> Iterator[Split]:
-    """k folds; each fold's test part is one fold, its validation part a random (or group) slice of the rest.
+    """Yield k folds; each fold's test part is one fold, its validation part a random (or group) slice of the rest.
 
     Args:
         n: number of items.

@@ -1,4 +1,10 @@
-"""One fit loop for every torch model of the book: seeds, device, batches, early stopping, progress bar."""
+"""One fit loop for every torch model of the book: seeds, device, batches, early stopping, progress bar.
+
+A model's data travel as a *batch*: a ``NamedTuple`` of tensors that share their first dimension (e.g.
+:class:`perturbx.experiments.l1000.L1000Batch` or :class:`perturbx.experiments.drp.PairBatch`). :func:`fit`
+shuffles the rows of the whole training batch, cuts it into mini-batches of the same type and calls the one loss
+signature of the book, ``loss(model, batch) -> {"loss": scalar tensor, **other parts}``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,7 +23,8 @@ from tqdm.std import tqdm
 
 from .runtime import seed_everything
 
-LossFunction = Callable[[torch.nn.Module, Sequence[torch.Tensor]], dict[str, torch.Tensor]]
+Batch = Any  # a NamedTuple of tensors (or a plain sequence of tensors) with one first dimension
+LossFunction = Callable[[torch.nn.Module, Batch], dict[str, torch.Tensor]]
 
 
 @dataclass
@@ -47,86 +55,112 @@ class FitResult:
     samples_per_second: float
 
 
+def batch_like(template: Batch, tensors: Sequence[torch.Tensor]) -> Batch:
+    """``tensors`` in the type of ``template``: the same NamedTuple, or a list for a plain sequence."""
+    return template._make(tensors) if hasattr(template, "_make") else list(tensors)
+
+
+def to_device(batch: Batch, device: torch.device | str) -> Batch:
+    """Every tensor of ``batch`` on ``device``, in the same batch type."""
+    return batch_like(batch, [t.to(device, non_blocking=True) for t in batch])
+
+
 def _mean_parts(parts: list[dict[str, float]]) -> dict[str, float]:
     return {key: float(np.mean([p[key] for p in parts])) for key in parts[0]}
 
 
-def fit(model: torch.nn.Module, loss_fn: LossFunction, train: Sequence[torch.Tensor],
-        val: Sequence[torch.Tensor] | None = None, config: FitConfig = FitConfig()) -> FitResult:
-    """Train ``model`` with Adam on mini-batches of the tensors in ``train``.
+class _BestWeights:
+    """Tracks the monitored loss: the best epoch, its weights (only when they will be restored) and patience."""
+
+    def __init__(self, keep_weights: bool):
+        self.keep_weights, self.loss, self.epoch, self.state, self.stale = keep_weights, np.inf, 0, None, 0
+
+    def update(self, model: torch.nn.Module, loss: float, epoch: int) -> None:
+        if loss < self.loss - 1e-6:
+            self.loss, self.epoch, self.stale = loss, epoch, 0
+            self.state = copy.deepcopy(model.state_dict()) if self.keep_weights else None
+        else:
+            self.stale += 1
+
+
+def _train_epoch(model: torch.nn.Module, loss_fn: LossFunction, loader: DataLoader, template: Batch,
+                 optimizer: torch.optim.Optimizer, config: FitConfig, device: torch.device) -> dict[str, float]:
+    """One pass over the training mini-batches; mean of each loss part."""
+    model.train()
+    parts = []
+    for tensors in loader:
+        batch = to_device(batch_like(template, tensors), device)
+        optimizer.zero_grad(set_to_none=True)
+        losses = loss_fn(model, batch)
+        losses["loss"].backward()
+        if config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        parts.append({k: float(v.detach()) for k, v in losses.items()})
+    return _mean_parts(parts)
+
+
+def fit(model: torch.nn.Module, loss_fn: LossFunction, train: Batch, val: Batch | None = None,
+        config: FitConfig | None = None) -> FitResult:
+    """Train ``model`` with Adam on shuffled mini-batches of ``train``.
 
     Args:
         model: any ``torch.nn.Module``; it is moved to ``config.device`` and left in eval mode.
-        loss_fn: ``loss_fn(model, batch) -> {"loss": scalar tensor, **other parts}``; ``batch`` is a list of the
-            tensors of ``train`` (or ``val``) restricted to the batch rows, already on the device.
-        train: tensors with the same first dimension (e.g. cell index, drug index, label).
-        val: validation tensors; when given, the learning-rate plateau and early stopping follow the validation
-            loss and the weights of the best validation epoch are restored at the end.
-        config: :class:`FitConfig`.
+        loss_fn: ``loss_fn(model, batch) -> {"loss": scalar tensor, **other parts}``; ``batch`` has the type of
+            ``train`` (a NamedTuple of tensors), restricted to the batch rows, already on the device.
+        train: a batch of the whole training set: tensors with the same first dimension.
+        val: the validation set in the same form; when given, the learning-rate plateau and early stopping follow
+            the validation loss and the weights of the best validation epoch are restored at the end.
+        config: :class:`FitConfig` (default: ``FitConfig()``).
 
     Returns:
-        :class:`FitResult`.
+        :class:`FitResult` (``history``: one row per epoch with ``lr``, ``train_<part>`` and ``val_<part>``).
     """
+    config = config or FitConfig()
     seed_everything(config.seed)
     device = torch.device(config.device)
     model.to(device)
-    generator = torch.Generator().manual_seed(config.seed)
-    loader = DataLoader(TensorDataset(*train), batch_size=config.batch_size, shuffle=True, generator=generator)
+    loader = DataLoader(TensorDataset(*train), batch_size=config.batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(config.seed))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=config.plateau_factor,
                                                            patience=config.plateau_patience)
-    rows, best_loss, best_epoch, best_state, stale = [], np.inf, 0, None, 0
-    started = time.perf_counter()
+    rows, best, started = [], _BestWeights(keep_weights=val is not None), time.perf_counter()
     epochs = tqdm(range(1, config.epochs + 1), desc=config.description, disable=not config.progress,
                   file=sys.stderr, mininterval=1.0, leave=False)
     for epoch in epochs:
-        model.train()
-        parts = []
-        for batch in loader:
-            batch = [t.to(device, non_blocking=True) for t in batch]
-            optimizer.zero_grad(set_to_none=True)
-            losses = loss_fn(model, batch)
-            losses["loss"].backward()
-            if config.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            parts.append({k: float(v.detach()) for k, v in losses.items()})
-        row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]} | {f"train_{k}": v for k, v in
-                                                                       _mean_parts(parts).items()}
-        monitored = row["train_loss"]
+        row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
+        row |= {f"train_{k}": v for k, v in _train_epoch(model, loss_fn, loader, train, optimizer, config,
+                                                         device).items()}
         if val is not None:
             row |= {f"val_{k}": v for k, v in evaluate_loss(model, loss_fn, val, config).items()}
-            monitored = row["val_loss"]
+        monitored = row["val_loss"] if val is not None else row["train_loss"]
         scheduler.step(monitored)
         rows.append(row)
-        if monitored < best_loss - 1e-6:
-            best_loss, best_epoch, stale = monitored, epoch, 0
-            best_state = copy.deepcopy(model.state_dict()) if val is not None else None
-        else:
-            stale += 1
+        best.update(model, monitored, epoch)
         epochs.set_postfix(loss=f"{row['train_loss']:.4f}", val=f"{row.get('val_loss', float('nan')):.4f}",
                            refresh=False)
-        if val is not None and config.early_stopping_patience is not None and stale >= config.early_stopping_patience:
+        if val is not None and config.early_stopping_patience is not None and \
+                best.stale >= config.early_stopping_patience:
             break
     epochs.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    if best.state is not None:
+        model.load_state_dict(best.state)
     model.eval()
     seconds = time.perf_counter() - started
-    n_seen = len(train[0]) * len(rows)
-    return FitResult(pd.DataFrame(rows), best_epoch if val is not None else len(rows), seconds, n_seen / seconds)
+    return FitResult(pd.DataFrame(rows), best.epoch if val is not None else len(rows), seconds,
+                     len(train[0]) * len(rows) / seconds)
 
 
 @torch.no_grad()
-def evaluate_loss(model: torch.nn.Module, loss_fn: LossFunction, data: Sequence[torch.Tensor],
-                  config: FitConfig) -> dict[str, float]:
+def evaluate_loss(model: torch.nn.Module, loss_fn: LossFunction, data: Batch, config: FitConfig) -> dict[str, float]:
     """Mean of each loss part over ``data`` in batches (weighted by batch size), model in eval mode."""
     model.eval()
     device = torch.device(config.device)
     totals: dict[str, float] = {}
-    n = len(data[0])
-    for start in range(0, n, max(config.batch_size, 1024)):
-        batch = [t[start:start + max(config.batch_size, 1024)].to(device) for t in data]
+    n, size = len(data[0]), max(config.batch_size, 1024)
+    for start in range(0, n, size):
+        batch = to_device(batch_like(data, [t[start:start + size] for t in data]), device)
         for key, value in loss_fn(model, batch).items():
             totals[key] = totals.get(key, 0.0) + float(value) * len(batch[0])
     return {key: value / n for key, value in totals.items()}

@@ -1,9 +1,6 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
-
-import pytest
 
 from perturbx.cli import main
 from perturbx.datasets import registry
@@ -14,7 +11,7 @@ def test_data_list_names_every_file(capsys):
     out = capsys.readouterr().out
     for entry in registry():
         assert entry.name in out and entry.licence in out
-    assert "19 files" in out
+    assert "22 files" in out
 
 
 def test_fetch_needs_all_or_names(capsys):

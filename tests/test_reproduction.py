@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from perturbx import reproduction
+from perturbx import papers, reproduction
 from perturbx.book import BOOK_DIR, RESULTS_DIR
 from perturbx.reproduction import Headline, MissingResultError, Results
 
@@ -107,6 +107,27 @@ def test_every_headline_is_found_in_the_books_results():
         assert np.isfinite(value["mean"]), item
     drp = [h for h in reproduction.HEADLINES if h.paper_value is not None]
     assert {h.metric for h in drp} == {"roc_auc", "auprc"} and len(drp) == 8
+
+
+def test_headlines_name_models_by_label_and_take_the_papers_numbers_by_id():
+    """HEADLINES are built from model ids: rows hold the registries' labels (what the tables show), the paper's
+    number comes from papers.DRP_REPORTED by id, and each paper's rows point at its chapter."""
+    from perturbx.experiments import drp, expression, generative
+
+    registries = {papers.DRP.title: drp.MODELS, papers.GRAPH.title: expression.MODELS,
+                  papers.DIFFUSION.title: generative.MODELS}
+    chapters = {p.title: p.chapter for p in papers.PAPERS}
+    for item in reproduction.HEADLINES:
+        assert item.chapter == chapters[item.paper], item
+        assert item.row["model"] in registries[item.paper].labels(), item
+    by_label = {(h.experiment, h.row["model"], h.metric): h.paper_value for h in reproduction.HEADLINES}
+    assert by_label[("5-fold CV on CTRP+GDSC", "DeepDRA", "roc_auc")] == \
+        papers.DRP_REPORTED["5-fold CV on CTRP+GDSC"]["deepdra"]["roc_auc"]
+    assert by_label[("CTRP+GDSC -> CCLE", "cross-attention", "auprc")] == \
+        papers.drp_reported("CTRP+GDSC -> CCLE", "cross_attention", "auprc")
+    assert by_label[("CTRP+GDSC -> CCLE", "drug + cell prior", "roc_auc")] is None  # the paper has no priors
+    assert ("random split", "true distribution (simulator)", "spread_ratio") in by_label
+    assert papers.drp_reported("5-fold CV on CTRP+GDSC", "DeepDRA", "roc_auc") is None  # a label is not an id
 
 
 def test_headline_dots_draws_one_panel_per_group_with_paper_crosses():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import nbformat
 
-from .test_book import executed_notebook
+from .book.test_publishing import executed_notebook
 
 CONFIG = """title: test book
 only_build_toc_files: true

@@ -2,8 +2,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from perturbx.splits import Split, assert_disjoint, group_split, kfold, random_split, unseen_cell_split, \
-    unseen_compound_split
+from perturbx.splits import (
+    Split,
+    assert_disjoint,
+    group_split,
+    kfold,
+    random_split,
+    unseen_cell_split,
+    unseen_compound_split,
+)
 
 
 def test_random_split_partitions_everything():

@@ -1,8 +1,10 @@
+from typing import NamedTuple
+
 import numpy as np
 import pytest
 import torch
 
-from perturbx.training import FitConfig, evaluate_loss, fit
+from perturbx.training import FitConfig, batch_like, evaluate_loss, fit, to_device
 
 
 def mse_loss(model, batch):
@@ -87,3 +89,51 @@ def test_fit_result_reports_history_and_throughput():
     assert result.samples_per_second > 0 and result.seconds > 0
     # 32 training samples per epoch
     assert result.samples_per_second * result.seconds == pytest.approx(32 * 3)
+
+
+class XY(NamedTuple):
+    x: torch.Tensor
+    y: torch.Tensor
+
+
+def test_a_named_tuple_batch_reaches_the_loss_as_the_same_named_tuple():
+    """Training and validation mini-batches keep the type and field names of the batch given to fit, and the rows of
+    the fields stay aligned through the shuffle (y = 2 x in every mini-batch)."""
+    seen = []
+
+    def loss(model, batch):
+        seen.append((type(batch), batch._fields, len(batch.x), model.training))
+        torch.testing.assert_close(batch.y, 2 * batch.x)
+        return {"loss": torch.nn.functional.mse_loss(model(batch.x), batch.y)}
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(1, 1)
+    train, val = XY(*regression_data(n=20)), XY(*regression_data(n=6, seed=1))
+    config = FitConfig(epochs=2, batch_size=8, lr=0.05, progress=False)
+    result = fit(model, loss, train, val, config)
+    assert len(result.history) == 2
+    assert {(kind, fields) for kind, fields, _, _ in seen} == {(XY, ("x", "y"))}
+    assert [n for *_, n, training in seen if training] == [8, 8, 4] * 2  # three training mini-batches per epoch
+    assert [n for *_, n, training in seen if not training] == [6, 6]  # one validation batch per epoch
+    assert evaluate_loss(model, loss, val, config)["loss"] == pytest.approx(result.history["val_loss"].min())
+
+
+def test_a_list_batch_stays_a_list():
+    kinds = []
+
+    def loss(model, batch):
+        kinds.append(type(batch))
+        return mse_loss(model, batch)
+
+    fit(torch.nn.Linear(1, 1), loss, regression_data(), None, FitConfig(epochs=1, batch_size=16, progress=False))
+    assert kinds == [list, list]
+
+
+def test_batch_like_and_to_device_keep_the_batch_type():
+    batch = XY(torch.zeros(3, 1), torch.ones(3, 1))
+    rebuilt = batch_like(batch, [torch.full((2, 1), 5.0), torch.full((2, 1), 6.0)])
+    assert isinstance(rebuilt, XY) and rebuilt.y.tolist() == [[6.0], [6.0]]
+    plain = batch_like([torch.zeros(1)], [torch.ones(1)])
+    assert isinstance(plain, list) and len(plain) == 1 and torch.equal(plain[0], torch.ones(1))
+    moved = to_device(batch, "cpu")
+    assert isinstance(moved, XY) and torch.equal(moved.x, batch.x) and moved.y.device.type == "cpu"

@@ -1,8 +1,14 @@
 """Where the book's data comes from and how it is read.
 
 - :mod:`~perturbx.datasets.registry`: every data file once, with upstream, sha256, licence and citation.
-- :mod:`~perturbx.datasets.fetcher`: the checksummed fetcher (cache, local mirror, upstream download).
+- :mod:`~perturbx.datasets.fetcher`: the checksummed fetcher (cache, local mirror, upstream download) and the
+  :class:`DataLog` that records every verified file for a chapter's provenance record.
 - :mod:`~perturbx.datasets.safe_pickle`: the restricted unpickler used for the registered pickles.
+- :mod:`~perturbx.datasets.cmap`: CMap GCT/GCTX readers (levels 3-5, both public layouts), dose and time units;
+  :mod:`~perturbx.datasets.cmap_write`: the CLUE-layout GCTX writer.
+- :mod:`~perturbx.datasets.lincs`: L1000 curation (treatments paired with basal expression, every drop reported).
+- :mod:`~perturbx.datasets.drp`: DeepDRA's labels with GDSC omics and RDKit drug features.
+- :mod:`~perturbx.datasets.simulate`: the semi-synthetic L1000 generator with known truth.
 
 Typical use::
 
@@ -20,8 +26,19 @@ from .errors import (
     UnknownDataFileError,
     UnsafePickleError,
 )
-from .fetcher import (CACHE_ENV, MIRROR_ENV, Fetcher, cache_dir, fetch, fetch_all, mirror_dir, read_pickle, sha256_of,
-                      verified_files)
+from .fetcher import (
+    CACHE_ENV,
+    MIRROR_ENV,
+    DataLog,
+    Fetcher,
+    cache_dir,
+    fetch,
+    fetch_all,
+    mirror_dir,
+    read_pickle,
+    sha256_of,
+    use_data_log,
+)
 from .registry import DataFile, Registry
 from .registry import default_registry as registry
 
@@ -31,6 +48,7 @@ __all__ = [
     "ChecksumMismatchError",
     "DataError",
     "DataFile",
+    "DataLog",
     "DownloadError",
     "Fetcher",
     "MirrorFileMissingError",
@@ -44,5 +62,5 @@ __all__ = [
     "read_pickle",
     "registry",
     "sha256_of",
-    "verified_files",
+    "use_data_log",
 ]

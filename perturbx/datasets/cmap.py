@@ -18,6 +18,7 @@ Entrez id, whatever the file's row ids were (probe ids, Entrez ids or symbols).
 
 from __future__ import annotations
 
+import gzip
 import io
 import re
 import tempfile
@@ -30,6 +31,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pandas as pd
+from cmapPy.pandasGEXpress import parse_gct
+from tqdm.std import tqdm  # text bars: stored notebook outputs stay readable (see book.publishing.tidy_streams)
 
 from .fetcher import fetch
 
@@ -188,8 +191,6 @@ def read_gctx(path: Path | str, genes: pd.DataFrame | None = None, columns: np.n
     Returns:
         :class:`L1000Matrix` with values of shape (n_columns, 978).
     """
-    from tqdm.std import tqdm  # text bars: stored notebook outputs stay readable (see book.tidy_streams)
-
     path = Path(path)
     row_meta, col_meta = read_gctx_ids(path)
     if genes is not None:
@@ -223,8 +224,6 @@ def read_gctx(path: Path | str, genes: pd.DataFrame | None = None, columns: np.n
 
 def read_gct(path: Path | str, genes: pd.DataFrame | None = None) -> L1000Matrix:
     """Read the landmark rows of a GCT (v1.2 or v1.3) text file with cmapPy."""
-    from cmapPy.pandasGEXpress import parse_gct
-
     path = Path(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # cmapPy + pandas 2.2: to_numeric(errors="ignore")
@@ -278,8 +277,6 @@ def read_table(path: Path | str) -> pd.DataFrame:
     path = Path(path)
     raw = path.read_bytes()
     if path.suffix == ".gz":
-        import gzip
-
         raw = gzip.decompress(raw)
     try:
         text = raw.decode("utf-8")
@@ -324,7 +321,8 @@ def _quantity(value, unit, table: dict[str, float], what: str) -> float:
         number = text
     key = str(unit).strip().lower().replace("\u00b5", "µ")
     if key not in table:
-        raise UnitError(f"unknown {what} unit {str(unit).strip()!r} in {text + ' ' + str(unit) if number == text else text!r}")
+        shown = text + " " + str(unit) if number == text else text
+        raise UnitError(f"unknown {what} unit {str(unit).strip()!r} in {shown!r}")
     try:
         magnitude = float(number)
     except ValueError:

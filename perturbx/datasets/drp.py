@@ -232,12 +232,13 @@ def load_drp() -> DRPData:
     """Assemble the CTRP+GDSC training pairs and the CCLE test pairs with omics and drug features (cached)."""
     train_matrix = pd.read_csv(fetch("deepdra_ctrp_gdsc_labels"), sep="\t", index_col=0)
     test_matrix = pd.read_csv(fetch("deepdra_ccle_labels"), sep="\t", index_col=0)
-    parts = {TRAIN_DATASET: label_pairs(train_matrix, TRAIN_DATASET), TEST_DATASET: label_pairs(test_matrix, TEST_DATASET)}
+    parts = {TRAIN_DATASET: label_pairs(train_matrix, TRAIN_DATASET),
+             TEST_DATASET: label_pairs(test_matrix, TEST_DATASET)}
     names = drug_table()
     cells, genes, cell_features = cell_omics()
 
     frames, left_out = [], []
-    for dataset, part in parts.items():
+    for _dataset, part in parts.items():
         pairs = part.pairs.join(names[["drug_id", "smiles"]], on="drug_name")
         # One drug under several names in one dataset (e.g. CTRP and GDSC spellings): merge like cell names.
         grouped = pairs.groupby(["cell_id", "drug_id"])["label"]

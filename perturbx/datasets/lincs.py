@@ -19,12 +19,22 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pandas as pd
 
 from .. import chem
-from .cmap import N_LANDMARKS, L1000Matrix, MetadataError, harmonise, index_by_profile_id, landmark_genes
-from .fetcher import fetch, read_pickle, sha256_of
+from .cmap import (
+    N_LANDMARKS,
+    L1000Matrix,
+    MetadataError,
+    harmonise,
+    index_by_profile_id,
+    landmark_genes,
+    read_matrix,
+    read_table,
+)
+from .fetcher import cache_dir, fetch, read_pickle, sha256_of
 
 CURATION_VERSION = 1  # bump when curation logic changes, to invalidate cached results
 VALUE_KIND = {3: "log2 expression", 4: "robust z-score", 5: "MODZ z-score"}
@@ -121,8 +131,6 @@ class CuratedL1000:
 @cache
 def compound_table() -> pd.DataFrame:
     """LINCS compound metadata (registry ``lincs_compound_info``) indexed by 13-character BRD id."""
-    from .cmap import read_table
-
     table = read_table(fetch("lincs_compound_info"))
     return _compound_index(table, "lincs_compound_info")
 
@@ -193,14 +201,107 @@ class _Drops:
         return pd.DataFrame(self.rows, columns=["profile_id", "source", "reason"])
 
 
+def curate(matrix: L1000Matrix, meta: pd.DataFrame | None = None, *, compounds: pd.DataFrame | None = None,
+           basal: pd.DataFrame | None = None, min_compound_count: int = 1, qc: bool = False,
+           level: int | None = None, source: str | None = None) -> CuratedL1000:
+    """Curate one matrix: keep compound treatments, pair each with basal expression, report every drop.
+
+    Stages, each recording what it drops: metadata join, treatment selection, dose/time/QC filters, compound
+    resolution, basal pairing, rare-compound filter.
+
+    Args:
+        matrix: profiles read by :func:`~perturbx.datasets.cmap.read_matrix`, values (n_profiles, 978).
+        meta: separate per-profile metadata table (sig_info / inst_info / siginfo_beta) for GCTX files that hold
+            only ids; ``None`` uses the metadata inside the file.
+        compounds: compound table indexed by 13-character BRD id with a ``smiles`` column (default
+            :func:`compound_table`).
+        basal: cells x 978 basal log2 expression (default :func:`basal_profiles`).
+        min_compound_count: drop compounds with fewer profiles than this (after the other filters).
+        qc: drop profiles whose ``qc_pass``/``is_gold`` is 0.
+        level: CMap data level (3, 4 or 5); inferred when ``None`` (see :func:`infer_level`).
+        source: name of the input in the metadata and the drop table (default: the file name).
+
+    Returns:
+        :class:`CuratedL1000`; kept profiles stay in input order.
+    """
+    source = source or Path(matrix.source).name
+    level = level or infer_level(matrix)
+    compounds = compounds if compounds is not None else compound_table()
+    basal = basal if basal is not None else basal_profiles()
+    drops = _Drops(source)
+    columns, values = _join_metadata(matrix, meta, drops)
+    tidy, unit_problems = harmonise(columns, source)
+    tidy["row"] = np.arange(len(tidy))
+    controls, treatments = _select_treatments(tidy, level, drops)
+    treatments = _filter_doses_and_qc(treatments, unit_problems, qc, drops)
+    treatments = _resolve_compounds(treatments, compounds, drops)
+    treatments, basal_array = _pair_basal(treatments, controls, values, basal, level, drops)
+    treatments, basal_array = _drop_rare(treatments, basal_array, min_compound_count, drops)
+    return _assemble(treatments, values, basal_array, source, level, drops)
+
+
+def _join_metadata(matrix: L1000Matrix, meta: pd.DataFrame | None, drops: _Drops) -> tuple[pd.DataFrame, np.ndarray]:
+    """The profiles' metadata and values (n, 978): the file's own, or those with a row in ``meta``."""
+    if meta is None:
+        return matrix.columns, matrix.values
+    meta = index_by_profile_id(meta, "metadata table")
+    known = matrix.columns.index.isin(meta.index)
+    drops.add(matrix.columns.index[~known], "no metadata: profile id not in the metadata table")
+    return meta.loc[matrix.columns.index[known]], matrix.values[known]
+
+
+def _select_treatments(tidy: pd.DataFrame, level: int, drops: _Drops) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(controls, compound treatments); everything else, and the controls themselves, go to the drop table."""
+    controls = tidy[tidy["pert_type"].isin(CONTROL_TYPES)]
+    treatments = tidy[tidy["pert_type"] == "trt_cp"]
+    others = tidy.index[~tidy["pert_type"].isin((*CONTROL_TYPES, "trt_cp"))]
+    drops.add(others, [f"not a compound treatment: pert_type {t}" for t in tidy.loc[others, "pert_type"]])
+    drops.add(controls.index, "control well: used as basal, not a treatment" if level == 3 else
+              "control: not a compound treatment")
+    return controls, treatments
+
+
+def _filter_doses_and_qc(treatments: pd.DataFrame, unit_problems: pd.DataFrame, qc: bool,
+                         drops: _Drops) -> pd.DataFrame:
+    """Drop treatments with an unreadable or missing dose/time, and (when ``qc``) those that failed QC."""
+    problems = unit_problems.set_index("profile_id")["reason"]
+    bad_units = treatments.index.isin(problems.index)
+    drops.add(treatments.index[bad_units], [f"unreadable dose/time: {r}" for r in
+                                            problems.loc[treatments.index[bad_units]].groupby(level=0).first()])
+    treatments = treatments[~bad_units]
+    no_dose = treatments["dose_um"].isna() | treatments["time_h"].isna()
+    drops.add(treatments.index[no_dose], "missing dose or time")
+    treatments = treatments[~no_dose]
+    if qc:
+        failed = treatments["qc_pass"] == 0
+        drops.add(treatments.index[failed], "failed QC: qc_pass/is_gold is 0")
+        treatments = treatments[~failed]
+    return treatments
+
+
 def _resolve_compounds(tidy: pd.DataFrame, compounds: pd.DataFrame, drops: _Drops) -> pd.DataFrame:
     """Add compound_id, compound_name, canonical_smiles, compound_group, smiles_source; drop what cannot be."""
     brd = tidy["pert_id"].astype(str).str[:13]
     smiles = brd.map(compounds["smiles"])
     source = pd.Series(np.where(smiles.notna(), "pert_id", None), index=tidy.index, dtype=object)
-    # Several LINCS ids name one compound (salts, stereo forms, batches): a name whose entries all share one
-    # structure key (salt-stripped, neutralised, stereo-free) fills the gap with that key's SMILES.
-    wanted = set(tidy.loc[smiles.isna(), "pert_iname"].dropna().astype(str).str.lower())
+    from_name = tidy["pert_iname"].astype(str).str.lower().map(_smiles_by_name(tidy[smiles.isna()], compounds))
+    fill = smiles.isna() & from_name.notna()
+    smiles[fill] = from_name[fill]
+    source[fill] = "pert_iname"
+    missing = smiles.isna()
+    drops.add(tidy.index[missing], [f"no SMILES: compound {p} ({n}) is not in the compound table"
+                                    for p, n in zip(brd[missing], tidy["pert_iname"][missing])])
+    tidy = tidy.assign(compound_id=brd, compound_name=tidy["pert_iname"], smiles=smiles, smiles_source=source)
+    return _canonicalise(tidy[~missing], drops)
+
+
+def _smiles_by_name(unresolved: pd.DataFrame, compounds: pd.DataFrame) -> dict[str, str]:
+    """Lower-case name -> structure-key SMILES, for the names of ``unresolved`` that name one structure.
+
+    Several LINCS ids name one compound (salts, stereo forms, batches): a name whose entries all share one
+    structure key (salt-stripped, neutralised, stereo-free) fills the gap with that key's SMILES.
+    """
+    wanted = set(unresolved["pert_iname"].dropna().astype(str).str.lower())
     by_name = compounds.dropna(subset=["pert_iname"])
     by_name = by_name[by_name["pert_iname"].str.lower().isin(wanted)]
     parents = {}
@@ -213,15 +314,11 @@ def _resolve_compounds(tidy: pd.DataFrame, compounds: pd.DataFrame, drops: _Drop
                 found.add(None)
         if len(found) == 1 and None not in found:
             parents[name] = found.pop()
-    from_name = tidy["pert_iname"].astype(str).str.lower().map(parents)
-    fill = smiles.isna() & from_name.notna()
-    smiles[fill] = from_name[fill]
-    source[fill] = "pert_iname"
-    missing = smiles.isna()
-    drops.add(tidy.index[missing], [f"no SMILES: compound {p} ({n}) is not in the compound table"
-                                    for p, n in zip(brd[missing], tidy["pert_iname"][missing])])
-    tidy = tidy.assign(compound_id=brd, compound_name=tidy["pert_iname"], smiles=smiles, smiles_source=source)
-    tidy = tidy[~missing]
+    return parents
+
+
+def _canonicalise(tidy: pd.DataFrame, drops: _Drops) -> pd.DataFrame:
+    """Replace column ``smiles`` by canonical_smiles and compound_group; drop compounds whose SMILES is invalid."""
     canonical, group, bad = {}, {}, []
     for compound, text in tidy.groupby("compound_id")["smiles"].first().items():
         try:
@@ -237,77 +334,21 @@ def _resolve_compounds(tidy: pd.DataFrame, compounds: pd.DataFrame, drops: _Drop
                        compound_group=tidy["compound_id"].map(group)).drop(columns="smiles")
 
 
-def curate(matrix: L1000Matrix, meta: pd.DataFrame | None = None, *, compounds: pd.DataFrame | None = None,
-           basal: pd.DataFrame | None = None, min_compound_count: int = 1, qc: bool = False,
-           level: int | None = None, source: str | None = None) -> CuratedL1000:
-    """Curate one matrix: keep compound treatments, pair each with basal expression, report every drop.
-
-    Args:
-        matrix: profiles read by :func:`~perturbx.datasets.cmap.read_matrix`.
-        meta: separate per-profile metadata table (sig_info / inst_info / siginfo_beta) for GCTX files that hold
-            only ids; ``None`` uses the metadata inside the file.
-        compounds: compound table indexed by 13-character BRD id with a ``smiles`` column (default
-            :func:`compound_table`).
-        basal: cells x 978 basal log2 expression (default :func:`basal_profiles`).
-        min_compound_count: drop compounds with fewer profiles than this (after the other filters).
-        qc: drop profiles whose ``qc_pass``/``is_gold`` is 0.
-        level: CMap data level (3, 4 or 5); inferred when ``None`` (see :func:`infer_level`).
-        source: name of the input in the metadata and the drop table (default: the file name).
+def _pair_basal(treatments: pd.DataFrame, controls: pd.DataFrame, values: np.ndarray, basal: pd.DataFrame,
+                level: int, drops: _Drops) -> tuple[pd.DataFrame, np.ndarray]:
+    """Basal: same-plate DMSO mean for level-3 expression, else the cell-line table; drop what has neither.
 
     Returns:
-        :class:`CuratedL1000`.
+        (treatments with a ``basal_source`` column, float32 (n, 978) basal log2 expression in their order).
     """
-    source = source or Path(matrix.source).name
-    level = level or infer_level(matrix)
-    compounds = compounds if compounds is not None else compound_table()
-    basal = basal if basal is not None else basal_profiles()
-    drops = _Drops(source)
-    columns = matrix.columns
-    if meta is not None:
-        meta = index_by_profile_id(meta, "metadata table")
-        known = columns.index.isin(meta.index)
-        drops.add(columns.index[~known], "no metadata: profile id not in the metadata table")
-        columns = meta.loc[columns.index[known]]
-        values = matrix.values[known]
-    else:
-        values = matrix.values
-    tidy, unit_problems = harmonise(columns, source)
-    tidy["row"] = np.arange(len(tidy))
-
-    controls = tidy[tidy["pert_type"].isin(CONTROL_TYPES)]
-    treatments = tidy[tidy["pert_type"] == "trt_cp"]
-    others = tidy.index[~tidy["pert_type"].isin((*CONTROL_TYPES, "trt_cp"))]
-    drops.add(others, [f"not a compound treatment: pert_type {t}" for t in tidy.loc[others, "pert_type"]])
-    drops.add(controls.index, "control well: used as basal, not a treatment" if level == 3 else
-              "control: not a compound treatment")
-
-    problems = unit_problems.set_index("profile_id")["reason"]
-    bad_units = treatments.index.isin(problems.index)
-    drops.add(treatments.index[bad_units], [f"unreadable dose/time: {r}" for r in
-                                            problems.loc[treatments.index[bad_units]].groupby(level=0).first()])
-    treatments = treatments[~bad_units]
-    no_dose = treatments["dose_um"].isna() | treatments["time_h"].isna()
-    drops.add(treatments.index[no_dose], "missing dose or time")
-    treatments = treatments[~no_dose]
-    if qc:
-        failed = treatments["qc_pass"] == 0
-        drops.add(treatments.index[failed], "failed QC: qc_pass/is_gold is 0")
-        treatments = treatments[~failed]
-
-    treatments = _resolve_compounds(treatments, compounds, drops)
-
-    # Basal: same-plate DMSO mean for level-3 expression, else the cell-line table.
-    plate_means = {}
-    if level == 3 and len(controls):
-        for (plate, cell), wells in controls.groupby(["plate", "cell_id"]):
-            plate_means[(plate, cell)] = (values[wells["row"].to_numpy()].mean(axis=0), len(wells))
+    plate_means = _plate_dmso_means(controls, values) if level == 3 and len(controls) else {}
     keys = list(zip(treatments["plate"], treatments["cell_id"]))
     on_plate = np.array([key in plate_means for key in keys], dtype=bool)
     in_table = treatments["cell_id"].isin(basal.index).to_numpy()
     no_basal = ~(on_plate | in_table)
     drops.add(treatments.index[no_basal], [f"no basal expression: cell line {c} has no DMSO wells on its plate and "
                                            "no row in the basal table" for c in treatments["cell_id"][no_basal]])
-    on_plate, in_table, keys = on_plate[~no_basal], in_table[~no_basal], [k for k, d in zip(keys, no_basal) if not d]
+    on_plate, keys = on_plate[~no_basal], [k for k, d in zip(keys, no_basal) if not d]
     treatments = treatments[~no_basal]
     basal_array = np.empty((len(treatments), N_LANDMARKS), dtype=np.float32)
     basal_source = np.empty(len(treatments), dtype=object)
@@ -318,13 +359,27 @@ def curate(matrix: L1000Matrix, meta: pd.DataFrame | None = None, *, compounds: 
         mean, n_wells = plate_means[keys[position]]
         basal_array[position] = mean
         basal_source[position] = f"same-plate DMSO mean ({n_wells} wells)"
-    treatments = treatments.assign(basal_source=basal_source)
+    return treatments.assign(basal_source=basal_source), basal_array
 
+
+def _plate_dmso_means(controls: pd.DataFrame, values: np.ndarray) -> dict[tuple, tuple[np.ndarray, int]]:
+    """(plate, cell_id) -> (mean of its control wells' values (978,), number of wells)."""
+    return {(plate, cell): (values[wells["row"].to_numpy()].mean(axis=0), len(wells))
+            for (plate, cell), wells in controls.groupby(["plate", "cell_id"])}
+
+
+def _drop_rare(treatments: pd.DataFrame, basal_array: np.ndarray, min_compound_count: int,
+               drops: _Drops) -> tuple[pd.DataFrame, np.ndarray]:
+    """Drop compounds (structure groups) with fewer than ``min_compound_count`` profiles."""
     counts = treatments["compound_group"].map(treatments["compound_group"].value_counts())
     rare = counts < min_compound_count
     drops.add(treatments.index[rare], [f"rare compound: seen {c} times (< {min_compound_count})" for c in counts[rare]])
-    basal_array, treatments = basal_array[~rare.to_numpy()], treatments[~rare]
+    return treatments[~rare], basal_array[~rare.to_numpy()]
 
+
+def _assemble(treatments: pd.DataFrame, values: np.ndarray, basal_array: np.ndarray, source: str, level: int,
+              drops: _Drops) -> CuratedL1000:
+    """The kept treatments as a :class:`CuratedL1000` (metadata columns :data:`METADATA_COLUMNS`)."""
     metadata = treatments.reset_index().assign(source=source, level=level)[
         [c for c in METADATA_COLUMNS]].reset_index(drop=True)
     kept_rows = treatments["row"].to_numpy()
@@ -343,8 +398,6 @@ def read_transigen_pairs(compounds: pd.DataFrame | None = None) -> CuratedL1000:
     Dose and time are not stored in the file; they are NaN here. Compound ids are LINCS BRD ids found by InChIKey
     in the compound table, else ``IK:<InChIKey>``.
     """
-    import h5py
-
     compounds = compounds if compounds is not None else compound_table()
     order = _transigen_gene_order()
     with h5py.File(fetch("transigen_pairs_example"), "r") as handle:
@@ -380,9 +433,6 @@ def load_real_l1000(min_compound_count: int = 1, qc: bool = False) -> CuratedL10
     basal from the cell-line table; the 100 TranSiGen level-3 pairs with their paired controls (dose and time
     unknown). ``min_compound_count`` and ``qc`` apply to the first two.
     """
-    from .cmap import read_matrix
-    from .fetcher import cache_dir
-
     names = ["l1000_level3_a375_plate", "l1000_level5_modz_n272", "transigen_pairs_example",
              "transigen_basal_profiles", "lincs_compound_info", "landmark_geneinfo"]
     key = _cache_key({"inputs": {n: sha256_of(fetch(n)) for n in names}, "min_compound_count": min_compound_count,
@@ -399,8 +449,6 @@ def load_real_l1000(min_compound_count: int = 1, qc: bool = False) -> CuratedL10
 
 
 def _gene_table(path: Path) -> pd.DataFrame:
-    from .cmap import read_table
-
     table = read_table(path)
     for column in ("gene_id", "pr_gene_id", "id", "rid"):
         if column in table.columns:
@@ -422,8 +470,6 @@ def curate_files(matrix: Path | str, out: Path | str, meta: Path | str | None = 
     Returns:
         (summary, reused): the summary dict and whether a cached result was reused.
     """
-    from .cmap import read_matrix, read_table
-
     out = Path(out)
     inputs = {"matrix": matrix, "meta": meta, "compounds": compounds, "genes": genes}
     inputs = {k: Path(v) for k, v in inputs.items() if v is not None}
@@ -435,12 +481,9 @@ def curate_files(matrix: Path | str, out: Path | str, meta: Path | str | None = 
                       "registry_inputs": {n: sha256_of(fetch(n)) for n in defaults},
                       "min_compound_count": min_compound_count, "qc": qc, "level": level,
                       "version": CURATION_VERSION})
-    summary_path = out / "summary.json"
-    if summary_path.exists():
-        previous = json.loads(summary_path.read_text())
-        if previous.get("cache_key") == key and all((out / f).exists() for f in
-                                                     ("expression.npy", "basal.npy", "metadata.csv", "dropped.csv")):
-            return previous, True
+    previous = _previous_result(out, key)
+    if previous is not None:
+        return previous, True
     gene_table = _gene_table(inputs["genes"]) if "genes" in inputs else None
     compound_index = _compound_index(read_table(inputs["compounds"]), str(inputs["compounds"])) \
         if "compounds" in inputs else None
@@ -451,46 +494,14 @@ def curate_files(matrix: Path | str, out: Path | str, meta: Path | str | None = 
     extra = {"cache_key": key, "inputs": {k: str(p) for k, p in inputs.items()},
              "parameters": {"min_compound_count": min_compound_count, "qc": qc, "level": level}}
     curated.save(out, extra)
-    return json.loads(summary_path.read_text()), False
+    return json.loads((out / "summary.json").read_text()), False
 
 
-def change_correlations(data: CuratedL1000, seed: int = 0, max_pairs: int = 2000) -> pd.DataFrame:
-    """Pearson r between change-from-basal profiles of pairs that should agree, and of pairs that should not.
-
-    Pair kinds (all within one cell line and time):
-      - ``replicates``: two replicates of one condition (needs a ``condition_id`` column, as simulated data has);
-      - ``same compound, adjacent doses``: one compound at two neighbouring doses;
-      - ``different compounds, same dose``: random pairs of different compounds at one dose.
-
-    Returns:
-        DataFrame with columns ``kind`` and ``r`` (at most ``max_pairs`` random pairs per kind).
-    """
-    from ..metrics import pearson_rows
-
-    rng = np.random.default_rng(seed)
-    meta = data.metadata.reset_index(drop=True)
-    change = data.change
-    pairs: dict[str, list[tuple[int, int]]] = {"replicates": [], "same compound, adjacent doses": [],
-                                               "different compounds, same dose": []}
-    if "condition_id" in meta.columns:
-        for rows in meta.groupby("condition_id").indices.values():
-            pairs["replicates"] += list(zip(rows[:-1], rows[1:]))
-    for _, rows in meta.groupby(["compound_id", "cell_id", "time_h"]).indices.items():
-        by_dose = meta.loc[rows].groupby("dose_um").apply(lambda g: g.index[0], include_groups=False)
-        pairs["same compound, adjacent doses"] += list(zip(by_dose.to_numpy()[:-1], by_dose.to_numpy()[1:]))
-    for _, rows in meta.groupby(["cell_id", "time_h", "dose_um"]).indices.items():
-        if len(rows) < 2:
-            continue
-        for _ in range(min(len(rows), 20)):
-            i, j = rng.choice(rows, size=2, replace=False)
-            if meta.at[i, "compound_group"] != meta.at[j, "compound_group"]:
-                pairs["different compounds, same dose"].append((i, j))
-    frames = []
-    for kind, found in pairs.items():
-        if not found:
-            continue
-        found = np.asarray(found)
-        if len(found) > max_pairs:
-            found = found[rng.choice(len(found), max_pairs, replace=False)]
-        frames.append(pd.DataFrame({"kind": kind, "r": pearson_rows(change[found[:, 0]], change[found[:, 1]])}))
-    return pd.concat(frames, ignore_index=True)
+def _previous_result(out: Path, key: str) -> dict | None:
+    """The summary in ``out`` when ``out`` holds a complete result made with cache key ``key``, else None."""
+    summary_path = out / "summary.json"
+    if not summary_path.exists():
+        return None
+    previous = json.loads(summary_path.read_text())
+    files = ("expression.npy", "basal.npy", "metadata.csv", "dropped.csv")
+    return previous if previous.get("cache_key") == key and all((out / f).exists() for f in files) else None

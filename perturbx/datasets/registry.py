@@ -78,6 +78,7 @@ class DataFile:
 
     @property
     def is_pickle(self) -> bool:
+        """Whether the file is a pickle (it lists ``pickle_globals`` for the restricted unpickler)."""
         return self.pickle_globals is not None
 
 
@@ -128,6 +129,7 @@ class Registry:
 
     @property
     def names(self) -> list[str]:
+        """The registered file names, in registry order."""
         return list(self._files)
 
     def table(self) -> pd.DataFrame:

@@ -18,21 +18,20 @@ import pickle
 from collections.abc import Callable, Iterable
 from typing import Any, BinaryIO
 
+import torch
+from numpy._core import multiarray
+
 from .errors import UnsafePickleError
 
 
 def _numpy_core(name: str) -> Callable[[], Any]:
     def resolve() -> Any:
-        from numpy._core import multiarray
-
         return getattr(multiarray, name)
 
     return resolve
 
 
 def _torch_load_from_bytes() -> Callable[[bytes], Any]:
-    import torch
-
     def load_from_bytes(payload: bytes) -> Any:
         return torch.load(io.BytesIO(payload), weights_only=True)
 
@@ -61,6 +60,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         self.source = source
 
     def find_class(self, module: str, name: str) -> Any:
+        """Resolve ``module.name`` if it is allowed (swapped for its replacement if it has one); else refuse."""
         qualified = f"{module}.{name}"
         if qualified not in self.allowed:
             allowed = ", ".join(sorted(self.allowed)) or "none"

@@ -1,4 +1,4 @@
-"""A semi-synthetic L1000 benchmark: real basal profiles and real compound structures, responses from a known model.
+r"""A semi-synthetic L1000 benchmark: real basal profiles and real compound structures, responses from a known model.
 
 Why: the real L1000 data staged for the book is small, and real data never tells us the true distribution of
 responses to a condition. Here every profile is drawn from a documented model, so the true conditional mean and
@@ -9,7 +9,7 @@ The model, for compound c, cell line k, dose d (µM), time t (h), replicate r, g
 
 .. math::
 
-    x_{ckdtr,g} = b_{k,g} + \\rho_r\\, H_c(d)\\, T_c(t)\\, e_{ck,g} + s_r + \\varepsilon_{r,g}
+    x_{ckdtr,g} = b_{k,g} + \rho_r\, H_c(d)\, T_c(t)\, e_{ck,g} + s_r + \varepsilon_{r,g}
 
 - :math:`b_k`: the real basal log2 expression of cell line k (LINCS 2020, 164 lines).
 - Structure-dependent effects: ``n_causal_bits`` Morgan fingerprint bits (substructures present in 3-50 % of the
@@ -21,11 +21,11 @@ The model, for compound c, cell line k, dose d (µM), time t (h), replicate r, g
 - Saturation: the mean response of a gene is ``max_effect * tanh(raw / max_effect)`` (at most 4 log2 units).
 - :math:`H_c(d) = d^{n_c} / (EC50_c^{n_c} + d^{n_c})`: Hill dose-response, EC50 log-uniform in 0.03-3 µM
   (``ec50_range_um``), Hill coefficient n_c uniform in 0.8-2.5.
-- :math:`T_c(t) = 1 - \\exp(-t / \\tau_c)`: onset with time constant τ_c uniform in 3-18 h.
-- :math:`\\rho_r \\sim \\mathrm{LogNormal}(-\\sigma^2/2, \\sigma)`: replicate-level response strength (mean 1), the
+- :math:`T_c(t) = 1 - \exp(-t / \tau_c)`: onset with time constant τ_c uniform in 3-18 h.
+- :math:`\rho_r \sim \mathrm{LogNormal}(-\sigma^2/2, \sigma)`: replicate-level response strength (mean 1), the
   source of the "diversity of responses" a generative model should reproduce.
-- :math:`s_r \\sim N(0, \\text{plate\\_sd}^2)`: a per-replicate shift shared by all genes (plate/batch effect).
-- :math:`\\varepsilon_{r,g} \\sim N(0, \\sigma_g^2)`: gene-wise noise, σ_g = ``noise_scale`` x the real well-to-well
+- :math:`s_r \sim N(0, \text{plate\_sd}^2)`: a per-replicate shift shared by all genes (plate/batch effect).
+- :math:`\varepsilon_{r,g} \sim N(0, \sigma_g^2)`: gene-wise noise, σ_g = ``noise_scale`` x the real well-to-well
   SD of gene g across the 26 DMSO wells of the A375 plate.
 
 True conditional moments (exact, before any clipping; nothing is clipped):
@@ -39,7 +39,6 @@ beyond the shift, no cytotoxicity collapse at high dose, and every condition has
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -153,7 +152,7 @@ def _noise_sd(config: SimulationConfig) -> np.ndarray:
 
 
 def _pick_compounds(n: int, rng: np.random.Generator) -> pd.DataFrame:
-    """n real LINCS compounds with valid, drug-sized SMILES and distinct structures."""
+    """Pick ``n`` real LINCS compounds with valid, drug-sized SMILES and distinct structures."""
     table = compound_table()
     order = rng.permutation(len(table))
     chosen, keys = [], set()
@@ -178,14 +177,52 @@ def _pick_compounds(n: int, rng: np.random.Generator) -> pd.DataFrame:
 def simulate(config: SimulationConfig = SimulationConfig()) -> Simulation:
     """Draw a semi-synthetic benchmark (see the module docstring for the model).
 
+    The stages draw from one generator seeded with ``config.seed``, in this order: gene programs, compounds,
+    their structure effects, their dose-response and onset parameters, cell lines, conditions, replicates.
+
+    Args:
+        config: sizes and model parameters.
+
     Returns:
-        :class:`Simulation`; ``data.metadata`` has the curated-data columns plus ``condition_id`` and
-        ``replicate``; ``data.dropped`` is empty (nothing is dropped).
+        :class:`Simulation`; ``data.expression``, ``data.basal``: float32 (n_conditions * n_replicates, 978) log2
+        expression, a condition's replicates in consecutive rows; ``data.metadata``: the curated-data columns plus
+        ``condition_id`` and ``replicate``; ``data.dropped`` is empty (nothing is dropped).
     """
     rng = np.random.default_rng(config.seed)
     genes = landmark_genes()
+    programs, loadings = _gene_programs(config, genes, rng)
+    compounds = _pick_compounds(config.n_compounds, rng)
+    fingerprints = chem.morgan_fingerprints(compounds["smiles"].tolist(), n_bits=config.fingerprint_bits,
+                                            records=compounds["compound_id"].tolist())
+    causal_bits, bit_effects, activity = _structure_effects(config, fingerprints, rng)
+    compounds = _with_kinetics(compounds, config, rng)
+    basal, modulation = _cell_lines(config, programs, rng)
+    conditions = _conditions(config, compounds.index, basal.index.tolist(), rng)
+    c_index = compounds.index.get_indexer(conditions["compound_id"])
+    k_index = basal.index.get_indexer(conditions["cell_id"])
+    scale = _dose_time_scale(conditions, compounds, c_index)
+    response = _mean_response(config, scale, activity[c_index], modulation.to_numpy()[k_index], loadings)
+    condition_basal = basal.to_numpy(np.float32)[k_index]  # (n_conditions, 978)
+    noise_sd = _noise_sd(config)
+    rows = np.repeat(np.arange(len(conditions)), config.n_replicates)  # condition of each profile
+    expression = _draw_replicates(config, condition_basal, response, rows, noise_sd, rng)
+    metadata = _profile_metadata(conditions, compounds, c_index, config.n_replicates)
+    data = CuratedL1000(expression, condition_basal[rows], metadata,
+                        pd.DataFrame(columns=["profile_id", "source", "reason"]), genes[["gene_id", "gene_symbol"]])
+    truth = SimulationTruth(conditions=conditions, mean=condition_basal + response,
+                            sd=_true_sd(config, response, noise_sd), programs=programs, causal_bits=causal_bits,
+                            bit_effects=bit_effects, compounds=compounds, fingerprints=fingerprints,
+                            cell_modulation=modulation, loadings=loadings, config=config)
+    return Simulation(data, truth)
 
-    # Programs: Reactome pathways with 10-60 landmark genes; loadings mostly positive, some genes opposed.
+
+def _gene_programs(config: SimulationConfig, genes: pd.DataFrame,
+                   rng: np.random.Generator) -> tuple[dict[str, list[int]], np.ndarray]:
+    """Programs: Reactome pathways with 10-60 landmark genes; loadings mostly positive, some genes opposed.
+
+    Returns:
+        (name -> landmark positions, in program order; float32 (n_programs, 978) loadings).
+    """
     pathways = landmark_gene_sets(read_gmt(fetch("reactome_pathways")), genes, min_size=10, max_size=60)
     names = sorted(pathways)
     picked, covered = [], set()
@@ -205,11 +242,17 @@ def simulate(config: SimulationConfig = SimulationConfig()) -> Simulation:
         members = np.asarray(programs[name])
         signs = np.where(rng.random(len(members)) < 0.8, 1.0, -1.0)
         loadings[p, members] = signs * rng.normal(1.0, 0.3, len(members))
+    return programs, loadings
 
-    # Compounds and their structure-driven program activity.
-    compounds = _pick_compounds(config.n_compounds, rng)
-    fingerprints = chem.morgan_fingerprints(compounds["smiles"].tolist(), n_bits=config.fingerprint_bits,
-                                            records=compounds["compound_id"].tolist())
+
+def _structure_effects(config: SimulationConfig, fingerprints: np.ndarray,
+                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Causal fingerprint bits (in 3-50 % of compounds), the programs each drives, and each compound's activity.
+
+    Returns:
+        (causal bit indices (n_bits,), float32 (n_bits, n_programs) effect of each bit, float32 (n_compounds,
+        n_programs) program activity: the effects of a compound's causal bits plus an idiosyncratic term).
+    """
     frequency = fingerprints.mean(axis=0)
     eligible = np.flatnonzero((frequency >= 0.03) & (frequency <= 0.5))
     causal_bits = np.sort(rng.choice(eligible, size=min(config.n_causal_bits, len(eligible)), replace=False))
@@ -219,58 +262,108 @@ def simulate(config: SimulationConfig = SimulationConfig()) -> Simulation:
         bit_effects[b, targets] = rng.normal(0, 1, len(targets))
     activity = fingerprints[:, causal_bits].astype(np.float32) @ bit_effects
     activity += rng.normal(0, config.idiosyncratic_sd, activity.shape).astype(np.float32)
-    compounds = compounds.assign(ec50_um=10 ** rng.uniform(*np.log10(config.ec50_range_um), len(compounds)),
-                                 hill=rng.uniform(0.8, 2.5, len(compounds)),
-                                 tau_h=rng.uniform(3, 18, len(compounds))).set_index("compound_id")
+    return causal_bits, bit_effects, activity
 
-    # Cell lines: real basal profiles; sensitivity from how much they express each program.
+
+def _with_kinetics(compounds: pd.DataFrame, config: SimulationConfig, rng: np.random.Generator) -> pd.DataFrame:
+    """Add each compound's EC50 (µM, log-uniform), Hill coefficient and onset time constant tau (h); index by id."""
+    return compounds.assign(ec50_um=10 ** rng.uniform(*np.log10(config.ec50_range_um), len(compounds)),
+                            hill=rng.uniform(0.8, 2.5, len(compounds)),
+                            tau_h=rng.uniform(3, 18, len(compounds))).set_index("compound_id")
+
+
+def _cell_lines(config: SimulationConfig, programs: dict[str, list[int]],
+                rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Cell lines: real basal profiles; sensitivity from how much they express each program.
+
+    Returns:
+        (basal log2 expression, cells x 978, cells sorted; modulation, cells x programs, ``2 * sigmoid(z)``).
+    """
     basal = basal_profiles()
     cells = sorted(rng.choice(basal.index.to_numpy(), size=config.n_cells, replace=False))
     basal = basal.loc[cells]
+    picked = list(programs)
     program_expression = np.stack([basal.to_numpy()[:, programs[n]].mean(axis=1) for n in picked], axis=1)
     z = (program_expression - program_expression.mean(0)) / (program_expression.std(0) + 1e-6)
-    modulation = pd.DataFrame(2 / (1 + np.exp(-z)), index=cells, columns=picked)
+    return basal, pd.DataFrame(2 / (1 + np.exp(-z)), index=cells, columns=picked)
 
-    # Conditions.
-    grid = pd.MultiIndex.from_product([compounds.index, cells, config.doses_um, config.times_h],
+
+def _conditions(config: SimulationConfig, compound_ids: pd.Index, cells: list[str],
+                rng: np.random.Generator) -> pd.DataFrame:
+    """The grid compounds x cells x doses x times, or ``config.n_conditions`` of it drawn at random.
+
+    Returns:
+        one row per condition: condition_id, compound_id, cell_id, dose_um, time_h, row (its position).
+    """
+    grid = pd.MultiIndex.from_product([compound_ids, cells, config.doses_um, config.times_h],
                                       names=["compound_id", "cell_id", "dose_um", "time_h"]).to_frame(index=False)
     if config.n_conditions is not None and config.n_conditions < len(grid):
         grid = grid.iloc[np.sort(rng.choice(len(grid), size=config.n_conditions, replace=False))]
     conditions = grid.reset_index(drop=True)
     conditions.insert(0, "condition_id", [f"C{i:07d}" for i in range(len(conditions))])
     conditions["row"] = np.arange(len(conditions))
+    return conditions
 
-    c_index = compounds.index.get_indexer(conditions["compound_id"])
-    k_index = basal.index.get_indexer(conditions["cell_id"])
+
+def _dose_time_scale(conditions: pd.DataFrame, compounds: pd.DataFrame, c_index: np.ndarray) -> np.ndarray:
+    """H_c(d) T_c(t) of each condition, (n_conditions,): Hill dose-response times the onset in time."""
     dose, time = conditions["dose_um"].to_numpy(), conditions["time_h"].to_numpy()
     ec50, hill, tau = (compounds[c].to_numpy()[c_index] for c in ("ec50_um", "hill", "tau_h"))
-    scale = (dose**hill / (ec50**hill + dose**hill)) * (1 - np.exp(-time / tau))
-    response = np.empty((len(conditions), N_LANDMARKS), dtype=np.float32)
-    for start in range(0, len(conditions), 20_000):  # bounded memory for large grids
-        part = slice(start, start + 20_000)
-        program_effect = activity[c_index[part]] * modulation.to_numpy()[k_index[part]]
-        raw = config.effect_scale * scale[part, None] * (program_effect @ loadings)
-        response[part] = config.max_effect * np.tanh(raw / config.max_effect)  # saturation: no 10-log2 changes
-    basal_values = basal.to_numpy(np.float32)
-    mean = basal_values[k_index] + response
-    noise_sd = _noise_sd(config)
-    variance_rho = np.exp(config.response_sd**2) - 1
-    sd = np.sqrt(variance_rho * response**2 + config.plate_sd**2 + noise_sd[None, :] ** 2).astype(np.float32)
+    return (dose**hill / (ec50**hill + dose**hill)) * (1 - np.exp(-time / tau))
 
-    # Replicates.
-    n_rep = config.n_replicates
-    rows = np.repeat(np.arange(len(conditions)), n_rep)
+
+def _mean_response(config: SimulationConfig, scale: np.ndarray, activity: np.ndarray, modulation: np.ndarray,
+                   loadings: np.ndarray) -> np.ndarray:
+    """True mean change from basal, float32 (n_conditions, 978) log2 units, saturating at ``config.max_effect``.
+
+    Args:
+        scale: (n_conditions,) dose-time factor.
+        activity: (n_conditions, n_programs) program activity of each condition's compound.
+        modulation: (n_conditions, n_programs) sensitivity of each condition's cell line.
+        loadings: (n_programs, 978) gene loadings.
+    """
+    response = np.empty((len(scale), N_LANDMARKS), dtype=np.float32)
+    for start in range(0, len(scale), 20_000):  # bounded memory for large grids
+        part = slice(start, start + 20_000)
+        raw = config.effect_scale * scale[part, None] * ((activity[part] * modulation[part]) @ loadings)
+        response[part] = config.max_effect * np.tanh(raw / config.max_effect)  # saturation: no 10-log2 changes
+    return response
+
+
+def _true_sd(config: SimulationConfig, response: np.ndarray, noise_sd: np.ndarray) -> np.ndarray:
+    """True SD per condition and gene, float32 (n_conditions, 978): sqrt(σ_ρ² response² + plate_sd² + σ_g²)."""
+    variance_rho = np.exp(config.response_sd**2) - 1
+    return np.sqrt(variance_rho * response**2 + config.plate_sd**2 + noise_sd[None, :] ** 2).astype(np.float32)
+
+
+def _draw_replicates(config: SimulationConfig, condition_basal: np.ndarray, response: np.ndarray, rows: np.ndarray,
+                     noise_sd: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Replicate profiles, float32 (len(rows), 978): basal + strength * response + shift + gene noise.
+
+    Args:
+        condition_basal: float32 (n_conditions, 978) basal log2 expression of each condition's cell line.
+        response: float32 (n_conditions, 978) true mean change.
+        rows: (n_profiles,) condition row of each profile.
+        noise_sd: (978,) gene-wise noise SD.
+    """
     strength = _lognormal(rng, config.response_sd, (len(rows), 1)).astype(np.float32)
     shift = rng.normal(0, config.plate_sd, (len(rows), 1)).astype(np.float32)
     expression = np.empty((len(rows), N_LANDMARKS), dtype=np.float32)
     for start in range(0, len(rows), 50_000):
         part = slice(start, start + 50_000)
         noise = rng.standard_normal((len(rows[part]), N_LANDMARKS), dtype=np.float32) * noise_sd
-        expression[part] = basal_values[k_index[rows[part]]] + strength[part] * response[rows[part]] \
-            + shift[part] + noise
+        expression[part] = condition_basal[rows[part]] + strength[part] * response[rows[part]] + shift[part] + noise
+    return expression
+
+
+def _profile_metadata(conditions: pd.DataFrame, compounds: pd.DataFrame, c_index: np.ndarray,
+                      n_rep: int) -> pd.DataFrame:
+    """Curated-data metadata plus condition_id and replicate (1...n_rep): ``n_rep`` rows per condition, in order."""
+    rows = np.repeat(np.arange(len(conditions)), n_rep)
+    replicate = np.tile(np.arange(1, n_rep + 1), len(conditions))
     cond = conditions.iloc[rows].reset_index(drop=True)
-    metadata = pd.DataFrame({
-        "profile_id": [f"{c}:R{r + 1}" for c, r in zip(cond["condition_id"], np.tile(np.arange(n_rep), len(conditions)))],
+    return pd.DataFrame({
+        "profile_id": [f"{c}:R{r}" for c, r in zip(cond["condition_id"], replicate)],
         "source": "simulated", "level": 3,
         "compound_id": cond["compound_id"],
         "compound_name": compounds["compound_name"].to_numpy()[c_index[rows]],
@@ -278,73 +371,5 @@ def simulate(config: SimulationConfig = SimulationConfig()) -> Simulation:
         "compound_group": compounds["compound_group"].to_numpy()[c_index[rows]],
         "smiles_source": "simulated", "cell_id": cond["cell_id"], "dose_um": cond["dose_um"],
         "time_h": cond["time_h"], "plate": np.nan, "basal_source": "cell-line basal table",
-        "condition_id": cond["condition_id"], "replicate": np.tile(np.arange(1, n_rep + 1), len(conditions)),
+        "condition_id": cond["condition_id"], "replicate": replicate,
     })
-    data = CuratedL1000(expression, basal_values[k_index[rows]], metadata,
-                        pd.DataFrame(columns=["profile_id", "source", "reason"]), genes[["gene_id", "gene_symbol"]])
-    truth = SimulationTruth(conditions=conditions, mean=mean, sd=sd, programs=programs, causal_bits=causal_bits,
-                            bit_effects=bit_effects, compounds=compounds, fingerprints=fingerprints,
-                            cell_modulation=modulation, loadings=loadings, config=config)
-    return Simulation(data, truth)
-
-
-# --------------------------------------------------------------------------------------------------- CLUE layout
-
-def write_clue_gctx(simulation: Simulation, folder: Path | str, n_genes: int = 12_328, progress: bool = True,
-                    seed: int = 0) -> dict[str, Path]:
-    """Write the simulated profiles as a CLUE LINCS 2020 style release: an ids-only GCTX plus metadata tables.
-
-    Files: ``level3_sim_n{n}x{n_genes}.gctx`` (matrix [profiles x genes], contiguous float32 like cmapPy writes it;
-    row ids = Entrez ids, landmark rows interleaved with others), ``siginfo_beta.txt``, ``compoundinfo_beta.txt``,
-    ``geneinfo_beta.txt``. The ``n_genes - 978`` non-landmark rows are filler (copies of landmark values under
-    made-up ids 90000001...), there only to give the matrix the size of a real release.
-
-    Returns:
-        name -> path of each file written.
-    """
-    import h5py
-    from tqdm.std import tqdm  # text bars: stored notebook outputs stay readable (see book.tidy_streams)
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    data, genes = simulation.data, landmark_genes()
-    n_other = n_genes - N_LANDMARKS
-    gene_table = pd.concat([
-        genes.assign(feature_space="landmark"),
-        pd.DataFrame({"gene_id": 90_000_001 + np.arange(n_other), "gene_symbol": [f"SIMG{i}" for i in range(n_other)],
-                      "ensembl_id": np.nan, "feature_space": "inferred"}),
-    ], ignore_index=True)
-    row_order = rng.permutation(n_genes)  # landmarks interleaved, never the first 978 rows
-    gene_table = gene_table.iloc[row_order].reset_index(drop=True)
-    source_column = np.where(row_order < N_LANDMARKS, row_order, rng.integers(0, N_LANDMARKS, n_genes))
-
-    meta = data.metadata
-    sig_ids = [f"PXSIM_{c}_{int(t)}H:{p}:{d:g}:{r}" for c, t, p, d, r in
-               zip(meta["cell_id"], meta["time_h"], meta["compound_id"], meta["dose_um"], meta["replicate"])]
-    paths = {"matrix": folder / f"level3_sim_n{len(meta)}x{n_genes}.gctx", "siginfo": folder / "siginfo_beta.txt",
-             "compoundinfo": folder / "compoundinfo_beta.txt", "geneinfo": folder / "geneinfo_beta.txt"}
-    with h5py.File(paths["matrix"], "w") as handle:
-        handle.attrs["version"] = "GCTX1.0"
-        matrix = handle.create_dataset("0/DATA/0/matrix", shape=(len(meta), n_genes), dtype=np.float32)
-        block = 4096
-        for start in tqdm(range(0, len(meta), block), disable=not progress, desc="writing GCTX"):
-            stop = min(start + block, len(meta))
-            matrix[start:stop] = data.expression[start:stop][:, source_column]
-        handle.create_dataset("0/META/COL/id", data=np.array(sig_ids, dtype="S"), compression="gzip")
-        handle.create_dataset("0/META/ROW/id", data=gene_table["gene_id"].astype(str).to_numpy().astype("S"),
-                              compression="gzip")
-    pd.DataFrame({
-        "sig_id": sig_ids, "pert_id": meta["compound_id"], "cmap_name": meta["compound_name"],
-        "pert_type": "trt_cp", "cell_iname": meta["cell_id"], "pert_dose": meta["dose_um"],
-        "pert_dose_unit": "uM", "pert_idose": [f"{d:g} uM" for d in meta["dose_um"]],
-        "pert_time": meta["time_h"], "pert_time_unit": "h", "pert_itime": [f"{t:g} h" for t in meta["time_h"]],
-        "qc_pass": 1, "nsample": 1,
-    }).to_csv(paths["siginfo"], sep="\t", index=False)
-    compounds = simulation.truth.compounds.reset_index()
-    pd.DataFrame({"pert_id": compounds["compound_id"], "cmap_name": compounds["compound_name"],
-                  "canonical_smiles": compounds["smiles"],
-                  "inchi_key": [chem.inchikey(s) for s in compounds["smiles"]]}).to_csv(
-        paths["compoundinfo"], sep="\t", index=False)
-    gene_table.to_csv(paths["geneinfo"], sep="\t", index=False)
-    return paths

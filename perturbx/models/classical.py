@@ -7,7 +7,12 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, logit
 from sklearn.decomposition import PCA
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor, RandomForestRegressor
+from sklearn.linear_model import RidgeCV
+from sklearn.multioutput import MultiOutputRegressor
+from sklearn.neural_network import MLPRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -24,7 +29,7 @@ def sensitivity_priors(train: pd.DataFrame, test: pd.DataFrame, strength: float 
         train, test: pairs with ``drug_id``, ``cell_id`` and (train) ``label`` columns.
 
     Returns:
-        ``{"drug prior": p, "cell prior": p, "drug + cell prior": p}``, each (len(test),) probabilities of
+        ``{"drug_prior": p, "cell_prior": p, "drug_cell_prior": p}``, each (len(test),) probabilities of
         sensitive; the combined prior adds the two rates' log-odds and subtracts the overall rate's once.
     """
     overall = train["label"].mean()
@@ -36,7 +41,7 @@ def sensitivity_priors(train: pd.DataFrame, test: pd.DataFrame, strength: float 
 
     drug, cell = rate("drug_id"), rate("cell_id")
     combined = expit(_logit(drug) + _logit(cell) - _logit(np.array(overall)))
-    return {"drug prior": drug, "cell prior": cell, "drug + cell prior": combined}
+    return {"drug_prior": drug, "cell_prior": cell, "drug_cell_prior": combined}
 
 
 class GradientBoostingDRP:
@@ -77,47 +82,42 @@ class GradientBoostingDRP:
         return self.model.predict_proba(self._design(cell_blocks, drug_blocks, pairs, fit=False))[:, 1]
 
 
-EXPRESSION_REGRESSORS = ("ridge", "random forest", "gradient boosting", "MLP")
+# Regressor id -> the label tables show.
+EXPRESSION_REGRESSORS = {"ridge": "ridge", "random_forest": "random forest", "gradient_boosting": "gradient boosting",
+                         "mlp": "MLP"}
 
 
 class ExpressionRegressor:
     """A scikit-learn regressor of the change of 978 genes from a design matrix (fingerprint, basal, dose, time).
 
     - ``ridge``: ``RidgeCV`` (penalty chosen by internal cross-validation on the training rows), all genes.
-    - ``random forest``: ``RandomForestRegressor`` on the first ``n_target_components`` principal components of
+    - ``random_forest``: ``RandomForestRegressor`` on the first ``n_target_components`` principal components of
       the training changes (a forest with 978 outputs spends most of its time scoring splits on noise genes).
-    - ``gradient boosting``: one ``HistGradientBoostingRegressor`` per target component (same PCA), early stopping
+    - ``gradient_boosting``: one ``HistGradientBoostingRegressor`` per target component (same PCA), early stopping
       on an internal 10 % of the training rows.
-    - ``MLP``: ``MLPRegressor`` (two hidden layers of 256, early stopping on 10 % of the training rows), all genes.
+    - ``mlp``: ``MLPRegressor`` (two hidden layers of 256, early stopping on 10 % of the training rows), all genes.
 
     Features are standardised with training statistics (``StandardScaler`` inside the pipeline); the target PCA
     is fitted on training rows only.
     """
 
     def __init__(self, kind: str, n_target_components: int = 32, seed: int = 0, n_estimators: int = 200):
-        from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
-        from sklearn.linear_model import RidgeCV
-        from sklearn.multioutput import MultiOutputRegressor
-        from sklearn.neural_network import MLPRegressor
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
         if kind not in EXPRESSION_REGRESSORS:
             raise ValueError(f"unknown regressor {kind!r}; use one of {', '.join(EXPRESSION_REGRESSORS)}")
         self.kind, self.seed, self.n_target_components = kind, seed, n_target_components
         estimator = {
             "ridge": lambda: RidgeCV(alphas=np.logspace(-1, 4, 11)),
-            "random forest": lambda: RandomForestRegressor(n_estimators=n_estimators, max_features="sqrt",
+            "random_forest": lambda: RandomForestRegressor(n_estimators=n_estimators, max_features="sqrt",
                                                            min_samples_leaf=2, n_jobs=-1, random_state=seed),
-            "gradient boosting": lambda: MultiOutputRegressor(HistGradientBoostingRegressor(
+            "gradient_boosting": lambda: MultiOutputRegressor(HistGradientBoostingRegressor(
                 max_iter=n_estimators, learning_rate=0.1, early_stopping=True, validation_fraction=0.1,
                 random_state=seed), n_jobs=-1),
-            "MLP": lambda: MLPRegressor(hidden_layer_sizes=(256, 256), early_stopping=True, max_iter=200,
+            "mlp": lambda: MLPRegressor(hidden_layer_sizes=(256, 256), early_stopping=True, max_iter=200,
                                         random_state=seed),
         }[kind]()
         self.model = make_pipeline(StandardScaler(), estimator)
-        self.target_pca = PCA(n_target_components, random_state=seed) if kind in ("random forest",
-                                                                                  "gradient boosting") else None
+        self.target_pca = (PCA(n_target_components, random_state=seed)
+                           if kind in ("random_forest", "gradient_boosting") else None)
 
     def fit(self, design: np.ndarray, change: np.ndarray) -> ExpressionRegressor:
         """design: (n, features); change: (n, genes) training changes from basal."""

@@ -1,4 +1,4 @@
-"""Conditional denoising diffusion over a vector of genes: DDPM training, ancestral (DDPM) and DDIM sampling,
+r"""Conditional denoising diffusion over a vector of genes: DDPM training, ancestral (DDPM) and DDIM sampling,
 classifier-free guidance.
 
 The model generates a vector ``x`` (here: a standardised change from basal of the 978 landmark genes) given a
@@ -7,7 +7,7 @@ condition split in two parts (see :class:`PerturbationConditioner`):
 - a **context** that is always given (the cell line's basal expression), and
 - a **perturbation** (compound, dose, time) that is replaced by a learned null embedding with probability
   ``p_uncond`` during training. Guidance therefore pushes samples towards the drug effect,
-  :math:`\\tilde\\epsilon = \\epsilon(x_t, c, \\varnothing) + w\\,[\\epsilon(x_t, c, p) - \\epsilon(x_t, c, \\varnothing)]`:
+  :math:`\tilde\epsilon = \epsilon(x_t, c, \varnothing) + w\,[\epsilon(x_t, c, p) - \epsilon(x_t, c, \varnothing)]`:
   ``w = 0`` is the model of the untreated-looking response of that cell line, ``w = 1`` the plain conditional
   model, ``w > 1`` extrapolates the perturbation's effect (Ho & Salimans 2022, with their weight shifted by one).
 
@@ -16,14 +16,14 @@ residual MLP whose every block is modulated by the sum of the timestep and condi
 adaptive LayerNorm (scale, shift and a gate initialised at zero, "adaLN-Zero"). This is how DiT-style and tabular
 diffusion models inject a global condition; cross-attention would need a set of condition tokens.
 
-Notation (Ho et al. 2020): :math:`\\bar\\alpha_t = \\prod_{s \\le t} (1 - \\beta_s)`,
-:math:`q(x_t \\mid x_0) = N(\\sqrt{\\bar\\alpha_t} x_0, (1 - \\bar\\alpha_t) I)`. Timesteps are 0-based: ``t = 0`` is
+Notation (Ho et al. 2020): :math:`\bar\alpha_t = \prod_{s \le t} (1 - \beta_s)`,
+:math:`q(x_t \mid x_0) = N(\sqrt{\bar\alpha_t} x_0, (1 - \bar\alpha_t) I)`. Timesteps are 0-based: ``t = 0`` is
 the least noisy step.
 
-The network predicts :math:`v = \\sqrt{\\bar\\alpha_t}\\,\\epsilon - \\sqrt{1 - \\bar\\alpha_t}\\,x_0` (Salimans & Ho
-2022), from which :math:`\\epsilon = \\sqrt{\\bar\\alpha_t}\\,v + \\sqrt{1 - \\bar\\alpha_t}\\,x_t` and
-:math:`x_0 = \\sqrt{\\bar\\alpha_t}\\,x_t - \\sqrt{1 - \\bar\\alpha_t}\\,v`. Why not :math:`\\epsilon` itself: at high noise
-the best :math:`\\epsilon` is nearly :math:`x_t`, an identity map on all 978 genes that a 256-wide network cannot
+The network predicts :math:`v = \sqrt{\bar\alpha_t}\,\epsilon - \sqrt{1 - \bar\alpha_t}\,x_0` (Salimans & Ho
+2022), from which :math:`\epsilon = \sqrt{\bar\alpha_t}\,v + \sqrt{1 - \bar\alpha_t}\,x_t` and
+:math:`x_0 = \sqrt{\bar\alpha_t}\,x_t - \sqrt{1 - \bar\alpha_t}\,v`. Why not :math:`\epsilon` itself: at high noise
+the best :math:`\epsilon` is nearly :math:`x_t`, an identity map on all 978 genes that a 256-wide network cannot
 represent (an ε-predicting denoiser of this width learned an ε of SD 0.5 at t = T and its samples diverged); v is
 zero for white standardised data, so the network only has to model the structure of the responses.
 """
@@ -40,12 +40,12 @@ from tqdm.std import tqdm
 
 
 class NoiseSchedule(nn.Module):
-    """Variance schedule :math:`\\beta_0..\\beta_{T-1}` and the quantities derived from it (buffers, float64 -> float32).
+    r"""Variance schedule :math:`\beta_0..\beta_{T-1}` and the quantities derived from it (buffers, float64 -> float32).
 
     Args:
         n_steps: T, the number of diffusion steps.
-        kind: ``"cosine"`` (Nichol & Dhariwal 2021: :math:`\\bar\\alpha_t = f(t)/f(0)`,
-            :math:`f(t) = \\cos^2(\\frac{t/T + s}{1 + s}\\frac{\\pi}{2})`, s = 0.008, betas clipped at 0.999) or
+        kind: ``"cosine"`` (Nichol & Dhariwal 2021: :math:`\bar\alpha_t = f(t)/f(0)`,
+            :math:`f(t) = \cos^2(\frac{t/T + s}{1 + s}\frac{\pi}{2})`, s = 0.008, betas clipped at 0.999) or
             ``"linear"`` (Ho et al. 2020: betas linear from 1e-4 to 0.02 for T = 1000, rescaled for other T).
     """
 
@@ -71,7 +71,7 @@ class NoiseSchedule(nn.Module):
             self.register_buffer(name, torch.as_tensor(values, dtype=torch.float32), persistent=False)
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """Draw :math:`x_t \\sim q(x_t \\mid x_0)` in closed form; x0, noise (B, D), t (B,) long -> (B, D)."""
+        r"""Draw :math:`x_t \sim q(x_t \mid x_0)` in closed form; x0, noise (B, D), t (B,) long -> (B, D)."""
         a = self.alpha_bar[t].unsqueeze(-1)
         return a.sqrt() * x0 + (1 - a).sqrt() * noise
 
@@ -85,7 +85,7 @@ class NoiseSchedule(nn.Module):
         return (x_t - (1 - a).sqrt() * eps) / a.sqrt()
 
     def velocity(self, x0: torch.Tensor, t: torch.Tensor | int, noise: torch.Tensor) -> torch.Tensor:
-        """The v target of (x0, noise) at t: :math:`\\sqrt{\\bar\\alpha_t}\\epsilon - \\sqrt{1-\\bar\\alpha_t}x_0`."""
+        r"""The v target of (x0, noise) at t: :math:`\sqrt{\bar\alpha_t}\epsilon - \sqrt{1-\bar\alpha_t}x_0`."""
         a = self._alpha_bar(t)
         return a.sqrt() * noise - (1 - a).sqrt() * x0
 
@@ -96,7 +96,7 @@ class NoiseSchedule(nn.Module):
         return a.sqrt() * x_t - (1 - a).sqrt() * v, a.sqrt() * v + (1 - a).sqrt() * x_t
 
     def posterior_mean(self, x0: torch.Tensor, x_t: torch.Tensor, t: int) -> torch.Tensor:
-        """Mean of :math:`q(x_{t-1} \\mid x_t, x_0)` for one timestep t (int): (B, D)."""
+        r"""Mean of :math:`q(x_{t-1} \mid x_t, x_0)` for one timestep t (int): (B, D)."""
         beta, a, a_prev = self.betas[t], self.alpha_bar[t], self.alpha_bar_prev[t]
         return (a_prev.sqrt() * beta / (1 - a)) * x0 + ((1 - beta).sqrt() * (1 - a_prev) / (1 - a)) * x_t
 
@@ -123,6 +123,7 @@ class AdaptiveBlock(nn.Module):
         nn.init.zeros_(self.modulation.bias)
 
     def forward(self, h: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+        """h: (B, width) and embedding: (B, width) -> the modulated residual update of h, (B, width)."""
         shift, scale, gate = self.modulation(nn.functional.silu(embedding)).chunk(3, dim=-1)
         return h + gate * self.mlp(self.norm(h) * (1 + scale) + shift)
 
@@ -140,6 +141,7 @@ class Denoiser(nn.Module):
         self.output = nn.Linear(width, n_features)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """x_t (B, D), t (B,) long timesteps and condition embedding (B, width) -> predicted v (B, D)."""
         embedding = self.time_mlp(timestep_embedding(t, self.width)) + condition
         h = self.input(x_t)
         for block in self.blocks:
@@ -158,7 +160,7 @@ class PerturbationConditioner(nn.Module):
       not a cell-line id, so that the model can be asked about a cell line it has not been trained on.
     - perturbation: the compound's Morgan fingerprint (a fixed table indexed by compound, so unseen compounds
       have features too), dose and time (each (B, 2): standardised log value and a "known" flag, as
-      :func:`perturbx.expression.prepare` makes them), each through an MLP, summed.
+      :func:`perturbx.experiments.l1000.prepare` makes them), each through an MLP, summed.
 
     Inputs, in order: compound_index (B,) long, basal (B, genes), dose (B, 2), time (B, 2).
     """
@@ -172,6 +174,7 @@ class PerturbationConditioner(nn.Module):
 
     def forward(self, compound_index: torch.Tensor, basal: torch.Tensor, dose: torch.Tensor,
                 time: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """compound_index (B,), basal (B, genes), dose (B, 2), time (B, 2) -> (context, perturbation), (B, width)."""
         perturbation = self.compound(self.fingerprints[compound_index]) + self.dose(dose) + self.time(time)
         return self.cell(basal), perturbation
 
@@ -196,8 +199,9 @@ class ConditionalDiffusion(nn.Module):
         conditioner: ``conditioner(*condition) -> (context (B, width), perturbation (B, width))``.
     """
 
-    def __init__(self, n_features: int, conditioner: nn.Module, config: DiffusionConfig = DiffusionConfig()):
+    def __init__(self, n_features: int, conditioner: nn.Module, config: DiffusionConfig | None = None):
         super().__init__()
+        config = config or DiffusionConfig()
         self.config, self.n_features = config, n_features
         self.conditioner = conditioner
         self.schedule = NoiseSchedule(config.n_steps, config.schedule)
@@ -296,6 +300,13 @@ class ConditionalDiffusion(nn.Module):
         return x.reshape(-1, n_samples, self.n_features)
 
 
-def diffusion_loss(model: ConditionalDiffusion, batch: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-    """:func:`perturbx.training.fit` loss: ``batch`` = [*condition inputs, target (B, D)]."""
-    return model.loss(batch[-1], *batch[:-1])
+def condition_of(batch) -> tuple[torch.Tensor, ...]:
+    """The :class:`PerturbationConditioner` inputs of an L1000 batch (fields ``compound``, ``basal``, ``dose``,
+    ``time``; see :class:`perturbx.experiments.l1000.L1000Batch`)."""
+    return batch.compound, batch.basal, batch.dose, batch.time
+
+
+def diffusion_loss(model: ConditionalDiffusion, batch) -> dict[str, torch.Tensor]:
+    """:func:`perturbx.training.fit` loss of an L1000 batch: the v-prediction MSE of ``batch.target`` (B, D) given
+    :func:`condition_of` the batch."""
+    return model.loss(batch.target, *condition_of(batch))

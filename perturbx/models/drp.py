@@ -63,6 +63,7 @@ class DeepDRA(nn.Module):
         self.classifier = _classifier(2 * latent_dim, classifier_dim)
 
     def forward(self, cell_blocks: list[torch.Tensor], drug_blocks: list[torch.Tensor]) -> DRPOutput:
+        """Cell and drug blocks, each (batch, block_dim) -> :class:`DRPOutput`: logit (batch,), reconstructions."""
         cell_latent, cell_recon = self.cell_autoencoder(torch.cat(cell_blocks, dim=1))
         drug_latent, drug_recon = self.drug_autoencoder(torch.cat(drug_blocks, dim=1))
         logit = self.classifier(torch.cat([cell_latent, drug_latent], dim=1)).squeeze(1)
@@ -90,7 +91,7 @@ class CrossAttention(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, queries: torch.Tensor, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """queries (batch, Tq, dim) attend to keys (batch, Tk, dim).
+        """Queries (batch, Tq, dim) attend to keys (batch, Tk, dim).
 
         Returns:
             (updated queries (batch, Tq, dim), attention weights (batch, Tq, Tk); each row sums to 1).
@@ -139,6 +140,7 @@ class CrossAttentionDRP(nn.Module):
         return torch.stack(latents, dim=1), reconstructions
 
     def forward(self, cell_blocks: list[torch.Tensor], drug_blocks: list[torch.Tensor]) -> DRPOutput:
+        """Cell and drug blocks, each (batch, block_dim) -> :class:`DRPOutput`: logit (batch,), attention maps."""
         cell_tokens, cell_recon = self._encode(self.cell_autoencoders, cell_blocks, self.cell_dims)
         drug_tokens, drug_recon = self._encode(self.drug_autoencoders, drug_blocks, self.drug_dims)
         cell_updated, cell_attention = self.cell_to_drug(cell_tokens, drug_tokens)  # C' (eq. 1)

@@ -1,10 +1,10 @@
-"""A PRnet-style encoder-decoder: the single-shot generator the diffusion paper argues against.
+r"""A PRnet-style encoder-decoder: the single-shot generator the diffusion paper argues against.
 
 PRnet (Qi et al. 2024) encodes the unperturbed profile, adds a compound encoding scaled by the dose, concatenates a
 noise vector, and decodes a mean and a variance per gene trained with a Gaussian negative log-likelihood. Here:
 
 - cell: standardised basal expression (B, genes) -> MLP -> latent;
-- compound: Morgan fingerprint -> MLP -> latent, multiplied by :math:`\\log(1 + d)` with d the dose in µM
+- compound: Morgan fingerprint -> MLP -> latent, multiplied by :math:`\log(1 + d)` with d the dose in µM
   (PRnet's dose scaling; a profile without a dose gets the scale of 1 µM), plus a time embedding;
 - decoder: [cell latent, scaled compound latent, time, z ~ N(0, I)] -> mean and log-variance per gene.
 
@@ -26,7 +26,7 @@ UNKNOWN_DOSE_UM = 1.0  # dose used for the scaling of profiles whose dose is not
 
 
 def dose_scale(dose_um: np.ndarray) -> np.ndarray:
-    """PRnet's dose scaling :math:`\\log(1 + d)`, d in µM; unknown (NaN or non-positive) doses count as 1 µM.
+    r"""PRnet's dose scaling :math:`\log(1 + d)`, d in µM; unknown (NaN or non-positive) doses count as 1 µM.
 
     Returns:
         float32 (n, 1).
@@ -38,6 +38,8 @@ def dose_scale(dose_um: np.ndarray) -> np.ndarray:
 
 @dataclass
 class EncoderDecoderConfig:
+    """Sizes of :class:`PerturbationEncoderDecoder` and the floor of its predicted variance."""
+
     width: int = 256
     latent: int = 64
     noise_dim: int = 16
@@ -51,8 +53,9 @@ class PerturbationEncoderDecoder(nn.Module):
     ``forward`` returns (mean, variance), each (B, genes), for one noise vector per row.
     """
 
-    def __init__(self, fingerprints: np.ndarray, n_genes: int, config: EncoderDecoderConfig = EncoderDecoderConfig()):
+    def __init__(self, fingerprints: np.ndarray, n_genes: int, config: EncoderDecoderConfig | None = None):
         super().__init__()
+        config = config or EncoderDecoderConfig()
         self.config = config
         self.register_buffer("fingerprints", torch.as_tensor(np.asarray(fingerprints), dtype=torch.float32))
         c = config
@@ -68,6 +71,7 @@ class PerturbationEncoderDecoder(nn.Module):
 
     def forward(self, compound_index: torch.Tensor, basal: torch.Tensor, dose_scale: torch.Tensor,
                 time: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """compound_index (B,), basal (B, genes), dose_scale (B, 1), time (B, 2) -> (mean, variance), (B, genes)."""
         compound = self.compound_encoder(self.fingerprints[compound_index]) * dose_scale
         z = torch.randn((len(basal), self.config.noise_dim), device=basal.device, generator=generator)
         hidden = torch.cat([self.cell_encoder(basal), compound, self.time_encoder(time), z], dim=-1)
@@ -87,10 +91,16 @@ class PerturbationEncoderDecoder(nn.Module):
         return mean.reshape(-1, n_samples, mean.shape[-1])
 
 
-def encoder_decoder_loss(model: PerturbationEncoderDecoder, batch: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-    """:func:`perturbx.training.fit` loss: Gaussian NLL; ``batch`` = [*condition inputs, target (B, genes)]."""
-    generator = None if model.training else torch.Generator(batch[-1].device).manual_seed(0)
-    mean, variance = model(*batch[:-1], generator=generator)
-    target = batch[-1]
+def condition_of(batch) -> tuple[torch.Tensor, ...]:
+    """The model's inputs from an L1000 batch (fields ``compound``, ``basal``, ``dose_scale``, ``time``; see
+    :class:`perturbx.experiments.l1000.L1000Batch`)."""
+    return batch.compound, batch.basal, batch.dose_scale, batch.time
+
+
+def encoder_decoder_loss(model: PerturbationEncoderDecoder, batch) -> dict[str, torch.Tensor]:
+    """:func:`perturbx.training.fit` loss of an L1000 batch: Gaussian NLL of ``batch.target`` (B, genes)."""
+    target = batch.target
+    generator = None if model.training else torch.Generator(target.device).manual_seed(0)
+    mean, variance = model(*condition_of(batch), generator=generator)
     return {"loss": nn.functional.gaussian_nll_loss(mean, target, variance),
             "mse": nn.functional.mse_loss(mean.detach(), target)}

@@ -26,6 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch_geometric.data import Batch
+from torch_geometric.nn import GATConv
+from torch_geometric.nn.aggr import AttentionalAggregation
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
+from torch_geometric.utils import softmax
 
 from ..chem import atom_feature_sizes, bond_feature_sizes
 
@@ -41,6 +46,7 @@ class CategoricalEncoder(nn.Module):
         self.embeddings = nn.ModuleList(nn.Embedding(size, width) for size in sizes)
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes: long (n, columns) -> sum of the column embeddings, float (n, width)."""
         return sum(embedding(codes[:, i]) for i, embedding in enumerate(self.embeddings))
 
 
@@ -49,9 +55,6 @@ class CompoundEncoder(nn.Module):
 
     def __init__(self, width: int = 64, layers: int = 3, heads: int = 4, dropout: float = 0.0):
         super().__init__()
-        from torch_geometric.nn import GATConv
-        from torch_geometric.nn.aggr import AttentionalAggregation
-
         if width % heads:
             raise ValueError(f"width {width} must be a multiple of heads {heads}")
         self.atoms = CategoricalEncoder(atom_feature_sizes(), width)
@@ -68,8 +71,6 @@ class CompoundEncoder(nn.Module):
         ``gat_attention`` (E, heads) of the last layer (self-loops included) and ``atom_pool`` (n_atoms,) pooling
         weights (summing to 1 within each molecule).
         """
-        from torch_geometric.utils import softmax
-
         h = self.atoms(graphs.x)
         if atom_scale is not None:
             h = h * atom_scale[:, None]
@@ -101,8 +102,6 @@ class SharedGraphConv(nn.Module):
 
     def __init__(self, edge_index: np.ndarray, edge_weight: np.ndarray, n_nodes: int, in_width: int, out_width: int):
         super().__init__()
-        from torch_geometric.nn.conv.gcn_conv import gcn_norm
-
         index, weight = gcn_norm(torch.as_tensor(edge_index), torch.as_tensor(edge_weight, dtype=torch.float32),
                                  num_nodes=n_nodes, add_self_loops=True)
         adjacency = torch.sparse_coo_tensor(index.flip(0), weight, (n_nodes, n_nodes), check_invariants=True)
@@ -165,6 +164,10 @@ class TokenEncoderLayer(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokens: (batch, tokens, width) -> (updated tokens, same shape; attention (batch, tokens, tokens)).
+
+        The attention weights are averaged over heads.
+        """
         attended, weights = self.attention(tokens, tokens, tokens, need_weights=True, average_attn_weights=True)
         tokens = self.norm1(tokens + self.dropout(attended))
         return self.norm2(tokens + self.dropout(self.feedforward(tokens))), weights
@@ -199,8 +202,9 @@ class PerturbationGNN(nn.Module):
     """
 
     def __init__(self, graphs: list, gene_edge_index: np.ndarray, gene_edge_weight: np.ndarray,
-                 n_genes: int = 978, config: GNNConfig = GNNConfig()):
+                 n_genes: int = 978, config: GNNConfig | None = None):
         super().__init__()
+        config = config or GNNConfig()
         self.graphs, self.config, self.n_genes = list(graphs), config, n_genes
         width = config.width
         self.compound = CompoundEncoder(width, config.compound_layers, config.compound_heads)
@@ -217,8 +221,6 @@ class PerturbationGNN(nn.Module):
     def molecule_batch(self, compound_index: torch.Tensor):
         """The torch-geometric ``Batch`` of the distinct compounds in ``compound_index``, and each row's position
         in it: (batch, inverse (n,))."""
-        from torch_geometric.data import Batch
-
         unique, inverse = torch.unique(compound_index, return_inverse=True)
         batch = Batch.from_data_list([self.graphs[i] for i in unique.tolist()])
         return batch.to(compound_index.device), inverse
@@ -264,7 +266,8 @@ class PerturbationGNN(nn.Module):
         return change
 
 
-def gnn_loss(model: PerturbationGNN, batch: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Mean squared error of the predicted change; ``batch`` = (compound_index, basal, dose, time, change)."""
-    compound_index, basal, dose, time, change = batch
-    return {"loss": torch.nn.functional.mse_loss(model(compound_index, basal, dose, time), change)}
+def gnn_loss(model: PerturbationGNN, batch) -> dict[str, torch.Tensor]:
+    """Mean squared error of the predicted change of an L1000 batch (fields ``compound``, ``basal``, ``dose``,
+    ``time`` and the target change ``target``; see :class:`perturbx.experiments.l1000.L1000Batch`)."""
+    predicted = model(batch.compound, batch.basal, batch.dose, batch.time)
+    return {"loss": torch.nn.functional.mse_loss(predicted, batch.target)}

@@ -7,15 +7,20 @@ from pathlib import Path
 
 import pytest
 
+from perturbx.book import start_chapter
 from perturbx.datasets import (
     ChecksumMismatchError,
+    DataLog,
     DownloadError,
     Fetcher,
     MirrorFileMissingError,
     Registry,
     UnknownDataFileError,
     fetch,
+    fetch_all,
+    use_data_log,
 )
+from perturbx.datasets.fetcher import installed_data_log
 
 from ..conftest import data_file, sha256_bytes
 
@@ -221,22 +226,72 @@ def test_unavailable_package_is_a_clear_error(local_index, tmp_path):
 def test_real_mirror_fetch_all(real_mirror, tmp_path):
     fetcher = Fetcher(cache=tmp_path / "cache", mirror=real_mirror)
     paths = fetcher.fetch_many(fetcher.registry.names)
-    assert len(paths) == 19
+    assert len(paths) == 22
     assert all(path.stat().st_size == fetcher.registry[name].size for name, path in paths.items())
     assert os.path.commonpath(list(paths.values())) == str(tmp_path / "cache")
 
 
-def test_verified_files_records_each_fetch_with_its_sha256(tiny_mirror, tmp_path, monkeypatch):
-    from perturbx.datasets import fetcher as fetcher_module
-    from perturbx.datasets import verified_files
+# --------------------------------------------------------------------------------------------------- data log
 
-    monkeypatch.setattr(fetcher_module, "_VERIFIED", {})  # what earlier tests fetched in this process
+@pytest.fixture
+def no_installed_log():
+    """No log installed for the module-level functions during the test; the previous one is put back after it."""
+    previous = use_data_log(None)
+    yield
+    use_data_log(previous)
+
+
+@pytest.fixture
+def tiny_environment(tiny_mirror, monkeypatch):
+    """The module-level functions see the tiny registry and its mirror; yields the registry."""
     registry, mirror = tiny_mirror
-    fetcher = Fetcher(registry, cache=tmp_path / "cache", mirror=mirror)
+    monkeypatch.setattr("perturbx.datasets.fetcher.default_registry", lambda: registry)
+    monkeypatch.setenv("PERTURBX_DATA_MIRROR", str(mirror))
+    return registry
+
+
+def test_data_log_records_each_fetch_with_its_sha256(tiny_mirror, tmp_path):
+    registry, mirror = tiny_mirror
+    data_log = DataLog()
+    fetcher = Fetcher(registry, cache=tmp_path / "cache", mirror=mirror, data_log=data_log)
     fetcher.fetch("alpha")
     fetcher.fetch("alpha")  # a cache hit is recorded too
-    assert verified_files()["alpha"] == registry["alpha"].sha256
+    assert data_log.as_dict() == {"alpha": registry["alpha"].sha256} and len(data_log) == 1
     (mirror / "group/sub/beta.csv").write_bytes(b"tampered")
     with pytest.raises(ChecksumMismatchError):
         fetcher.fetch("beta")
-    assert list(verified_files()) == ["alpha"], "a file that failed its check is not recorded"
+    assert list(data_log.as_dict()) == ["alpha"], "a file that failed its check is not recorded"
+
+
+def test_a_fetcher_without_a_log_records_into_its_own(tiny_mirror, tmp_path):
+    registry, mirror = tiny_mirror
+    first = Fetcher(registry, cache=tmp_path / "cache", mirror=mirror)
+    second = Fetcher(registry, cache=tmp_path / "cache", mirror=mirror)
+    first.fetch("beta")
+    assert first.data_log.as_dict() == {"beta": registry["beta"].sha256}
+    assert second.data_log.as_dict() == {}
+    first.data_log.as_dict()["x"] = "changed"
+    assert list(first.data_log.as_dict()) == ["beta"], "as_dict returns a copy"
+
+
+def test_module_functions_record_into_the_installed_log(tiny_environment, no_installed_log):
+    fetch("alpha")  # nothing installed: recorded nowhere
+    data_log = DataLog()
+    assert use_data_log(data_log) is None
+    assert installed_data_log() is data_log
+    fetch_all(["beta"], progress=False)
+    fetch("beta")
+    assert data_log.as_dict() == {"beta": tiny_environment["beta"].sha256}
+    assert use_data_log(None) is data_log
+
+
+def test_a_fetch_under_a_chapter_is_in_its_record_and_the_next_chapter_starts_empty(tiny_environment,
+                                                                                   no_installed_log):
+    first = start_chapter("first", seed=0, device="cpu")
+    fetch("alpha")
+    assert first.record()["data"] == {"alpha": tiny_environment["alpha"].sha256}
+    second = start_chapter("second", seed=0, device="cpu")
+    assert second.record()["data"] == {}
+    fetch("beta")
+    assert second.record()["data"] == {"beta": tiny_environment["beta"].sha256}
+    assert first.record()["data"] == {"alpha": tiny_environment["alpha"].sha256}, "the first chapter's log is closed"

@@ -89,6 +89,17 @@ def test_basal_is_the_same_plate_dmso_mean_else_the_table(mirror_env):
     np.testing.assert_array_equal(curated.expression[row], plate.values[4])
 
 
+def test_drop_table_follows_the_curation_stages_and_kept_profiles_keep_input_order(mirror_env):
+    curated = curate(tiny_plate(), compounds=COMPOUNDS, basal=basal_table(), level=3, min_compound_count=2)
+    dropped = curated.dropped
+    assert dropped["profile_id"].tolist() == ["P1:C03", "P1:A01", "P1:A02", "P1:A03", "P1:C04", "P1:C02", "P1:C01",
+                                              "P2:A01", "P3:A01"]
+    stages = dropped["reason"].str.split(":").str[0].drop_duplicates().tolist()
+    assert stages == ["not a compound treatment", "control well", "unreadable dose/time", "no SMILES",
+                      "invalid SMILES", "no basal expression", "rare compound"]
+    assert curated.metadata["profile_id"].tolist() == ["P1:B01", "P1:B02", "P1:B03", "P1:B04"]
+
+
 def test_min_compound_count_drops_rare_compounds(mirror_env):
     curated = curate(tiny_plate(), compounds=COMPOUNDS, basal=basal_table(), level=3, min_compound_count=2)
     assert "P3:A01" not in set(curated.metadata["profile_id"])
@@ -167,15 +178,3 @@ def test_transigen_gene_order_matches_the_basal_table(mirror_env):
     plate = read_matrix(mirror_env / "lincs/cmapPy/test_l1000.gct")
     dmso = plate.values[(plate.columns["pert_type"] == "ctl_vehicle").to_numpy()].mean(axis=0)
     assert np.corrcoef(dmso, basal.loc["A375"].to_numpy())[0, 1] > 0.8
-
-
-def test_change_correlations_separate_agreeing_from_unrelated_pairs(mirror_env):
-    from perturbx.datasets.lincs import change_correlations
-
-    plate = tiny_plate()
-    curated = curate(plate, compounds=COMPOUNDS, basal=basal_table(), level=3)
-    signal = np.random.default_rng(1).normal(size=978).astype(np.float32) * 3
-    curated.expression[:4] = curated.basal[:4] + signal  # aspirin (both ids): one shared response
-    pairs = change_correlations(curated)
-    adjacent = pairs.loc[pairs["kind"] == "same compound, adjacent doses", "r"]
-    assert len(adjacent) == 2 and (adjacent > 0.9).all()  # one pair per aspirin id

@@ -3,8 +3,9 @@ import os
 import numpy as np
 import pytest
 
+from perturbx.datasets.cmap_write import write_clue_gctx
 from perturbx.datasets.lincs import curate_files
-from perturbx.datasets.simulate import SimulationConfig, simulate, write_clue_gctx
+from perturbx.datasets.simulate import SimulationConfig, simulate
 
 SMALL = SimulationConfig(n_compounds=8, n_cells=3, doses_um=(0.1, 1.0, 10.0), times_h=(6.0, 24.0),
                          n_replicates=4, n_programs=6, n_causal_bits=12, seed=1)
@@ -49,10 +50,20 @@ def test_true_moments_match_fresh_samples(simulation, mirror_env):
 
 def test_dose_response_is_monotone_in_the_mean(simulation):
     cond = simulation.truth.conditions
-    basal = simulation.data.basal[::SMALL.n_replicates]
-    size = np.abs(simulation.truth.mean - basal).sum(axis=1)
+    first = np.flatnonzero(simulation.data.metadata["replicate"] == 1)  # one profile per condition
+    rows = simulation.condition_rows(first)
+    size = np.empty(len(cond))
+    size[rows] = np.abs(simulation.truth.mean[rows] - simulation.data.basal[first]).sum(axis=1)
     by_dose = cond.assign(size=size).groupby(["compound_id", "cell_id", "time_h"])["size"].apply(list)
     assert all(np.all(np.diff(sizes) >= -1e-4) for sizes in by_dose)
+
+
+def test_condition_rows_map_profiles_to_their_condition(simulation):
+    rows = simulation.condition_rows()
+    meta, cond = simulation.data.metadata, simulation.truth.conditions
+    assert rows.shape == (len(meta),)
+    assert (cond["condition_id"].to_numpy()[rows] == meta["condition_id"].to_numpy()).all()
+    np.testing.assert_array_equal(simulation.condition_rows(np.arange(3, 7)), rows[3:7])
 
 
 def test_causal_genes_carry_the_structure_effect(simulation):
@@ -64,7 +75,8 @@ def test_causal_genes_carry_the_structure_effect(simulation):
 
 
 def test_clue_layout_round_trip_through_the_curation_command(simulation, mirror_env, tmp_path):
-    paths = write_clue_gctx(simulation, tmp_path / "clue", n_genes=1200, progress=False)
+    data = simulation.data
+    paths = write_clue_gctx(data.expression, data.metadata, tmp_path / "clue", n_genes=1200, progress=False)
     summary, _ = curate_files(paths["matrix"], tmp_path / "out", meta=paths["siginfo"],
                               compounds=paths["compoundinfo"], genes=paths["geneinfo"], level=3)
     assert summary["n_profiles"] == len(simulation.data) and summary["dropped"] == {}

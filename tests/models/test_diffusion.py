@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from perturbx.experiments.l1000 import L1000Batch
 from perturbx.metrics import energy_distance
-from perturbx.models.diffusion import (ConditionalDiffusion, DiffusionConfig, NoiseSchedule, PerturbationConditioner,
-                                       diffusion_loss, timestep_embedding)
+from perturbx.models.diffusion import (
+    ConditionalDiffusion,
+    DiffusionConfig,
+    NoiseSchedule,
+    PerturbationConditioner,
+    diffusion_loss,
+    timestep_embedding,
+)
 from perturbx.training import FitConfig, fit
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -92,13 +101,23 @@ def toy_model(seed: int = 0) -> ConditionalDiffusion:
                                 DiffusionConfig(width=64, depth=2, dropout=0.0, n_steps=100, p_uncond=0.2))
 
 
+class ToyBatch(NamedTuple):
+    label: torch.Tensor
+    target: torch.Tensor
+
+
+def toy_loss(model: ConditionalDiffusion, batch: ToyBatch) -> dict[str, torch.Tensor]:
+    """The toy's fit loss: the model's v-prediction loss given the label (diffusion_loss reads an L1000 batch)."""
+    return model.loss(batch.target, batch.label)
+
+
 @pytest.fixture(scope="module")
 def trained_toy() -> ConditionalDiffusion:
     model = toy_model()
     label, x = toy_data(4096, seed=1)
     model.set_range(x)  # as generative.fit_generative does
-    fit(model, diffusion_loss, [label, x], None, FitConfig(epochs=60, batch_size=256, lr=3e-3, progress=False,
-                                                           plateau_patience=100))
+    fit(model, toy_loss, ToyBatch(label, x), None, FitConfig(epochs=60, batch_size=256, lr=3e-3, progress=False,
+                                                             plateau_patience=100))
     return model
 
 
@@ -194,3 +213,20 @@ def test_perturbation_model_shapes_and_determinism():
     assert losses[0] != losses[1]  # training draws new timesteps and noise
     first.eval()
     assert first.loss(torch.ones(3, 30), *condition)["loss"] == first.loss(torch.ones(3, 30), *condition)["loss"]
+
+
+def test_diffusion_loss_reads_the_condition_and_target_of_an_l1000_batch():
+    """The conditioner gets compound, basal, dose and time by name; dose_scale (the encoder-decoder's) is unused."""
+    model, (compound, basal, dose, time) = perturbation_model(seed=0)
+    target = torch.randn(3, 30, generator=torch.Generator().manual_seed(2))
+    batch = L1000Batch(compound, basal, dose, time, torch.full((3, 1), 99.0), target)
+    with torch.no_grad():  # adaLN-Zero: an untrained model ignores its condition; move every weight off zero
+        generator = torch.Generator().manual_seed(3)
+        for parameter in model.parameters():
+            parameter.add_(0.1 * torch.randn(parameter.shape, generator=generator))
+    model.eval()  # fixed timesteps and noise
+    expected = model.loss(target, compound, basal, dose, time)["loss"]
+    assert diffusion_loss(model, batch)["loss"] == expected
+    assert diffusion_loss(model, batch._replace(dose_scale=torch.zeros(3, 1)))["loss"] == expected
+    assert diffusion_loss(model, batch._replace(dose=torch.zeros(3, 2)))["loss"] != expected
+    assert diffusion_loss(model, batch._replace(target=target + 1))["loss"] != expected

@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from perturbx.experiments.drp import PairBatch
 from perturbx.models.drp import CrossAttention, CrossAttentionDRP, DeepDRA, DRPOutput, drp_loss
 from perturbx.training import FitConfig, fit
 
@@ -103,8 +104,8 @@ def test_drp_loss_is_sum_of_reconstruction_and_classification():
     assert losses["cell_ae"].item() == pytest.approx(expected_cell.item(), rel=1e-5)
 
 
-@pytest.mark.parametrize("name", ["DeepDRA", "cross-attention"])
-def test_a_few_epochs_reduce_the_training_loss(name):
+@pytest.mark.parametrize("model_id", ["deepdra", "cross_attention"])
+def test_a_few_epochs_reduce_the_training_loss(model_id):
     """64 pairs whose label is the sign of the first expression feature."""
     generator = torch.Generator().manual_seed(0)
     n_cells, n_drugs = 16, 4
@@ -115,15 +116,16 @@ def test_a_few_epochs_reduce_the_training_loss(name):
     labels = (cell_features[0][cell_index, 0] > 0).float()
 
     def loss_fn(model, batch):
-        cells = [block[batch[0]] for block in cell_features]
-        drugs = [block[batch[1]] for block in drug_features]
-        return drp_loss(model(cells, drugs), cells, drugs, batch[2])
+        assert isinstance(batch, PairBatch)  # the fit loop keeps the batch type
+        cells = [block[batch.cell] for block in cell_features]
+        drugs = [block[batch.drug] for block in drug_features]
+        return drp_loss(model(cells, drugs), cells, drugs, batch.label)
 
     torch.manual_seed(0)
-    model = DeepDRA(CELL_DIMS, DRUG_DIMS, **SMALL) if name == "DeepDRA" else \
+    model = DeepDRA(CELL_DIMS, DRUG_DIMS, **SMALL) if model_id == "deepdra" else \
         CrossAttentionDRP(CELL_DIMS, DRUG_DIMS, **SMALL)
     config = FitConfig(epochs=15, batch_size=16, lr=5e-3, progress=False, early_stopping_patience=None)
-    history = fit(model, loss_fn, [cell_index, drug_index, labels], config=config).history
+    history = fit(model, loss_fn, PairBatch(cell_index, drug_index, labels), config=config).history
     assert len(history) == 15
     assert history["train_loss"].iloc[-1] < 0.8 * history["train_loss"].iloc[0]
     assert history["train_bce"].iloc[-1] < history["train_bce"].iloc[0]

@@ -8,6 +8,7 @@ import torch
 from torch_geometric.utils import scatter
 
 from perturbx.chem import molecule_graph
+from perturbx.experiments.l1000 import L1000Batch
 from perturbx.models.gnn import GNNConfig, PerturbationGNN, SharedGraphConv, gnn_loss
 from perturbx.training import FitConfig, fit
 
@@ -109,7 +110,7 @@ def test_same_seed_same_model():
         assert not torch.allclose(first(**x), other(**x))
 
 
-def training_tensors(n: int = 16, seed: int = 2) -> list[torch.Tensor]:
+def training_batch(n: int = 16, seed: int = 2) -> L1000Batch:
     generator = torch.Generator().manual_seed(seed)
     compound_index = torch.randint(0, len(SMILES), (n,), generator=generator)
     cell = torch.randint(0, 3, (n,), generator=generator)
@@ -117,11 +118,12 @@ def training_tensors(n: int = 16, seed: int = 2) -> list[torch.Tensor]:
     dose = torch.stack([torch.rand(n, generator=generator), torch.ones(n)], dim=1)
     time = torch.stack([torch.rand(n, generator=generator), torch.ones(n)], dim=1)
     change = torch.randn(len(SMILES), N_GENES, generator=generator)[compound_index] * dose[:, :1] + 0.3 * basal
-    return [compound_index, basal, dose, time, change]
+    dose_scale = torch.full((n, 1), 99.0)  # not an input of the graph model
+    return L1000Batch(compound_index, basal, dose, time, dose_scale, change)
 
 
 def test_fit_is_reproducible():
-    train = training_tensors()
+    train = training_batch()
     config = FitConfig(epochs=2, batch_size=5, lr=1e-2, seed=3, progress=False)  # CONFIG has dropout 0.1
     fitted = []
     for global_seed in (123, 456):  # fit reseeds, so the global generator state before it does not matter
@@ -185,12 +187,18 @@ def test_atom_scale_of_ones_changes_nothing(model):
 
 def test_gnn_loss_decreases_on_a_fixed_batch():
     model = build_model(dataclasses.replace(CONFIG, dropout=0.0))
-    batch = training_tensors(n=12)
+    batch = training_batch(n=12)
     losses = gnn_loss(model, batch)
     assert set(losses) == {"loss"} and losses["loss"].dim() == 0
     with torch.no_grad():
-        expected = ((model(*batch[:4]) - batch[4]) ** 2).mean()
+        expected = ((model(batch.compound, batch.basal, batch.dose, batch.time) - batch.target) ** 2).mean()
     torch.testing.assert_close(losses["loss"].detach(), expected)
+    # the loss reads the fields by name: the target is the change, whatever the other fields hold
+    moved = batch._replace(target=batch.target + 1.0, dose_scale=torch.zeros(12, 1))
+    with torch.no_grad():
+        shifted = ((model(batch.compound, batch.basal, batch.dose, batch.time) - moved.target) ** 2).mean()
+    torch.testing.assert_close(gnn_loss(model, moved)["loss"].detach(), shifted)
+    assert not torch.allclose(shifted, expected)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     values = []
     for _ in range(15):

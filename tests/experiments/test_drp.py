@@ -1,10 +1,33 @@
+"""The drug-response chapter's protocol on a toy dataset: priors, undersampling, features fitted on training pairs,
+one split with every kind of model, the evaluation helpers and the two experiments."""
+
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
-from perturbx.datasets.drp import DRPData
-from perturbx.drp import DRPSettings, build_model, per_drug_auc, prepare_features, run_split, undersample
+from perturbx import papers
+from perturbx.datasets.drp import TEST_DATASET, TRAIN_DATASET, DRPData
+from perturbx.experiments.drp import (
+    DEFAULT_MODELS,
+    MODELS,
+    DRPSettings,
+    FeatureBlocks,
+    PairBatch,
+    PairLoss,
+    cross_dataset,
+    cross_validate,
+    pair_batch,
+    per_drug_auc,
+    predict_deep,
+    prepare_features,
+    results_table,
+    run_split,
+    train_deep,
+    undersample,
+)
 from perturbx.models.classical import sensitivity_priors
+from perturbx.models.drp import DeepDRA, drp_loss
 from perturbx.splits import kfold
 from perturbx.training import FitConfig
 
@@ -39,6 +62,16 @@ def fake_data(seed: int = 0) -> DRPData:
     return DRPData(pairs, cells, [f"G{g}" for g in range(N_GENES)], cell_features, drugs, drug_features)
 
 
+# --------------------------------------------------------------------------------------------------- registry
+
+def test_models_by_id():
+    assert MODELS.ids() == ["drug_prior", "cell_prior", "drug_cell_prior", "gradient_boosting", "deepdra",
+                            "cross_attention", "cross_attention_single"]
+    assert MODELS.ids("learned") == ["deepdra", "cross_attention", "cross_attention_single"]
+    assert DEFAULT_MODELS == tuple(MODELS.ids()[:-1])  # the one-token ablation only on request
+    assert MODELS.labels(["drug_cell_prior", "deepdra"]) == ["drug + cell prior", "DeepDRA"]
+
+
 # --------------------------------------------------------------------------------------------------- priors
 
 def prior_tables():
@@ -52,12 +85,13 @@ def prior_tables():
 def test_sensitivity_priors_shrink_towards_the_overall_rate():
     train, test = prior_tables()
     priors = sensitivity_priors(train, test, strength=5.0)
+    assert set(priors) == set(MODELS.ids("baseline")) - {"gradient_boosting"}  # keyed by model id
     overall = 3 / 8
     # drug A: 3 of 4 sensitive; drug C unseen; drug B: 0 of 4
-    np.testing.assert_allclose(priors["drug prior"], [(3 + 5 * overall) / 9, overall, (0 + 5 * overall) / 9])
+    np.testing.assert_allclose(priors["drug_prior"], [(3 + 5 * overall) / 9, overall, (0 + 5 * overall) / 9])
     # cell c1: 1 of 2; c4: 0 of 2; c5 unseen
-    np.testing.assert_allclose(priors["cell prior"], [(1 + 5 * overall) / 7, (0 + 5 * overall) / 7, overall])
-    assert priors["drug prior"][0] == pytest.approx(0.5416667, abs=1e-6)
+    np.testing.assert_allclose(priors["cell_prior"], [(1 + 5 * overall) / 7, (0 + 5 * overall) / 7, overall])
+    assert priors["drug_prior"][0] == pytest.approx(0.5416667, abs=1e-6)
 
 
 def test_combined_prior_adds_log_odds_and_removes_overall_once():
@@ -67,12 +101,12 @@ def test_combined_prior_adds_log_odds_and_removes_overall_once():
     def logit(p):
         return np.log(p / (1 - p))
 
-    expected = 1 / (1 + np.exp(-(logit(priors["drug prior"]) + logit(priors["cell prior"]) - logit(3 / 8))))
-    np.testing.assert_allclose(priors["drug + cell prior"], expected)
+    expected = 1 / (1 + np.exp(-(logit(priors["drug_prior"]) + logit(priors["cell_prior"]) - logit(3 / 8))))
+    np.testing.assert_allclose(priors["drug_cell_prior"], expected)
     # an unseen side contributes nothing: the combined prior is the other side's
-    assert priors["drug + cell prior"][1] == pytest.approx(priors["cell prior"][1])
-    assert priors["drug + cell prior"][2] == pytest.approx(priors["drug prior"][2])
-    assert priors["drug + cell prior"][0] == pytest.approx(0.57856, abs=1e-4)
+    assert priors["drug_cell_prior"][1] == pytest.approx(priors["cell_prior"][1])
+    assert priors["drug_cell_prior"][2] == pytest.approx(priors["drug_prior"][2])
+    assert priors["drug_cell_prior"][0] == pytest.approx(0.57856, abs=1e-4)
 
 
 # --------------------------------------------------------------------------------------------------- undersampling
@@ -166,10 +200,47 @@ def test_constant_training_column_scales_to_zero():
     np.testing.assert_array_equal(block[TRAIN_CELLS, 1], 0.0)
 
 
-def test_build_model_rejects_unknown_names():
+# --------------------------------------------------------------------------------------------------- deep models
+
+def test_pair_batch_and_the_pair_loss_gather_each_pairs_features():
     data = fake_data()
-    with pytest.raises(ValueError, match="unknown deep model"):
-        build_model("transformer", prepare_features(data, data.pairs))
+    pairs = data.pairs.iloc[[0, 13, 71]]
+    batch = pair_batch(pairs)
+    assert isinstance(batch, PairBatch) and batch._fields == ("cell", "drug", "label")
+    assert batch.cell.tolist() == [0, 2, 11] and batch.drug.tolist() == [0, 1, 5]
+    assert batch.label.dtype == torch.float32 and batch.label.tolist() == pairs["label"].tolist()
+    features = prepare_features(data, data.pairs)
+    cells, drugs = FeatureBlocks(features, "cpu")(batch)
+    for gathered, block in zip(cells, features.cell_blocks):
+        np.testing.assert_array_equal(gathered.numpy(), block[[0, 2, 11]])
+    for gathered, block in zip(drugs, features.drug_blocks):
+        np.testing.assert_array_equal(gathered.numpy(), block[[0, 1, 5]])
+    torch.manual_seed(0)
+    model = DeepDRA(features.cell_dims, features.drug_dims, latent_dim=4, hidden_dim=8, classifier_dim=4).eval()
+    losses = PairLoss(FeatureBlocks(features, "cpu"))(model, batch)
+    expected = drp_loss(model(cells, drugs), cells, drugs, batch.label)
+    assert set(losses) == set(expected)
+    for key in expected:
+        torch.testing.assert_close(losses[key], expected[key])
+
+
+def test_train_deep_and_predict_deep_are_reproducible():
+    data = fake_data()
+    pairs = data.pairs
+    train, val = pairs[pairs["cell_index"] < 8], pairs[pairs["cell_index"].isin([8, 9])]
+    features = prepare_features(data, train)
+    config = FitConfig(epochs=2, batch_size=8, progress=False, seed=1)
+
+    def build(f):
+        return DeepDRA(f.cell_dims, f.drug_dims, latent_dim=4, hidden_dim=8, classifier_dim=4)
+
+    runs = [train_deep(build, features, train, val, config) for _ in range(2)]
+    (model, result), (again, _) = runs
+    assert len(result.history) == 2 and "val_loss" in result.history.columns
+    scores, outputs = predict_deep(model, features, pairs, batch_size=50)
+    assert scores.shape == (len(pairs),) and ((scores > 0) & (scores < 1)).all()
+    assert len(outputs) == 2  # 72 pairs in batches of 50
+    np.testing.assert_array_equal(predict_deep(again, features, pairs)[0], scores)
 
 
 # --------------------------------------------------------------------------------------------------- one split
@@ -180,26 +251,50 @@ def test_run_split_scores_every_model_on_the_test_pairs():
     test = pairs[pairs["cell_index"] >= 10].reset_index(drop=True)  # 12 pairs, both classes
     val = pairs[pairs["cell_index"].isin([8, 9])].reset_index(drop=True)
     train = pairs[pairs["cell_index"] < 8].reset_index(drop=True)
-    models = ("drug prior", "gradient boosting", "DeepDRA", "cross-attention")
+    models = ("drug_prior", "gradient_boosting", "deepdra", "cross_attention")
+    labels = ["drug prior", "gradient boosting", "DeepDRA", "cross-attention"]
     settings = DRPSettings(n_genes=None, fit=FitConfig(epochs=1, batch_size=8, progress=False), gbm_components=2)
     subset = (test["drug_index"] < 4).to_numpy()
     result = run_split(data, train, val, test, models=models, settings=settings, seed=0,
                        test_subsets={"first drugs": subset})
     metrics = result.metrics
     assert len(metrics) == 2 * len(models)
-    assert list(metrics.loc[metrics["subset"] == "all", "model"]) == list(models)
+    assert list(metrics.loc[metrics["subset"] == "all", "model"]) == labels  # tables show labels
+    assert result.labels == dict(zip(models, labels))
     assert (metrics.loc[metrics["subset"] == "all", "n_test"] == len(test)).all()
     assert (metrics.loc[metrics["subset"] == "first drugs", "n_test"] == subset.sum()).all()
-    for name in models:
-        assert result.scores[name].shape == (len(test),)
-        assert ((result.scores[name] >= 0) & (result.scores[name] <= 1)).all()
+    assert list(result.predictions) == list(models)  # keyed by id
+    for model_id in models:
+        scores = result.predictions[model_id]
+        assert scores.shape == (len(test),)
+        assert ((scores >= 0) & (scores <= 1)).all()
     for column in ("accuracy", "precision", "recall", "f1", "roc_auc", "auprc", "pr_auc_trapezoid"):
         assert metrics[column].between(0, 1).all(), column
-    assert set(result.fits) == {"DeepDRA", "cross-attention"}
+    assert set(result.fits) == set(result.models) == {"deepdra", "cross_attention"}
     assert metrics.loc[metrics["model"] == "DeepDRA", "train_seconds"].notna().all()
     assert metrics.loc[metrics["model"] == "drug prior", "train_seconds"].isna().all()
     # the drug prior of a checkerboard with 8 training cells per drug: every drug is exactly half sensitive
-    np.testing.assert_allclose(result.scores["drug prior"], 0.5)
+    np.testing.assert_allclose(result.predictions["drug_prior"], 0.5)
+    # the context holds what the models saw: training-fitted features and the test pairs
+    pd.testing.assert_frame_equal(result.context.test, test)
+    np.testing.assert_array_equal(result.context.features.cell_blocks[0],
+                                  prepare_features(data, train).cell_blocks[0])
+    assert result.split.test.tolist() == list(range(len(test)))
+
+
+def test_run_split_rejects_unknown_model_ids():
+    data = fake_data()
+    with pytest.raises(ValueError, match="unknown drug-response chapter model 'DeepDRA'; use one of drug_prior"):
+        run_split(data, data.pairs, data.pairs, data.pairs, models=["drug_prior", "DeepDRA"])
+
+
+def test_run_split_subsamples_training_pairs():
+    data = fake_data()
+    pairs = data.pairs
+    settings = DRPSettings(max_train_pairs=20)
+    result = run_split(data, pairs[pairs["cell_index"] < 10], pairs.iloc[:0], pairs[pairs["cell_index"] >= 10],
+                       models=["cell_prior"], settings=settings, seed=3)
+    assert len(result.context.train) == len(result.split.train) == 20
 
 
 # --------------------------------------------------------------------------------------------------- evaluation
@@ -212,6 +307,22 @@ def test_per_drug_auc_skips_one_class_and_small_drugs():
     assert list(table["drug_name"]) == ["X"]  # Y has one class, Z too few pairs
     assert table.iloc[0]["n"] == 4
     assert table.iloc[0]["auc"] == pytest.approx(0.75)
+
+
+def test_results_table_adds_the_papers_numbers_by_model_id():
+    rows = [{"model": label, "subset": subset, **{m: value for m in ("accuracy", "precision", "recall", "f1",
+                                                                      "roc_auc", "auprc", "pr_auc_trapezoid")}}
+            for label in ("DeepDRA", "cross-attention", "drug prior") for subset in ("all", "other")
+            for value in (0.6, 0.8)]
+    runs = pd.DataFrame(rows)
+    table = results_table(runs, "5-fold CV on CTRP+GDSC")
+    assert list(table.index) == ["DeepDRA", "cross-attention", "drug prior"]
+    assert (table["runs"] == 2).all() and table["roc_auc_mean"].tolist() == pytest.approx([0.7] * 3)
+    reported = papers.DRP_REPORTED["5-fold CV on CTRP+GDSC"]
+    assert table.loc["DeepDRA", "paper roc_auc"] == reported["deepdra"]["roc_auc"]
+    assert table.loc["cross-attention", "paper f1"] == reported["cross_attention"]["f1"]
+    assert np.isnan(table.loc["drug prior", "paper auprc"])  # the paper has no priors
+    assert not any(c.startswith("paper") for c in results_table(runs, "an experiment of our own").columns)
 
 
 def drp_protocol_pairs(n_cells: int = 30, n_drugs: int = 8, seed: int = 0) -> pd.DataFrame:
@@ -244,3 +355,49 @@ def test_drug_grouped_folds_never_share_a_drug():
         assert not set(drugs[fold.val]) & set(drugs[fold.train])
         tested += sorted(set(drugs[fold.test]))
     assert sorted(tested) == sorted(set(drugs))  # every drug is tested in exactly one fold
+
+
+# --------------------------------------------------------------------------------------------------- experiments
+
+def test_cross_validate_runs_every_fold_of_every_seed():
+    data = fake_data()
+    runs, last = cross_validate(data, data.pairs, ["drug_prior", "cell_prior"], DRPSettings(), seeds=[0, 1], k=3,
+                                group_by="drug_id", progress=False)
+    assert list(runs.columns[:4]) == ["seed", "fold", "model", "subset"]
+    assert len(runs) == 2 * 3 * 2 and set(runs["model"]) == {"drug prior", "cell prior"}
+    assert runs.groupby("seed")["fold"].unique().map(sorted).tolist() == [[1, 2, 3], [1, 2, 3]]
+    # every pair tested once per seed; a held-out drug has no training rate: its drug prior is the overall rate
+    assert runs[runs["model"] == "drug prior"].groupby("seed")["n_test"].sum().tolist() == [len(data.pairs)] * 2
+    assert last.split.kind == "fold 3" and last.seed == 1
+    assert not set(last.context.test["drug_id"]) & set(last.context.train["drug_id"])
+    np.testing.assert_allclose(last.predictions["drug_prior"], last.context.train["label"].mean())
+    few, _ = cross_validate(data, data.pairs, ["drug_prior"], DRPSettings(), seeds=[0], k=3, max_folds=1,
+                            progress=False)
+    assert few["fold"].tolist() == [1]
+
+
+def test_cross_validate_can_undersample_before_splitting():
+    data = fake_data()
+    imbalanced = data.pairs[~((data.pairs["label"] == 1) & (data.pairs["cell_index"] < 6))]  # 18 of 54 sensitive
+    runs, _ = cross_validate(data, imbalanced, ["drug_prior"], DRPSettings(), seeds=[0], k=3,
+                             undersample_first=True, progress=False)
+    assert runs["n_test"].sum() == 36  # 18 sensitive + 18 resistant
+    assert runs["positive_rate"].mean() == pytest.approx(0.5, abs=0.1)
+    natural, _ = cross_validate(data, imbalanced, ["drug_prior"], DRPSettings(), seeds=[0], k=3, progress=False)
+    assert natural["n_test"].sum() == len(imbalanced)
+
+
+def test_cross_dataset_trains_on_ctrp_gdsc_and_tests_on_ccle():
+    data = fake_data()
+    pairs = data.pairs
+    pairs["dataset"] = np.where(pairs["cell_index"] < 9, TRAIN_DATASET, TEST_DATASET)
+    pairs["labelled_in_training"] = (pairs["dataset"] == TEST_DATASET) & (pairs["drug_index"] < 2)
+    runs, last, test = cross_dataset(data, ["drug_prior", "drug_cell_prior"], DRPSettings(), seeds=[0, 1])
+    assert len(test) == 18 and (test["dataset"] == TEST_DATASET).all()
+    assert list(runs.columns[:3]) == ["seed", "model", "subset"]
+    assert len(runs) == 2 * 2 * 2
+    n_test = runs.groupby("subset")["n_test"].unique()
+    assert n_test["all"].tolist() == [18] and n_test["not labelled in training"].tolist() == [12]
+    assert last.seed == 1 and last.split.kind == f"{TRAIN_DATASET} -> {TEST_DATASET}"
+    assert (last.context.train["dataset"] == TRAIN_DATASET).all()
+    assert len(last.context.train) + len(last.context.val) == 54

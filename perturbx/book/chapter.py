@@ -1,0 +1,195 @@
+"""The kernel side of the chapter convention: what a chapter notebook calls.
+
+Every chapter is a notebook in ``book/`` whose first code cell is tagged ``parameters``::
+
+    profile = "quick"   # smoke | quick | full
+    seed = 0
+
+and whose next cell calls :func:`start_chapter`. ``$PERTURBX_PROFILE`` overrides the profile (the test suite sets
+it to ``smoke``), :meth:`Chapter.pick` turns the profile into sizes, :meth:`Chapter.seeds` into seed lists,
+:meth:`Chapter.table` registers each results table, and the chapter ends with :meth:`Chapter.finish`, which prints
+the provenance line (commit, device, profile, seed, wall time) and, under the runner, writes ``provenance.json``.
+
+Profiles:
+
+- ``smoke``: for the test suite; seconds to a couple of minutes per chapter on 2 CPU cores.
+- ``quick``: what a student gets by default; minutes on a laptop CPU.
+- ``full``: the book's tables; meant for a GPU.
+
+Nothing here imports papermill or nbformat: chapter kernels import this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TypeVar
+
+import pandas as pd
+
+from .. import __version__
+from ..datasets.fetcher import DataLog, use_data_log
+from ..runtime import describe_device, git_commit, package_versions, seed_everything, select_device
+
+PROFILES = ("smoke", "quick", "full")
+PROFILE_ENV = "PERTURBX_PROFILE"
+# Set by the runner for each chapter: the folder that receives its tables and provenance record. Unset (e.g. under
+# pytest --nbmake) nothing is written, so test runs never overwrite the book's results.
+RESULTS_ENV = "PERTURBX_CHAPTER_RESULTS"
+BOOK_DIR = Path(__file__).resolve().parent.parent.parent / "book"
+# The results folder: RESULTS_DIR/<chapter>/<table>.csv and PROVENANCE_FILE per chapter, RUNS_LOG for every run.
+RESULTS_DIR = BOOK_DIR / "results"
+PROVENANCE_FILE = "provenance.json"
+RUNS_LOG = "runs.csv"
+T = TypeVar("T")
+
+
+def utc_now() -> str:
+    """The current UTC time as ``YYYY-MM-DD HH:MM:SS UTC`` (the format of the provenance record and runs log)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def resolve_profile(profile: str) -> str:
+    """The profile in force: ``$PERTURBX_PROFILE`` when set, else ``profile``.
+
+    Args:
+        profile: the chapter's own ``profile`` parameter.
+
+    Returns:
+        One of :data:`PROFILES`.
+
+    Raises:
+        ValueError: the chosen profile is not one of :data:`PROFILES` (the message names where it came from).
+    """
+    chosen = os.environ.get(PROFILE_ENV) or profile
+    if chosen not in PROFILES:
+        source = f"${PROFILE_ENV}" if os.environ.get(PROFILE_ENV) else "the chapter's `profile` parameter"
+        raise ValueError(f"unknown profile {chosen!r} from {source}; use one of {', '.join(PROFILES)}")
+    return chosen
+
+
+@dataclass
+class Chapter:
+    """The run of one chapter: its profile, seed and device, its tables, its data, and the clock.
+
+    When the runner executes the chapter, ``results_dir`` (from ``$PERTURBX_CHAPTER_RESULTS``) receives each table
+    registered with :meth:`table` as CSV and, at :meth:`finish`, the provenance record ``provenance.json``.
+    ``data_log`` records the sha256 of every data file fetched while the chapter is the current one (see
+    :func:`start_chapter`).
+    """
+
+    title: str
+    profile: str
+    seed: int
+    device: str
+    results_dir: Path | None = None
+    seed_lists: dict[str, list[int]] = field(default_factory=dict)
+    tables: list[str] = field(default_factory=list)
+    data_log: DataLog = field(default_factory=DataLog)
+    started: float = field(default_factory=time.perf_counter)
+    started_utc: str = field(default_factory=utc_now)
+
+    def pick(self, *, smoke: T, quick: T, full: T) -> T:
+        """The value for the profile in force, e.g. ``n_epochs = chapter.pick(smoke=1, quick=20, full=200)``."""
+        return {"smoke": smoke, "quick": quick, "full": full}[self.profile]
+
+    def seeds(self, label: str, *, smoke: int, quick: int, full: int) -> list[int]:
+        """The seeds ``[seed, seed + 1, ...]`` of an experiment, as many as the profile asks for.
+
+        Recorded under ``label`` in the provenance record, e.g. ``chapter.seeds("CCLE", smoke=1, quick=2, full=5)``.
+        """
+        chosen = [self.seed + i for i in range(self.pick(smoke=smoke, quick=quick, full=full))]
+        self.seed_lists[label] = chosen
+        return chosen
+
+    def table(self, name: str, frame: pd.DataFrame) -> pd.DataFrame:
+        """Register a results table, saved as ``<name>.csv`` (every column, index included) under the runner.
+
+        Args:
+            name: a file stem of lower-case letters, digits and underscores, unique within the chapter.
+            frame: the table.
+
+        Returns:
+            What the chapter shows: ``frame`` without the numeric twins ``<m>_mean`` / ``<m>_sd`` of a column
+            ``<m>`` that already shows them as text ("0.912 ± 0.004").
+
+        Raises:
+            ValueError: ``name`` is not a valid file stem or was registered before in this chapter.
+        """
+        if not re.fullmatch(r"[a-z0-9_]+", name):
+            raise ValueError(f"table name {name!r}: use lower-case letters, digits and underscores (it is a file name)")
+        if name in self.tables:
+            raise ValueError(f"table {name!r} is registered twice in {self.title!r}; give each table its own name")
+        self.tables.append(name)
+        if self.results_dir is not None:
+            self.results_dir.mkdir(parents=True, exist_ok=True)
+            flat = frame if _is_default_index(frame) else frame.reset_index()
+            flat.to_csv(self.results_dir / f"{name}.csv", index=False)
+        twins = [c for c in frame.columns if isinstance(c, str) and c.endswith(("_mean", "_sd"))
+                 and c.rsplit("_", 1)[0] in frame.columns]
+        return frame.drop(columns=twins)
+
+    def record(self) -> dict:
+        """The provenance record: what ran (title, profile, seeds, tables), where (device, commit), with what
+        (package versions, sha256 of every data file the chapter verified) and how long (seconds)."""
+        return {"title": self.title, "profile": self.profile, "seed": self.seed, "seeds": self.seed_lists,
+                "device": self.device, "device_name": describe_device(self.device), "commit": git_commit(),
+                "started_utc": self.started_utc, "finished_utc": utc_now(),
+                "kernel_wall_time_s": round(time.perf_counter() - self.started, 1),
+                "packages": package_versions(), "data": self.data_log.as_dict(), "tables": list(self.tables)}
+
+    def provenance(self, record: dict | None = None) -> str:
+        """One line of :meth:`record` (default: taken now): commit, device, profile, seed, wall time since
+        :func:`start_chapter`, package version, date."""
+        record = record if record is not None else self.record()
+        return (f"{self.title} | commit {record['commit']} | device {record['device_name']} | "
+                f"profile {self.profile} | seed {self.seed} | wall time {record['kernel_wall_time_s']:.1f} s | "
+                f"perturbx {__version__} | {record['finished_utc'][:16]} UTC")
+
+    def finish(self) -> None:
+        """Print the provenance line and, under the runner, write ``provenance.json``; the last call of every
+        chapter."""
+        record = self.record()
+        print(f"Provenance: {self.provenance(record)}")
+        if self.results_dir is not None:
+            self.results_dir.mkdir(parents=True, exist_ok=True)
+            (self.results_dir / PROVENANCE_FILE).write_text(json.dumps(record, indent=1) + "\n")
+
+
+def _is_default_index(frame: pd.DataFrame) -> bool:
+    """True for an unnamed 0, 1, 2, ... index, which carries no information and is left out of the CSV."""
+    index = frame.index
+    return (isinstance(index, pd.RangeIndex) and index.name is None and index.start == 0 and index.step == 1)
+
+
+def start_chapter(title: str, profile: str = "quick", seed: int = 0, device: str | None = None) -> Chapter:
+    """Start a chapter: resolve the profile, seed every generator, pick the device, start the clock.
+
+    The chapter's :class:`~perturbx.datasets.fetcher.DataLog` becomes the one the module-level data functions
+    (``datasets.fetch``, ``read_pickle``, ``fetch_all``) record into, so its provenance record lists exactly the
+    data files fetched from here on; a later :func:`start_chapter` in the same process starts an empty one.
+
+    Args:
+        title: the chapter's title, shown in the provenance line.
+        profile: the chapter's ``profile`` parameter (``$PERTURBX_PROFILE`` wins).
+        seed: seed of Python's, NumPy's and torch's generators.
+        device: ``"cpu"`` or ``"cuda"``; default ``$PERTURBX_DEVICE``, else CUDA when available.
+
+    Returns:
+        The chapter, whose :meth:`Chapter.finish` is the last call of the notebook.
+
+    Raises:
+        ValueError: an unknown profile or device, or CUDA requested where there is none.
+    """
+    results = os.environ.get(RESULTS_ENV)
+    chapter = Chapter(title=title, profile=resolve_profile(profile), seed=int(seed), device=select_device(device),
+                      results_dir=Path(results) if results else None)
+    use_data_log(chapter.data_log)
+    seed_everything(chapter.seed)
+    print(f"{title}: profile {chapter.profile}, seed {chapter.seed}, {describe_device(chapter.device)}")
+    return chapter

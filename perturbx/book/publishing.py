@@ -1,0 +1,148 @@
+"""The publishing rule for a stored chapter, and the tidying of its progress-bar output.
+
+:func:`executed_problems` is the one rule for what a stored chapter may not contain (error outputs, tracebacks,
+warnings, cells that never ran, a missing provenance line); the runner (:mod:`perturbx.book.runner`), the HTML
+build (:mod:`perturbx.sphinxext`) and the tests apply it. :func:`tidy_streams` makes the stored output of progress
+bars readable before the rule is applied.
+
+The functions take ``nbformat`` notebooks (version 4) but do not import nbformat themselves.
+"""
+
+from __future__ import annotations
+
+import re
+
+_CURSOR_UP = "\x1b[A"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# A tqdm line: "folds: 100%|█████| 5/5 [05:52<00:00, 70.55s/it]" or, without a total, "splits: 3it [00:01, ...]".
+_PROGRESS_LINE = re.compile(r"\d+%\||\b\d+(?:\.\d+)?[kMGTP]?(?:it|B) \[")
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without ANSI escape sequences (colours, cursor moves)."""
+    return _ANSI.sub("", text)
+
+
+def _render_terminal(text: str) -> str:
+    """What a terminal shows after ``text``: a carriage return starts the line again (the next text replaces it),
+    a newline moves down, and ``ESC[A`` (how a nested progress bar returns to its parent's line) moves up."""
+    lines, row, at_start = [""], 0, True
+    for token in re.split(r"(\r|\n|\x1b\[A)", text):
+        if token == "\r":
+            at_start = True
+        elif token == "\n":
+            row += 1
+            at_start = True
+            if row == len(lines):
+                lines.append("")
+        elif token == _CURSOR_UP:
+            row = max(row - 1, 0)
+        elif token:
+            lines[row] = token if at_start else lines[row] + token
+            at_start = False
+    return "\n".join(strip_ansi(line) for line in lines)
+
+
+def _merge_streams(outputs: list) -> tuple[list, int]:
+    """Consecutive stream outputs of one name merged into one; returns the outputs and how many were merged away."""
+    merged, removed = [], 0
+    for output in outputs:
+        if (output.output_type == "stream" and merged and merged[-1].output_type == "stream"
+                and merged[-1].name == output.name):
+            merged[-1].text += output.text
+            removed += 1
+        else:
+            merged.append(output)
+    return merged, removed
+
+
+def _rendered_text(output) -> str:
+    """The text of a stream output as a terminal shows it; blank lines of stderr (erased bars) dropped."""
+    text = _render_terminal(output.text)
+    if output.name == "stderr":
+        text = "\n".join(line for line in text.split("\n") if line.strip())
+        text = text + "\n" if text else ""
+    return text
+
+
+def tidy_streams(notebook) -> int:
+    """Make stored progress-bar output readable, in place.
+
+    A progress bar redraws itself with carriage returns, and a kernel sends each redraw as a separate stream
+    message, so a stored notebook holds hundreds of fragments that a browser renders as separate blocks.
+    Consecutive stream outputs of one name are merged and rendered as a terminal would show them (every line keeps
+    only its last redraw, nested bars included); stderr lines left blank (bars that erase themselves when done)
+    are dropped.
+
+    Args:
+        notebook: an ``nbformat`` notebook (version 4); its code cells' outputs are replaced.
+
+    Returns:
+        The number of outputs removed.
+    """
+    removed = 0
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        merged, count = _merge_streams(cell.get("outputs", []))
+        removed += count
+        kept = []
+        for output in merged:
+            if output.output_type == "stream":
+                text = _rendered_text(output)
+                if not text.strip():
+                    removed += 1
+                    continue
+                output.text = text
+            kept.append(output)
+        cell.outputs = kept
+    return removed
+
+
+def is_progress_line(line: str) -> bool:
+    """Whether a line of stderr is a tqdm progress bar (which a chapter may show) rather than a warning."""
+    return bool(_PROGRESS_LINE.search(line))
+
+
+def _output_problems(where: str, output) -> list[str]:
+    """The problems of one output of the cell described by ``where``."""
+    if output.output_type == "error":
+        return [f"{where}: error {output.ename}: {strip_ansi(str(output.evalue))[:200]}"]
+    if output.output_type != "stream":
+        return []
+    text = strip_ansi(output.text)
+    if "Traceback (most recent call last)" in text:
+        return [f"{where}: a traceback on {output.name}"]
+    if output.name == "stderr":
+        return [f"{where}: stderr: {line.strip()[:200]}" for line in text.splitlines()
+                if line.strip() and not is_progress_line(line)]
+    return []
+
+
+def executed_problems(notebook) -> list[str]:
+    """What a stored chapter must not show, one line each.
+
+    - an error output, or a traceback printed to a stream;
+    - stderr that is not a progress bar (a warning the chapter should have dealt with);
+    - a code cell that was never executed (the run stopped early, or the notebook was never run);
+    - no ``Provenance:`` line from the last code cell (the chapter did not reach
+      :meth:`~perturbx.book.Chapter.finish`).
+
+    Args:
+        notebook: an ``nbformat`` notebook (version 4). Cells are numbered from 1 in file order.
+
+    Returns:
+        The problems, each naming its cell; empty when the chapter is fit to publish.
+    """
+    problems = []
+    code = [(number, cell) for number, cell in enumerate(notebook.cells, 1) if cell.cell_type == "code"]
+    for number, cell in code:
+        where = f"cell {number}"
+        if cell.get("execution_count") is None and cell.source.strip():
+            problems.append(f"{where}: never executed")
+        for output in cell.get("outputs", []):
+            problems += _output_problems(where, output)
+    last = code[-1][1] if code else None
+    if last is None or not any("Provenance:" in output.get("text", "") for output in last.get("outputs", [])):
+        problems.append("the last code cell printed no 'Provenance:' line: the chapter did not finish")
+    return problems

@@ -1,0 +1,225 @@
+"""The command-line side of the book: execute chapters with papermill and record each run.
+
+:func:`run_chapters` (``perturbx book run``) executes chapters in place and writes, per chapter,
+``<results>/<chapter>/<table>.csv`` and ``provenance.json`` (commit, device, profile, seeds, package versions,
+data checksums, wall time), and appends one line per chapter run to ``<results>/runs.csv``. A chapter that raised,
+or that ran but is not fit to publish (:func:`~perturbx.book.publishing.executed_problems`), stops the run with
+:class:`ChapterFailed`. :func:`time_chapter` times one chapter for the speed benchmarks.
+
+Chapter kernels never import this module (it imports papermill and nbformat); they use
+:mod:`perturbx.book.chapter`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import nbformat
+import papermill
+
+from ..runtime import DEVICE_ENV, select_device
+from .chapter import BOOK_DIR, PROFILES, PROVENANCE_FILE, RESULTS_ENV, RUNS_LOG, utc_now
+from .publishing import executed_problems, strip_ansi, tidy_streams
+
+RUNS_LOG_COLUMNS = ("chapter", "status", "profile", "device", "device_name", "commit", "finished_utc", "wall_time_s")
+
+
+class ChapterFailed(RuntimeError):
+    """A chapter raised while being executed, or ran but is not fit to publish; the message names the chapter."""
+
+
+def chapter_paths(book_dir: Path | str = BOOK_DIR, names: Sequence[str] | None = None) -> list[Path]:
+    """The chapter notebooks in reading order (their file names start with the chapter number).
+
+    Args:
+        book_dir: the folder of the chapters (default: the book's).
+        names: chapters to select by file name or stem, e.g. ``["00_intro"]`` (default: all, in order).
+
+    Returns:
+        The chapters' paths.
+
+    Raises:
+        ValueError: a name matches no chapter.
+    """
+    book_dir = Path(book_dir)
+    available = sorted(book_dir.glob("[0-9][0-9]_*.ipynb"))
+    if names is None:
+        return available
+    by_name = {p.stem: p for p in available} | {p.name: p for p in available}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise ValueError(f"no chapter named {', '.join(missing)} in {book_dir}; "
+                         f"chapters: {', '.join(p.stem for p in available)}")
+    return [by_name[n] for n in names]
+
+
+def run_chapters(chapters: Sequence[Path], profile: str | None = None, device: str | None = None,
+                 results_dir: Path | str | None = None) -> dict[str, float]:
+    """Execute ``chapters`` in order with papermill, writing each executed notebook back in place.
+
+    Stored progress-bar output is tidied (:func:`~perturbx.book.publishing.tidy_streams`). Each chapter's tables
+    and provenance record go to ``results_dir/<chapter>/``, replacing those of its previous run (the runner adds
+    its own wall time, kernel start included, as ``wall_time_s``), and every chapter run, failed ones included, is
+    appended to ``results_dir/runs.csv``.
+
+    Args:
+        chapters: the notebooks, e.g. from :func:`chapter_paths`.
+        profile: injected as the chapter parameter (``None`` keeps each chapter's own default; an exported
+            ``$PERTURBX_PROFILE`` still wins inside the chapter).
+        device: passed to the kernels as ``$PERTURBX_DEVICE``.
+        results_dir: where results go (default: ``results/`` beside each chapter).
+
+    Returns:
+        Wall time in seconds of each executed chapter, by file stem.
+
+    Raises:
+        ValueError: an unknown profile or device.
+        ChapterFailed: naming the chapter, the failing cell and the error with the end of its traceback, or the
+            :func:`~perturbx.book.publishing.executed_problems` of a chapter that ran to the end; later chapters
+            are not run.
+    """
+    parameters = _prepare(profile, device)
+    timings = {}
+    for path in chapters:
+        results = Path(results_dir) if results_dir is not None else path.parent / "results"
+        timings[path.stem] = _run_chapter(path, parameters, results)
+    return timings
+
+
+def _prepare(profile: str | None, device: str | None) -> dict:
+    """Check ``profile``, export ``device`` for the kernels; returns the parameters to inject."""
+    if profile is not None and profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
+    if device is not None:
+        os.environ[DEVICE_ENV] = select_device(device)
+    return {} if profile is None else {"profile": profile}
+
+
+def _run_chapter(path: Path, parameters: dict, results: Path) -> float:
+    """Execute one chapter, check and log its run; returns its wall time in seconds."""
+    folder = results / path.stem
+    for stale in [*folder.glob("*.csv"), folder / PROVENANCE_FILE]:
+        stale.unlink(missing_ok=True)
+    run = {"chapter": path.stem, "status": "failed", "profile": parameters.get("profile", "chapter default"),
+           "device": os.environ.get(DEVICE_ENV, "default")}
+    started = time.perf_counter()
+    try:
+        _execute(path, parameters, folder)
+    finally:
+        elapsed = time.perf_counter() - started
+        problems = _tidy_and_check(path)
+        problems = _finish_record(path, folder, elapsed, run, problems)
+        _append_run(results / RUNS_LOG, run)
+    if problems:
+        raise ChapterFailed(f"chapter {path.name} ran but is not fit to publish:\n"
+                            + "\n".join(f"    {p}" for p in problems)
+                            + f"\nThe executed notebook was written to {path}.")
+    return elapsed
+
+
+@contextmanager
+def _results_env(folder: Path) -> Iterator[None]:
+    """``$PERTURBX_CHAPTER_RESULTS`` set to ``folder`` for the kernel, restored afterwards."""
+    previous = os.environ.get(RESULTS_ENV)
+    os.environ[RESULTS_ENV] = str(folder.resolve())
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(RESULTS_ENV, None)
+        else:
+            os.environ[RESULTS_ENV] = previous
+
+
+def _execute(path: Path, parameters: dict, folder: Path) -> None:
+    """Run the chapter with papermill, its results going to ``folder``; a failing cell raises ChapterFailed."""
+    with _results_env(folder):
+        try:
+            papermill.execute_notebook(_without_injected_parameters(path), str(path), parameters=parameters,
+                                       cwd=str(path.parent), kernel_name="python3", progress_bar=True)
+        except papermill.PapermillExecutionError as error:
+            raise ChapterFailed(_failure_message(path, error)) from error
+
+
+def _tidy_and_check(path: Path) -> list[str]:
+    """Tidy the executed notebook's progress output in place; returns what makes it unfit to publish."""
+    if not path.exists():
+        return ["the notebook was not written"]
+    executed = nbformat.read(path, as_version=4)
+    tidy_streams(executed)
+    nbformat.write(executed, path)
+    return executed_problems(executed)
+
+
+def _finish_record(path: Path, folder: Path, elapsed: float, run: dict, problems: list[str]) -> list[str]:
+    """Add the chapter and the runner's wall time to the chapter's provenance record, and the outcome to ``run``.
+
+    Returns:
+        ``problems``, or the missing provenance record when the chapter ran cleanly but wrote none.
+    """
+    record_path = folder / PROVENANCE_FILE
+    if record_path.exists():
+        record = json.loads(record_path.read_text())
+        record |= {"chapter": path.stem, "wall_time_s": round(elapsed, 1)}
+        record_path.write_text(json.dumps(record, indent=1) + "\n")
+        run |= {key: record[key] for key in ("profile", "device", "device_name", "commit")}
+    elif not problems:
+        problems = [f"no provenance record {record_path}: the chapter did not call chapter.finish()"]
+    run |= {"status": "failed" if problems else "ok", "finished_utc": utc_now(), "wall_time_s": round(elapsed, 1)}
+    return problems
+
+
+def _append_run(log: Path, row: dict) -> None:
+    """Append one chapter run to the runs log (CSV with :data:`RUNS_LOG_COLUMNS`), writing the header if new."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    new = not log.exists()
+    with open(log, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=RUNS_LOG_COLUMNS)
+        if new:
+            writer.writeheader()
+        writer.writerow({column: row.get(column, "") for column in RUNS_LOG_COLUMNS})
+
+
+def _failure_message(path: Path, error: papermill.PapermillExecutionError) -> str:
+    """The failing cell, the exception and the end of its traceback (ANSI colours removed)."""
+    traceback = strip_ansi("\n".join(error.traceback or [])).strip().splitlines()
+    shown = "\n".join("    " + line for line in traceback[-20:])
+    return (f"chapter {path.name} failed in cell {error.exec_count}: {error.ename}: {error.evalue}\n{shown}\n"
+            f"The notebook with the full traceback was written to {path}.")
+
+
+def _without_injected_parameters(path: Path) -> nbformat.NotebookNode:
+    """The notebook at ``path`` without the parameters cell papermill injected in an earlier run: papermill keeps
+    such a cell when no new parameters are given, so a run with the chapters' own profile would silently reuse
+    the profile of the previous run."""
+    notebook = nbformat.read(path, as_version=4)
+    notebook.cells = [cell for cell in notebook.cells if "injected-parameters" not in cell.metadata.get("tags", [])]
+    return notebook
+
+
+def time_chapter(name: str, profile: str = "smoke", book_dir: Path | str = BOOK_DIR) -> float:
+    """Execute one chapter with papermill into a temporary file (the stored chapter is untouched).
+
+    For the speed benchmarks (e.g. "the smoke profile runs in under 3 minutes").
+
+    Args:
+        name: the chapter's file name or stem, e.g. ``"04_diffusion"``.
+        profile: the profile injected into the chapter.
+        book_dir: the folder of the chapters.
+
+    Returns:
+        The chapter's wall time in seconds, kernel start included.
+    """
+    path, = chapter_paths(book_dir, [name])
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        papermill.execute_notebook(str(path), str(Path(folder) / path.name), parameters={"profile": profile},
+                                   cwd=str(path.parent), kernel_name="python3", progress_bar=False)
+        return time.perf_counter() - started

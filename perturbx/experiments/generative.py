@@ -1,0 +1,581 @@
+"""The diffusion chapter's protocol: generative models of drug-induced expression, samples per test condition.
+
+Every model predicts the **change from basal** of the 978 landmark genes; a generated profile is basal + change.
+Why the change and not the treated profile: the basal profile explains most of a treated profile (the whole-profile
+Pearson of "no change" is above 0.9), so a model of treated profiles spends its capacity re-generating the cell
+line; modelling the change puts it on the perturbation, and it makes the classifier-free-guidance branch without a
+perturbation mean "this cell line, untreated-like response". Changes are standardised per gene with the mean and
+SD of the training profiles of the split (:class:`TargetScaler`).
+
+Models (:data:`MODELS`, by id):
+
+- ``no_change``, ``cell_line_mean``, ``ridge``: point predictions, the baselines of
+  :mod:`perturbx.experiments.l1000`;
+- ``encoder_decoder``: :class:`PerturbationEncoderDecoder` (PRnet-style), samples from new noise vectors;
+- ``encoder_decoder_gaussian``: the same trained model, samples also drawn from its predicted per-gene variance;
+- ``diffusion``: :class:`ConditionalDiffusion`, DDIM sampling with guidance weight ``settings.guidance``;
+- ``true_distribution``: on the semi-synthetic benchmark only, fresh draws from the generator (the ceiling of
+  every distribution metric, and the true mean for the accuracy metrics).
+
+Evaluation units: a **condition** is (compound structure, cell line, dose, time); its replicates are the test
+profiles that share it. Each generative model draws ``settings.n_samples`` profiles per test condition. Accuracy
+metrics score the mean of the samples against each test profile (:func:`perturbx.metrics.expression_metrics`).
+Distribution metrics, per condition:
+
+- ``energy_score``: energy score of the samples for each observed replicate (a proper scoring rule; works with a
+  single profile; a point prediction scores its Euclidean error), lower is better;
+- ``energy_distance``: samples vs the observed replicates (simulator, 2-3 replicates);
+- ``energy_distance_true``: samples vs ``n_reference`` fresh draws from the true distribution (simulator);
+- ``variance_r2``: R² of per-gene sample variances against the true variances (simulator);
+- ``spread_ratio``: mean over genes of sample SD / true SD (simulator); on real data the reference SD is the
+  well-to-well SD of the DMSO wells of the A375 plate, a lower bound of the real spread (technical noise only).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.std import tqdm
+
+from ..metrics import (
+    EXPRESSION_METRICS,
+    compare_models,
+    energy_distance,
+    energy_score,
+    expression_metrics,
+    spread_ratio,
+    variance_r2,
+)
+from ..models import diffusion as diffusion_module
+from ..models import encoder_decoder as encoder_decoder_module
+from ..models.diffusion import ConditionalDiffusion, DiffusionConfig, PerturbationConditioner, diffusion_loss
+from ..models.encoder_decoder import EncoderDecoderConfig, PerturbationEncoderDecoder, encoder_decoder_loss
+from ..pathways import pathway_agreement, prerank
+from ..splits import Split
+from ..training import FitConfig, FitResult, fit, to_device
+from . import l1000, protocol
+from .expression import ExpressionSettings
+from .l1000 import Inputs, L1000Context, Truth, batch, make_split
+from .protocol import ModelOutput, ModelRegistry, ModelSpec, ProfileSettings, SplitResult
+
+DISTRIBUTION_METRICS = ("energy_score", "energy_distance", "energy_distance_true", "variance_r2", "spread_ratio")
+ACCURACY_METRICS = ("pearson_change", "r2_top_degs", "rmse")
+
+
+@dataclass
+class GenerativeSettings(ProfileSettings):
+    """Sizes, optimisation and sampling of one profile."""
+
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    diffusion_fit: FitConfig = field(default_factory=lambda: FitConfig(
+        epochs=400, batch_size=128, lr=1e-3, weight_decay=1e-5, early_stopping_patience=40, plateau_patience=15,
+        plateau_factor=0.5))
+    encoder_decoder: EncoderDecoderConfig = field(default_factory=EncoderDecoderConfig)
+    encoder_decoder_fit: FitConfig = field(default_factory=lambda: FitConfig(
+        epochs=200, batch_size=128, lr=1e-3, weight_decay=1e-5, early_stopping_patience=15, plateau_patience=5,
+        plateau_factor=0.5))
+    min_steps: int = 1000  # optimiser steps at least, whatever the data size (epochs raised for small sets)
+    n_samples: int = 64  # generated profiles per test condition
+    n_reference: int = 64  # fresh true draws per condition (simulator)
+    ddim_steps: int = 50
+    guidance: float = 1.0
+    expression: ExpressionSettings = field(default_factory=ExpressionSettings)
+
+    def _on(self, device: str, progress: bool) -> GenerativeSettings:
+        for config in (self.diffusion_fit, self.encoder_decoder_fit):
+            config.device, config.progress = device, progress
+        return self
+
+    @classmethod
+    def smoke(cls, device: str = "cpu") -> GenerativeSettings:
+        """Seconds on a CPU."""
+        settings = cls(expression=ExpressionSettings.smoke(device), diffusion=DiffusionConfig(width=64, depth=2,
+                       n_steps=100), encoder_decoder=EncoderDecoderConfig(width=64, latent=16), n_samples=8,
+                       n_reference=8, ddim_steps=10, min_steps=0)
+        settings.diffusion_fit.epochs = settings.encoder_decoder_fit.epochs = 3
+        return settings._on(device, progress=False)
+
+    @classmethod
+    def quick(cls, device: str = "cpu") -> GenerativeSettings:
+        """Minutes on 2 CPU cores."""
+        settings = cls(expression=ExpressionSettings.quick(device), n_samples=32, n_reference=32)
+        settings.diffusion_fit.epochs, settings.encoder_decoder_fit.epochs = 60, 40
+        settings.diffusion_fit.early_stopping_patience = settings.encoder_decoder_fit.early_stopping_patience = 10
+        settings.diffusion_fit.plateau_patience = 4
+        return settings._on(device, progress=True)
+
+    @classmethod
+    def full(cls, device: str = "cpu") -> GenerativeSettings:
+        """Longer training, more samples; meant for a GPU."""
+        return cls(expression=ExpressionSettings.full(device))._on(device, progress=True)
+
+
+@dataclass
+class TargetScaler:
+    """Per-gene standardisation of changes from basal, fitted on training profiles only."""
+
+    mean: np.ndarray
+    sd: np.ndarray
+
+    @classmethod
+    def fit(cls, change: np.ndarray) -> TargetScaler:
+        """change: (n_train, genes) log2 changes of the training profiles."""
+        sd = change.std(axis=0)
+        return cls(change.mean(axis=0).astype(np.float32), np.where(sd > 1e-6, sd, 1.0).astype(np.float32))
+
+    def transform(self, change: np.ndarray) -> np.ndarray:
+        """(n, genes) log2 changes -> standardised values."""
+        return ((change - self.mean) / self.sd).astype(np.float32)
+
+    def inverse(self, scaled: np.ndarray) -> np.ndarray:
+        """Standardised values (..., genes) back to log2 changes."""
+        return scaled * self.sd + self.mean
+
+
+@dataclass
+class Prepared:
+    """Inputs of one split: :class:`perturbx.experiments.l1000.Prepared` (basal, dose, time) and the scaler."""
+
+    features: l1000.Prepared
+    scaler: TargetScaler
+
+
+def prepare(inputs: Inputs, train: np.ndarray) -> Prepared:
+    """Every statistic from the profiles at positions ``train`` only."""
+    return Prepared(l1000.prepare(inputs, train), TargetScaler.fit(inputs.data.change[train]))
+
+
+def training_batch(inputs: Inputs, prepared: Prepared, rows: np.ndarray) -> l1000.L1000Batch:
+    """The :class:`~perturbx.experiments.l1000.L1000Batch` of ``rows`` with the standardised change as target."""
+    return batch(inputs, prepared.features, rows, prepared.scaler.transform(inputs.data.change[rows]))
+
+
+# The two trainable networks; the generative models of MODELS sample from one of them.
+NETWORKS = {"diffusion": diffusion_loss, "encoder_decoder": encoder_decoder_loss}
+
+
+def _new_network(network: str, inputs: Inputs, settings: GenerativeSettings) -> tuple[torch.nn.Module, FitConfig]:
+    if network == "diffusion":
+        conditioner = PerturbationConditioner(inputs.fingerprints, inputs.n_genes, settings.diffusion.width,
+                                              settings.diffusion.dropout)
+        return ConditionalDiffusion(inputs.n_genes, conditioner, settings.diffusion), settings.diffusion_fit
+    if network == "encoder_decoder":
+        return (PerturbationEncoderDecoder(inputs.fingerprints, inputs.n_genes, settings.encoder_decoder),
+                settings.encoder_decoder_fit)
+    raise ValueError(f"unknown generative network {network!r}; use one of {', '.join(NETWORKS)}")
+
+
+def fit_generative(inputs: Inputs, prepared: Prepared, split: Split, settings: GenerativeSettings,
+                   seed: int, network: str = "diffusion") -> tuple[torch.nn.Module, FitResult]:
+    """Train the ``diffusion`` or ``encoder_decoder`` network on ``split.train``, early stopping on ``split.val``;
+    the epochs are raised so that training takes at least ``settings.min_steps`` optimiser steps."""
+    torch.manual_seed(seed)
+    net, base = _new_network(network, inputs, settings)
+    steps_per_epoch = max(1, -(-len(split.train) // base.batch_size))
+    epochs = max(base.epochs, -(-settings.min_steps // steps_per_epoch))
+    config = replace(base, seed=seed, epochs=epochs, description=f"{_LABELS[network]}, {split.kind}, seed {seed}")
+    val = training_batch(inputs, prepared, split.val) if len(split.val) else None
+    train = training_batch(inputs, prepared, split.train)
+    if network == "diffusion":
+        net.set_range(train.target)
+    return net, fit(net, NETWORKS[network], train, val, config)
+
+
+def _condition_of(model: torch.nn.Module, b: l1000.L1000Batch) -> tuple[torch.Tensor, ...]:
+    module = diffusion_module if isinstance(model, ConditionalDiffusion) else encoder_decoder_module
+    return module.condition_of(b)
+
+
+def generate(model: torch.nn.Module, inputs: Inputs, prepared: Prepared, rows: np.ndarray, n_samples: int,
+             seed: int = 0, max_batch: int = 4096, **sampling) -> Iterator[tuple[slice, np.ndarray]]:
+    """Samples of the change from basal for the conditions of ``rows``, in chunks of at most ``max_batch`` profiles.
+
+    Args:
+        model: a trained :class:`ConditionalDiffusion` or :class:`PerturbationEncoderDecoder`.
+        sampling: keyword arguments of the model's ``sample`` (``method``, ``steps``, ``guidance``,
+            ``from_variance``, ...).
+
+    Yields:
+        (positions in ``rows``, float32 (chunk, n_samples, genes) log2 changes).
+    """
+    device = next(model.parameters()).device
+    per_chunk = max(1, max_batch // n_samples)
+    for number, start in enumerate(range(0, len(rows), per_chunk)):
+        part = slice(start, min(start + per_chunk, len(rows)))
+        condition = _condition_of(model, to_device(batch(inputs, prepared.features, rows[part]), device))
+        generator = torch.Generator(device).manual_seed(seed * 100_003 + number)
+        scaled = model.sample(*condition, n_samples=n_samples, generator=generator, **sampling)
+        yield part, prepared.scaler.inverse(scaled.cpu().numpy())
+
+
+def test_conditions(inputs: Inputs, test: np.ndarray) -> pd.DataFrame:
+    """One row per condition among the ``test`` profiles: ``condition``, ``row`` (the first test profile, whose
+    compound, basal, dose and time stand for the condition), ``members`` (array of its test profile positions)."""
+    test = np.asarray(test)
+    codes, labels = pd.factorize(l1000.condition_groups(inputs.data.metadata.iloc[test]))
+    members = [test[codes == i] for i in range(len(labels))]
+    return pd.DataFrame({"condition": labels, "row": [m[0] for m in members], "members": members})
+
+
+@dataclass
+class Reference:
+    """What the samples of a split are compared with: the simulator's truth and its fresh draws per test condition
+    (n_conditions, n_reference, genes), or on real data the per-gene reference SD (DMSO well-to-well)."""
+
+    reference_sd: np.ndarray | None = None
+    truth: Truth | None = None
+    true_draws: np.ndarray | None = None
+
+    def part(self, rows: slice) -> Reference:
+        """The reference of the conditions at positions ``rows``."""
+        return replace(self, true_draws=None if self.true_draws is None else self.true_draws[rows])
+
+
+def score_samples(samples: np.ndarray, conditions: pd.DataFrame, data, reference: Reference) -> pd.DataFrame:
+    """Distribution metrics of each condition's samples (see the module docstring).
+
+    Args:
+        samples: (n_conditions, n_samples, genes) generated log2 changes (n_samples = 1: a point prediction).
+        conditions: :func:`test_conditions` table.
+        data: the curated profiles (expression, basal).
+        reference: the truth and its draws (simulator) or the reference SD (real data).
+
+    Returns:
+        One row per condition: ``condition`` and every name in ``DISTRIBUTION_METRICS`` (NaN where undefined).
+    """
+    rows, truth = [], reference.truth
+    true_sd = truth.moments(conditions["row"].to_numpy())[1] if truth is not None else None
+    for i, (members, first) in enumerate(zip(conditions["members"], conditions["row"])):
+        profiles = data.basal[first] + samples[i]
+        observed = data.expression[members]
+        row = {"condition": conditions["condition"].iat[i],
+               "energy_score": np.mean([energy_score(profiles, y) for y in observed])}
+        row |= protocol.nan_columns(DISTRIBUTION_METRICS[1:])
+        several = len(profiles) > 1
+        if truth is not None:
+            row["energy_distance"] = energy_distance(profiles, observed)
+            row["energy_distance_true"] = energy_distance(profiles, reference.true_draws[i])
+            if several:
+                row["variance_r2"] = variance_r2(profiles.var(axis=0, ddof=1), true_sd[i] ** 2)
+                row["spread_ratio"] = spread_ratio(profiles, true_sd[i])
+        elif reference.reference_sd is not None and several:
+            row["spread_ratio"] = spread_ratio(profiles, reference.reference_sd)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def condition_accuracy(label: str, condition_change: np.ndarray, conditions: pd.DataFrame, data) -> pd.DataFrame:
+    """Per-profile accuracy of one predicted change per condition (n_conditions, genes), broadcast to the
+    condition's profiles; ``model`` = ``label``."""
+    members = np.concatenate(conditions["members"].to_list())
+    change = np.repeat(condition_change, [len(m) for m in conditions["members"]], axis=0)
+    return expression_metrics(data.expression[members], data.basal[members] + change,
+                              data.basal[members]).assign(model=label, row=members)
+
+
+def evaluate_samples(label: str, model: torch.nn.Module, inputs: Inputs, prepared: Prepared,
+                     conditions: pd.DataFrame, n_samples: int, seed: int, reference: Reference,
+                     **sampling) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, float]:
+    """Generate ``n_samples`` per condition with ``model`` and score them.
+
+    Returns:
+        (accuracy per test profile, distribution metrics per condition, (n_conditions, genes) sample means,
+        seconds spent generating (scoring excluded)).
+    """
+    data, rows = inputs.data, conditions["row"].to_numpy()
+    means, scores, generating = np.zeros((len(rows), inputs.n_genes), np.float32), [], 0.0
+    chunks = generate(model, inputs, prepared, rows, n_samples, seed, **sampling)
+    while True:
+        started = time.perf_counter()
+        chunk = next(chunks, None)
+        generating += time.perf_counter() - started
+        if chunk is None:
+            break
+        part, samples = chunk
+        means[part] = samples.mean(axis=1)
+        scores.append(score_samples(samples, conditions.iloc[part], data, reference.part(part)))
+    return (condition_accuracy(label, means, conditions, data),
+            pd.concat(scores, ignore_index=True).assign(model=label), means, generating)
+
+
+@dataclass
+class GenerativeContext(L1000Context):
+    """:class:`~perturbx.experiments.l1000.L1000Context` of the generative protocol: ``prepared`` is this module's
+    :class:`Prepared`; the test conditions, the comparison reference, and the networks trained so far (the
+    encoder-decoder is trained once for both of its samplers)."""
+
+    conditions: pd.DataFrame | None = None
+    reference: Reference = field(default_factory=Reference)
+    networks: dict[str, torch.nn.Module] = field(default_factory=dict)
+
+
+def _scored(label: str, change: np.ndarray, context: GenerativeContext, samples: np.ndarray) -> dict:
+    data = context.inputs.data
+    return {"accuracy": condition_accuracy(label, change, context.conditions, data),
+            "distribution": score_samples(samples, context.conditions, data, context.reference).assign(model=label)}
+
+
+def _point_model(model_id: str) -> Callable[[GenerativeContext], ModelOutput]:
+    """A baseline of the L1000 task as a generative model with one sample per condition (its prediction for the
+    condition's first test profile)."""
+    def run(context: GenerativeContext) -> ModelOutput:
+        point = L1000Context(context.inputs, context.prepared.features, context.split, context.seed,
+                             context.settings.expression)
+        position = {row: i for i, row in enumerate(context.split.test)}
+        predicted = l1000_models[model_id].run(point).prediction
+        change = predicted[[position[r] for r in context.conditions["row"]]]
+        return ModelOutput(change, extra=_scored(MODELS.label(model_id), change, context, change[:, None]))
+    return run
+
+
+def _sampled_model(model_id: str, network: str, options: Callable[[GenerativeSettings], dict]):
+    """A generative model: train ``network`` once per split, then draw ``settings.n_samples`` per condition."""
+    def run(context: GenerativeContext) -> ModelOutput:
+        settings, fitted = context.settings, None
+        if network not in context.networks:
+            context.networks[network], fitted = fit_generative(context.inputs, context.prepared, context.split,
+                                                               settings, context.seed, network)
+        model = context.networks[network]
+        accuracy, distribution, means, sampling_seconds = evaluate_samples(
+            MODELS.label(model_id), model, context.inputs, context.prepared, context.conditions, settings.n_samples,
+            context.seed, context.reference, **options(settings))
+        return ModelOutput(means, model, fitted, extra={"accuracy": accuracy, "distribution": distribution,
+                                                        "sampling_seconds": sampling_seconds})
+    return run
+
+
+def _true_distribution(context: GenerativeContext) -> ModelOutput:
+    """The ceiling: the true mean for accuracy, fresh true draws (independent of the reference) for distribution."""
+    truth, first = context.reference.truth, context.conditions["row"].to_numpy()
+    if truth is None:
+        raise ValueError("the true distribution is known on simulated data only: pass truth=l1000.Truth(...)")
+    own = truth.reference(first, context.seed, offset=1, n=context.settings.n_samples)
+    change = truth.moments(first)[0]
+    return ModelOutput(change, extra=_scored(MODELS.label("true_distribution"), change, context,
+                                             own - context.inputs.data.basal[first][:, None]))
+
+
+_LABELS = {"diffusion": "diffusion", "encoder_decoder": "encoder-decoder (PRnet-style)"}
+# How each generative model samples (keyword arguments of its network's ``sample``).
+SAMPLING = {"encoder_decoder": lambda s: {"from_variance": False},
+            "encoder_decoder_gaussian": lambda s: {"from_variance": True},
+            "diffusion": lambda s: {"method": "ddim", "steps": s.ddim_steps, "guidance": s.guidance}}
+NETWORK_OF = {"encoder_decoder": "encoder_decoder", "encoder_decoder_gaussian": "encoder_decoder",
+              "diffusion": "diffusion"}
+l1000_models = {spec.id: spec for spec in l1000.BASELINES}
+MODELS = ModelRegistry("diffusion chapter", [
+    *(ModelSpec(i, l1000_models[i].label, _point_model(i), "baseline", l1000_models[i].description)
+      for i in ("no_change", "cell_line_mean", "ridge")),
+    ModelSpec("encoder_decoder", _LABELS["encoder_decoder"],
+              _sampled_model("encoder_decoder", "encoder_decoder", SAMPLING["encoder_decoder"]), "learned",
+              "PRnet-style encoder-decoder, samples from new noise vectors"),
+    ModelSpec("encoder_decoder_gaussian", "encoder-decoder + Gaussian draws",
+              _sampled_model("encoder_decoder_gaussian", "encoder_decoder", SAMPLING["encoder_decoder_gaussian"]),
+              "learned", "the same trained encoder-decoder, plus draws from its predicted per-gene variance"),
+    ModelSpec("diffusion", _LABELS["diffusion"], _sampled_model("diffusion", "diffusion", SAMPLING["diffusion"]),
+              "learned", "conditional DDPM (v-prediction), DDIM sampling with classifier-free guidance"),
+    ModelSpec("true_distribution", "true distribution (simulator)", _true_distribution, "oracle",
+              "fresh draws from the simulator (a ceiling)"),
+])
+DEFAULT_MODELS = tuple(MODELS.ids("baseline") + MODELS.ids("learned"))
+GENERATIVE_MODELS = tuple(MODELS.ids("learned"))
+
+
+@dataclass
+class GenerativeResult(SplitResult):
+    """A :class:`~perturbx.experiments.protocol.SplitResult` whose ``metrics`` are the per-profile accuracy
+    metrics, plus the per-condition distribution metrics; ``predictions`` are (n_conditions, genes) mean changes."""
+
+    distribution: pd.DataFrame | None = None
+
+    @property
+    def conditions(self) -> pd.DataFrame:
+        """The test conditions (:func:`test_conditions`)."""
+        return self.context.conditions
+
+    @property
+    def prepared(self) -> Prepared:
+        """The split's training-fitted scaling."""
+        return self.context.prepared
+
+
+def run_split(inputs: Inputs, split: Split, settings: GenerativeSettings, seed: int,
+              models: Sequence[str] = DEFAULT_MODELS, reference_sd: np.ndarray | None = None,
+              truth: Truth | None = None) -> GenerativeResult:
+    """Fit every model id in ``models`` on ``split.train`` and score it on the conditions of ``split.test``
+    (with ``truth``, the ``true_distribution`` ceiling is added)."""
+    conditions = test_conditions(inputs, split.test)
+    first = conditions["row"].to_numpy()
+    reference = Reference(reference_sd, truth, None if truth is None else truth.reference(first, seed))
+    context = GenerativeContext(inputs, prepare(inputs, split.train), split, seed, settings, conditions, reference)
+    ids = [*models, "true_distribution"] if truth is not None and "true_distribution" not in models else list(models)
+    outputs = protocol.run_models(MODELS, ids, context)
+    return GenerativeResult(split, seed, pd.concat([o.extra["accuracy"] for o in outputs.values()], ignore_index=True),
+                            outputs, context, {i: MODELS.label(i) for i in outputs},
+                            pd.concat([o.extra["distribution"] for o in outputs.values()], ignore_index=True))
+
+
+def summarise(result: GenerativeResult) -> pd.DataFrame:
+    """One row per model: mean accuracy over test profiles, mean distribution metrics over test conditions,
+    number of conditions, seconds (fit and sample)."""
+    accuracy = result.metrics.groupby("model", sort=False)[list(EXPRESSION_METRICS)].mean()
+    distribution = result.distribution.groupby("model", sort=False)[list(DISTRIBUTION_METRICS)].mean()
+    seconds = {result.labels[i]: s for i, s in result.seconds.items()}
+    table = accuracy.join(distribution).reset_index()
+    return table.assign(n_conditions=len(result.conditions), seconds=table["model"].map(seconds))
+
+
+def run_experiments(inputs: Inputs, kinds: Sequence[str], seeds: Sequence[int], settings: GenerativeSettings,
+                    models: Sequence[str] = DEFAULT_MODELS, reference_sd: np.ndarray | None = None,
+                    truth: Truth | None = None, progress: bool = True
+                    ) -> tuple[pd.DataFrame, dict[tuple[str, int], GenerativeResult]]:
+    """Every split kind x seed (:func:`perturbx.experiments.l1000.make_split`).
+
+    Returns:
+        (runs, results): ``runs`` has one row per (split, seed, model) with the mean of every accuracy metric over
+        the test profiles and of every distribution metric over the test conditions; ``results`` maps
+        (split kind, seed) -> :class:`GenerativeResult`.
+    """
+    def run_one(job: dict) -> GenerativeResult:
+        split = make_split(inputs, job["split"], job["seed"])
+        return run_split(inputs, split, settings, job["seed"], models, reference_sd, truth)
+
+    jobs = [{"split": kind, "seed": seed} for kind in kinds for seed in seeds]
+    return protocol.run_jobs(jobs, run_one, summarise, "splits", progress)
+
+
+def results_table(runs: pd.DataFrame, metrics: Sequence[str] = (*ACCURACY_METRICS, *DISTRIBUTION_METRICS)
+                  ) -> pd.DataFrame:
+    """Mean ± sd over seeds per (split, model); metrics that are NaN for every run are left out."""
+    return protocol.results_table(runs, ["split", "model"], metrics)
+
+
+def _resample(result: GenerativeResult, inputs: Inputs, variants: Sequence[tuple[dict, dict]], description: str,
+              max_conditions: int | None) -> pd.DataFrame:
+    """Re-sample the test conditions of ``result`` with its diffusion model once per (labels, sampling keyword
+    arguments) variant; one row per variant: the labels, ``seconds per 1,000 profiles`` (generation only) and the
+    mean of ``ACCURACY_METRICS`` and ``DISTRIBUTION_METRICS``."""
+    context: GenerativeContext = result.context
+    conditions = result.conditions.iloc[:max_conditions]
+    reference = context.reference
+    if reference.truth is not None:
+        reference = replace(reference, true_draws=reference.truth.reference(conditions["row"].to_numpy(),
+                                                                            result.seed))
+    n_samples, rows = context.settings.n_samples, []
+    for labels, sampling in tqdm(variants, desc=description, leave=False):
+        acc, dist, _, elapsed = evaluate_samples("diffusion", result.models["diffusion"], inputs, result.prepared,
+                                                 conditions, n_samples, result.seed, reference, **sampling)
+        rows.append({**labels, "seconds per 1,000 profiles": 1000 * elapsed / (len(conditions) * n_samples),
+                     **acc[list(ACCURACY_METRICS)].mean().to_dict(),
+                     **dist[list(DISTRIBUTION_METRICS)].mean().to_dict()})
+    return pd.DataFrame(rows)
+
+
+def guidance_sweep(result: GenerativeResult, inputs: Inputs, weights: Sequence[float],
+                   max_conditions: int | None = None) -> pd.DataFrame:
+    """Accuracy and distribution metrics of the trained diffusion model of ``result`` for each guidance weight
+    (DDIM with the split's ``settings.ddim_steps``; the same reference as the split's table).
+
+    Returns:
+        One row per weight: ``guidance``, ``seconds per 1,000 profiles`` and the mean of ``ACCURACY_METRICS`` and
+        ``DISTRIBUTION_METRICS``.
+    """
+    steps = result.context.settings.ddim_steps
+    variants = [({"guidance": w}, {"method": "ddim", "steps": steps, "guidance": w}) for w in weights]
+    return _resample(result, inputs, variants, "guidance weights", max_conditions)
+
+
+def sampler_comparison(result: GenerativeResult, inputs: Inputs, samplers: Sequence[tuple[str, int]],
+                       max_conditions: int | None = None) -> pd.DataFrame:
+    """Time and metrics of each (method, steps) sampler, e.g. [("ddpm", 0), ("ddim", 50), ("ddim", 20)]
+    (guidance weight ``settings.guidance`` of the split).
+
+    Returns:
+        One row per sampler: ``sampler``, ``steps``, ``seconds per 1,000 profiles`` and the mean metrics.
+    """
+    total, guidance = result.models["diffusion"].schedule.n_steps, result.context.settings.guidance
+    variants = [({"sampler": method.upper(), "steps": total if method == "ddpm" else steps},
+                 {"method": method, "steps": steps, "guidance": guidance}) for method, steps in samplers]
+    return _resample(result, inputs, variants, "samplers", max_conditions)
+
+
+def draw(result: GenerativeResult, inputs: Inputs, model_id: str, rows: np.ndarray, n: int,
+         seed: int = 0) -> np.ndarray:
+    """(len(rows), n, genes) generated profiles (basal + change, log2) of the conditions of profiles ``rows``,
+    sampled from the trained ``model_id`` of ``result`` as the tables sample it (:data:`SAMPLING`)."""
+    if model_id not in SAMPLING:
+        raise ValueError(f"{model_id!r} does not sample; use one of {', '.join(SAMPLING)}")
+    options = SAMPLING[model_id](result.context.settings)
+    (_, change), = generate(result.models[model_id], inputs, result.prepared, np.asarray(rows), n, seed=seed,
+                            max_batch=max(n * len(rows), 1), **options)
+    return inputs.data.basal[np.asarray(rows)][:, None] + change
+
+
+def gsea_comparison(dataset: str, result: GenerativeResult, inputs: Inputs, reference_change: np.ndarray,
+                    gene_sets: dict[str, list[str]], symbols: Sequence[str], permutations: int, seed: int = 0,
+                    models: Sequence[str] = ("diffusion", "ridge"), n_compounds: int = 3
+                    ) -> tuple[pd.DataFrame, dict[tuple[str, str], pd.DataFrame]]:
+    """GSEA prerank of the real (or true) change and of each model's mean predicted change, for the highest-dose
+    test condition of the first ``n_compounds`` compound structures, and how well the pathways agree.
+
+    Args:
+        reference_change: (n_conditions, genes) the change each test condition is compared with (observed on real
+            data, the true mean on the simulator), in the order of ``result.conditions``.
+        gene_sets: pathway -> gene symbols; ``symbols`` the (genes,) symbols of the columns.
+
+    Returns:
+        (agreement, tables): one row per (condition, model) with :func:`perturbx.pathways.pathway_agreement`, and
+        (compound name, model label or "real") -> the prerank table.
+    """
+    conditions = result.conditions
+    meta = inputs.data.metadata.iloc[conditions["row"]].assign(position=np.arange(len(conditions)))
+    picked = (meta.sort_values("dose_um", ascending=False, na_position="last")
+              .groupby("compound_group", sort=True).head(1).head(n_compounds))
+    rows, tables = [], {}
+    for _, condition in picked.iterrows():
+        i, name = condition["position"], condition["compound_name"]
+        tables[(name, "real")] = prerank(pd.Series(reference_change[i], index=symbols), gene_sets,
+                                         permutations=permutations, seed=seed)
+        for model_id in models:
+            label = MODELS.label(model_id)
+            tables[(name, label)] = prerank(pd.Series(result.predictions[model_id][i], index=symbols), gene_sets,
+                                            permutations=permutations, seed=seed)
+            rows.append({"dataset": dataset, "compound": name, "cell line": condition["cell_id"],
+                         "dose (µM)": condition["dose_um"], "model": label,
+                         **pathway_agreement(tables[(name, "real")], tables[(name, label)])})
+    return pd.DataFrame(rows), tables
+
+
+def verdict_lines(table: pd.DataFrame, dataset: str) -> list[str]:
+    """One computed sentence per split of a :func:`results_table`: the diffusion model's Pearson of change against
+    the per-cell-line mean, ridge and the encoder-decoder, and its energy score against the encoder-decoder with
+    Gaussian draws (:func:`perturbx.metrics.compare_models`)."""
+    lines, label = [], MODELS.label
+    for split, part in table.groupby(level="split", sort=False):
+        part = part.droplevel("split")
+        against = [f"{compare_models(part, label('diffusion'), label(other), 'pearson_change')} {label(other)} "
+                   f"({part.loc[label(other), 'pearson_change_mean']:.3f})"
+                   for other in ("cell_line_mean", "ridge", "encoder_decoder")]
+        score = compare_models(part, label("diffusion"), label("encoder_decoder_gaussian"), "energy_score",
+                               higher_is_better=False)
+        lines.append(f"{dataset}, {split}: diffusion Pearson of change "
+                     f"{part.loc[label('diffusion'), 'pearson_change_mean']:.3f}; it {'; it '.join(against)}. "
+                     f"Energy score: diffusion {score} the encoder-decoder + Gaussian draws.")
+    return lines
+
+
+def spread_lines(table: pd.DataFrame, dataset: str, reference: str) -> list[str]:
+    """One sentence per split: each generative model's spread ratio (1 = the reference's spread) and which is
+    closest to 1."""
+    lines = []
+    for split, part in table.groupby(level="split", sort=False):
+        ratios = part.droplevel("split").loc[MODELS.labels(GENERATIVE_MODELS), "spread_ratio_mean"]
+        closest = (ratios - 1).abs().idxmin()
+        lines.append(f"{dataset}, {split}: spread ratio (generated SD / {reference}) "
+                     + ", ".join(f"{m} {r:.2f}" for m, r in ratios.items()) + f"; closest to 1: {closest}.")
+    return lines

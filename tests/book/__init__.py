@@ -1,0 +1,1 @@
+"""Tests of :mod:`perturbx.book`, one module per module: chapter, runner, publishing."""

@@ -1,0 +1,132 @@
+"""The kernel side of the chapter convention (perturbx.book.chapter) and the chapters that follow it."""
+
+import subprocess
+import sys
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from perturbx import book
+from perturbx.book import resolve_profile, start_chapter
+from perturbx.book.runner import chapter_paths
+
+from ..conftest import REPO_ROOT
+
+MAX_CELL_LINES = 15
+
+
+def test_environment_overrides_the_profile(monkeypatch):
+    monkeypatch.setenv("PERTURBX_PROFILE", "full")
+    assert resolve_profile("quick") == "full"
+    monkeypatch.delenv("PERTURBX_PROFILE")
+    assert resolve_profile("quick") == "quick"
+
+
+@pytest.mark.parametrize("env, argument, source", [("huge", "quick", r"\$PERTURBX_PROFILE"),
+                                                    (None, "fast", "`profile` parameter")])
+def test_unknown_profile_is_rejected(monkeypatch, env, argument, source):
+    if env:
+        monkeypatch.setenv("PERTURBX_PROFILE", env)
+    else:
+        monkeypatch.delenv("PERTURBX_PROFILE", raising=False)
+    with pytest.raises(ValueError, match=source):
+        resolve_profile(argument)
+
+
+def test_chapter_picks_by_profile_and_reports_provenance(monkeypatch, capsys):
+    monkeypatch.setenv("PERTURBX_PROFILE", "smoke")
+    chapter = start_chapter("Test chapter", profile="full", seed=7, device="cpu")
+    assert chapter.pick(smoke=1, quick=10, full=100) == 1
+    chapter.finish()
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("Provenance: Test chapter | commit ")
+    for part in ("device CPU", "profile smoke", "seed 7", "wall time"):
+        assert part in line
+
+
+def test_start_chapter_seeds_every_generator(monkeypatch):
+    start_chapter("a", seed=3, device="cpu")
+    first = (np.random.rand(), torch.rand(1).item())
+    start_chapter("b", seed=3, device="cpu")
+    assert (np.random.rand(), torch.rand(1).item()) == first
+
+
+def test_importing_the_chapter_api_does_not_import_the_runner():
+    """Chapter kernels import perturbx.book: papermill and nbformat must stay out of them."""
+    code = ("import sys, perturbx.book\n"
+            "from perturbx import book\n"
+            "assert callable(book.start_chapter) and book.RESULTS_DIR.name == 'results'\n"
+            "print(sorted(m for m in ('papermill', 'nbformat', 'perturbx.book.runner') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("path", chapter_paths(), ids=lambda p: p.stem)
+def test_every_chapter_follows_the_convention(path):
+    notebook = nbformat.read(path, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"
+            and "injected-parameters" not in cell.metadata.get("tags", [])]  # papermill's, after a run with --profile
+    parameters = [cell for cell in code if "parameters" in cell.metadata.get("tags", [])]
+    assert len(parameters) == 1 and parameters[0] is code[0], "the first code cell is the only `parameters` cell"
+    assert "profile =" in parameters[0].source and "seed =" in parameters[0].source
+    assert "start_chapter(" in code[1].source
+    assert code[-1].source.strip().endswith("chapter.finish()")
+    assert notebook.cells[0].cell_type == "markdown" and notebook.cells[0].source.startswith("# ")
+
+
+@pytest.mark.parametrize("path", chapter_paths(), ids=lambda p: p.stem)
+def test_no_code_cell_is_longer_than_15_lines(path):
+    """A chapter reads as prose around short steps; longer code belongs in the package, where it is tested."""
+    notebook = nbformat.read(path, as_version=4)
+    long_cells = [f"cell {number}: {len(cell.source.splitlines())} lines"
+                  for number, cell in enumerate(notebook.cells, 1)
+                  if cell.cell_type == "code" and len(cell.source.splitlines()) > MAX_CELL_LINES]
+    assert long_cells == [], f"{path.name}: code cells over {MAX_CELL_LINES} lines: {', '.join(long_cells)}"
+
+
+def test_every_chapter_is_in_the_table_of_contents():
+    toc = (REPO_ROOT / "_toc.yml").read_text()
+    for path in chapter_paths():
+        assert f"book/{path.stem}" in toc, path.name
+    assert book.BOOK_DIR == REPO_ROOT / "book"
+
+
+# ------------------------------------------------------------------------------------- tables and provenance
+
+def test_chapter_table_writes_csv_under_the_runner_and_shows_text_columns(tmp_path, monkeypatch):
+    monkeypatch.setenv(book.RESULTS_ENV, str(tmp_path / "02_x"))
+    chapter = start_chapter("x", seed=0, device="cpu")
+    frame = pd.DataFrame({"auc": ["0.900 ± 0.010"], "auc_mean": [0.9], "auc_sd": [0.01], "loss_mean": [1.5]},
+                         index=pd.Index(["ridge"], name="model"))
+    shown = chapter.table("cv_results", frame)
+    assert list(shown.columns) == ["auc", "loss_mean"]  # a twin without its text column stays
+    written = pd.read_csv(tmp_path / "02_x" / "cv_results.csv")
+    assert list(written.columns) == ["model", "auc", "auc_mean", "auc_sd", "loss_mean"]
+    assert written.loc[0, "auc_mean"] == 0.9
+    with pytest.raises(ValueError, match="registered twice"):
+        chapter.table("cv_results", frame)
+    with pytest.raises(ValueError, match="lower-case letters"):
+        chapter.table("CV results", frame)
+
+
+def test_chapter_writes_nothing_outside_the_runner(tmp_path, monkeypatch):
+    monkeypatch.delenv(book.RESULTS_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    chapter = start_chapter("x", seed=0, device="cpu")
+    chapter.table("t", pd.DataFrame({"a": [1]}))
+    chapter.finish()
+    assert chapter.results_dir is None and list(tmp_path.iterdir()) == []
+
+
+def test_seeds_follow_the_profile_and_are_recorded(monkeypatch):
+    monkeypatch.setenv("PERTURBX_PROFILE", "full")
+    chapter = start_chapter("x", seed=3, device="cpu")
+    assert chapter.seeds("cross-validation", smoke=1, quick=2, full=4) == [3, 4, 5, 6]
+    record = chapter.record()
+    assert record["seeds"] == {"cross-validation": [3, 4, 5, 6]} and record["profile"] == "full"
+    for key in ("commit", "device_name", "packages", "data", "tables", "kernel_wall_time_s"):
+        assert key in record
+    assert record["packages"]["torch"].startswith("2.13.0")

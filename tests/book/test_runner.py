@@ -1,0 +1,105 @@
+"""Executing chapters with papermill, their results and the runs log (perturbx.book.runner)."""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from perturbx import book
+from perturbx.book import publishing, runner
+from perturbx.book.runner import ChapterFailed, chapter_paths, run_chapters
+
+
+def write_chapter(folder: Path, name: str, body: str) -> Path:
+    """A chapter following the convention: parameters, start_chapter, ``body``, chapter.finish()."""
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell(f"# {name}"),
+        nbformat.v4.new_code_cell('profile = "quick"\nseed = 0', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(f"from perturbx import book\nchapter = book.start_chapter({name!r}, profile=profile, "
+                                  "seed=seed, device='cpu')"),
+        nbformat.v4.new_code_cell(body),
+        nbformat.v4.new_code_cell("chapter.finish()"),
+    ])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = folder / name
+    nbformat.write(notebook, path)
+    return path
+
+
+def test_moved_names_are_still_reachable_from_the_package():
+    """Older callers (benchmarks, the rendered-book test) use perturbx.book.<name>; it forwards to the new modules."""
+    assert book.run_chapters is runner.run_chapters and book.time_chapter is runner.time_chapter
+    assert book.chapter_paths is runner.chapter_paths and book.ChapterFailed is runner.ChapterFailed
+    assert book.executed_problems is publishing.executed_problems and book.tidy_streams is publishing.tidy_streams
+    with pytest.raises(AttributeError, match="no_such_name"):
+        book.no_such_name  # noqa: B018
+
+
+def test_run_chapters_injects_profile_writes_outputs_and_stops_at_failure(tmp_path, monkeypatch):
+    monkeypatch.delenv("PERTURBX_PROFILE", raising=False)
+    good = write_chapter(tmp_path, "01_good.ipynb", "print('profile is', profile)")
+    bad = write_chapter(tmp_path, "02_bad.ipynb", "raise RuntimeError('chapter broke')")
+    never = write_chapter(tmp_path, "03_never.ipynb", "print('ran')")
+    assert chapter_paths(tmp_path) == [good, bad, never]
+    with pytest.raises(ChapterFailed, match="02_bad.ipynb.*RuntimeError: chapter broke"):
+        run_chapters(chapter_paths(tmp_path), profile="smoke")
+    outputs = json.dumps(nbformat.read(good, as_version=4).cells[-2].outputs)
+    assert "profile is smoke" in outputs
+    assert nbformat.read(never, as_version=4).cells[-2].outputs == []
+
+
+def test_a_run_without_a_profile_uses_the_chapters_own_not_the_previous_runs(tmp_path, monkeypatch):
+    monkeypatch.delenv("PERTURBX_PROFILE", raising=False)
+    path = write_chapter(tmp_path, "01_profile.ipynb", "print('profile is', profile)")
+    run_chapters([path], profile="smoke")
+    run_chapters([path])
+    notebook = nbformat.read(path, as_version=4)
+    assert "profile is quick" in json.dumps(notebook.cells[-2].outputs)
+    assert not any("injected-parameters" in cell.metadata.get("tags", []) for cell in notebook.cells)
+
+
+def test_unknown_chapter_name(tmp_path):
+    write_chapter(tmp_path, "00_intro.ipynb", "")
+    with pytest.raises(ValueError, match="no chapter named 99_x"):
+        chapter_paths(tmp_path, ["99_x"])
+
+
+def test_unknown_profile_is_refused_before_any_chapter_runs(tmp_path):
+    path = write_chapter(tmp_path, "01_x.ipynb", "")
+    with pytest.raises(ValueError, match="unknown profile 'huge'"):
+        run_chapters([path], profile="huge")
+    assert not (tmp_path / "results").exists()
+
+
+def test_runner_writes_tables_provenance_and_a_runs_log(tmp_path, monkeypatch):
+    monkeypatch.delenv("PERTURBX_PROFILE", raising=False)
+    write_chapter(tmp_path, "01_tables.ipynb", "import time\nimport pandas as pd\n"
+                  "time.sleep(0.2)  # a measurable kernel wall time (pandas is already imported by start_chapter)\n"
+                  "seeds = chapter.seeds('main', smoke=2, quick=3, full=5)\n"
+                  "chapter.table('scores', pd.DataFrame({'seed': seeds, 'score': [0.5] * len(seeds)}))")
+    write_chapter(tmp_path, "02_broken.ipynb", "def inner():\n    raise KeyError('missing column dose_um')\ninner()")
+    results = tmp_path / "results"
+    with pytest.raises(ChapterFailed) as failure:
+        run_chapters(chapter_paths(tmp_path), profile="smoke", results_dir=results)
+    message = str(failure.value)
+    assert "02_broken.ipynb failed in cell" in message and "KeyError" in message
+    assert "inner()" in message, "the end of the traceback is shown"
+
+    record = json.loads((results / "01_tables" / "provenance.json").read_text())
+    assert record["chapter"] == "01_tables" and record["profile"] == "smoke"
+    assert record["seeds"] == {"main": [0, 1]} and record["tables"] == ["scores"]
+    assert record["wall_time_s"] >= record["kernel_wall_time_s"] > 0
+    assert pd.read_csv(results / "01_tables" / "scores.csv")["seed"].tolist() == [0, 1]
+    runs = pd.read_csv(results / "runs.csv")
+    assert runs[["chapter", "status", "profile"]].values.tolist() == [["01_tables", "ok", "smoke"],
+                                                                    ["02_broken", "failed", "smoke"]]
+
+
+def test_runner_refuses_a_chapter_that_ran_but_printed_a_warning(tmp_path, monkeypatch):
+    monkeypatch.delenv("PERTURBX_PROFILE", raising=False)
+    write_chapter(tmp_path, "01_noisy.ipynb", "import sys\nprint('UserWarning: ill-conditioned', file=sys.stderr)")
+    with pytest.raises(ChapterFailed, match="not fit to publish(.|\n)*stderr: UserWarning: ill-conditioned"):
+        run_chapters(chapter_paths(tmp_path), profile="smoke")
+    assert "failed" in (tmp_path / "results" / "runs.csv").read_text()

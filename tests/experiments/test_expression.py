@@ -1,0 +1,186 @@
+"""The graph-model chapter's protocol and the graph model's attributions, on the tiny dataset of test_l1000."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from perturbx import chem, explain
+from perturbx.datasets.cmap import N_LANDMARKS
+from perturbx.experiments import expression, l1000
+from perturbx.models.gnn import TOKEN_NAMES, PerturbationGNN
+
+from .test_l1000 import SMILES, tiny_data, tiny_graph
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def inputs() -> l1000.Inputs:
+    return l1000.build_inputs(tiny_data(), tiny_graph(), fingerprint_bits=256)
+
+
+def test_models_are_the_baselines_the_graph_model_and_the_oracle():
+    assert expression.MODELS.ids() == ["no_change", "cell_line_mean", "ridge", "random_forest", "gradient_boosting",
+                                       "mlp", "graph_model", "true_mean"]
+    assert expression.MODELS.ids("oracle") == ["true_mean"]
+    assert expression.DEFAULT_MODELS == tuple(expression.MODELS.ids()[:-1])  # the ceiling only with true changes
+
+
+def test_graph_model_needs_a_gene_graph():
+    no_graph = l1000.build_inputs(tiny_data(), fingerprint_bits=256)
+    split = l1000.make_split(no_graph, "random", seed=0)
+    with pytest.raises(ValueError, match="no gene graph"):
+        expression.fit_graph_model(no_graph, l1000.prepare(no_graph, split.train), split,
+                                   expression.ExpressionSettings.smoke(), seed=0)
+
+
+@pytest.fixture(scope="module")
+def smoke_result(inputs):
+    settings = expression.ExpressionSettings.smoke()
+    split = l1000.make_split(inputs, "random", seed=0, test_size=0.3, val_size=0.15)
+    return expression.run_split(inputs, split, settings, seed=0, true_change=inputs.data.change)
+
+
+def test_run_split_scores_every_model_on_the_test_rows(smoke_result):
+    metrics, label = smoke_result.metrics, expression.MODELS.label
+    expected = [*expression.DEFAULT_MODELS, "true_mean"]
+    assert list(smoke_result.outputs) == expected  # keyed by id, in the order run
+    assert smoke_result.labels == {i: label(i) for i in expected}
+    assert set(metrics["model"]) == set(expression.MODELS.labels(expected))  # tables show labels
+    for _, part in metrics.groupby("model"):
+        assert sorted(part["row"]) == sorted(smoke_result.split.test)
+    oracle = metrics[metrics["model"] == label("true_mean")]  # the measured change itself: perfect scores
+    np.testing.assert_allclose(oracle["pearson_change"], 1.0, atol=1e-6)
+    np.testing.assert_allclose(oracle["rmse"], 0.0, atol=1e-5)
+    assert metrics.loc[metrics["model"] == label("no_change"), "pearson_change"].isna().all()
+    for model_id, prediction in smoke_result.predictions.items():
+        assert prediction.shape == (len(smoke_result.split.test), N_LANDMARKS), model_id
+    assert set(smoke_result.fits) == set(smoke_result.models) == {"graph_model"}
+    assert isinstance(smoke_result.models["graph_model"], PerturbationGNN)
+    assert len(smoke_result.fits["graph_model"].history) == 2  # the smoke profile's 2 epochs
+    assert all(seconds >= 0 for seconds in smoke_result.seconds.values())
+    np.testing.assert_array_equal(smoke_result.context.prepared.basal,
+                                  l1000.prepare(smoke_result.context.inputs, smoke_result.split.train).basal)
+
+
+def test_predict_graph_model_matches_the_split_predictions(inputs, smoke_result):
+    model, prepared, test = smoke_result.models["graph_model"], smoke_result.context.prepared, smoke_result.split.test
+    again = expression.predict_graph_model(model, inputs, prepared, test, batch_size=3)  # batches of 3 rows
+    np.testing.assert_allclose(again, smoke_result.predictions["graph_model"], atol=1e-5)
+    assert expression.predict_graph_model(model, inputs, prepared, test[:0]).shape == (0, N_LANDMARKS)
+
+
+def test_true_mean_needs_the_true_change_and_unknown_ids_are_refused(inputs, smoke_result):
+    settings = expression.ExpressionSettings.smoke()
+    with pytest.raises(ValueError, match="simulated data only"):
+        expression.run_split(inputs, smoke_result.split, settings, seed=0, models=["true_mean"])
+    with pytest.raises(ValueError, match="unknown graph-model chapter model 'graph model'; use one of no_change"):
+        expression.run_split(inputs, smoke_result.split, settings, seed=0, models=["graph model"])
+
+
+def test_run_experiments_table_has_mean_and_sd(inputs):
+    settings = expression.ExpressionSettings.smoke()
+    runs, results = expression.run_experiments(inputs, ["unseen compound"], [0, 1], settings,
+                                               models=["cell_line_mean", "ridge"], progress=False)
+    assert len(runs) == 4 and set(results) == {("unseen compound", 0), ("unseen compound", 1)}
+    assert list(runs.columns[:3]) == ["split", "seed", "model"]
+    assert set(runs["model"]) == {"training mean per cell line", "ridge"}
+    assert (runs["n_test"] == [len(results[("unseen compound", s)].split.test) for s in (0, 0, 1, 1)]).all()
+    table = expression.results_table(runs)
+    assert (table["runs"] == 2).all()
+    assert np.isfinite(table["pearson_change_sd"]).all()
+    assert list(table.index.get_level_values("model")) == ["training mean per cell line", "ridge"]
+
+
+def test_verdict_and_ceiling_lines_name_the_models_by_label(smoke_result):
+    runs = expression.summarise(smoke_result).assign(split="random", seed=0)
+    table = expression.results_table(runs)
+    values = table.droplevel("split")["pearson_change_mean"]
+    (verdict,) = expression.verdict_lines(table, "tiny")
+    assert verdict.startswith(f"tiny, random: graph model Pearson of change {values['graph model']:.3f}")
+    assert f"the training mean per cell line ({values['training mean per cell line']:.3f})" in verdict
+    classical = values[["ridge", "random forest", "gradient boosting", "MLP"]]
+    assert verdict.endswith(f"best classical: {classical.idxmax()} ({classical.max():.3f}).")
+    (gap,) = expression.ceiling_gap_lines(table, "tiny")
+    assert f"{values['true mean (simulator)'] - values['graph model']:.3f} below" in gap
+
+
+# --------------------------------------------------------------------------------------------------- attributions
+
+def test_attributions_shapes_and_token_attention(inputs, smoke_result):
+    model, prepared = smoke_result.models["graph_model"], smoke_result.context.prepared
+    rows = smoke_result.split.test[:4]
+    found = explain.attributions(model, inputs, prepared, rows)
+    atoms = [inputs.graphs[i].num_nodes for i in inputs.compound_index[rows]]
+    assert [len(a) for a in found.atom_gradient] == atoms == [len(a) for a in found.atom_attention]
+    assert found.gene_gradient.shape == found.gene_pool.shape == (4, N_LANDMARKS)
+    assert list(found.token_attention.columns) == list(TOKEN_NAMES)
+    np.testing.assert_allclose(found.token_attention.sum(axis=1), 1.0, atol=1e-5)
+    expected = expression.predict_graph_model(model, inputs, prepared, rows)
+    np.testing.assert_allclose(found.predicted_change, expected, atol=1e-5)
+
+
+def test_explain_split_explains_the_highest_dose_test_profiles(inputs, smoke_result):
+    found = expression.explain_split(smoke_result, per_compound=1, limit=3)
+    rows = l1000.highest_dose_rows(inputs, smoke_result.split.test, 1, 3)
+    np.testing.assert_array_equal(found.rows, rows)
+    expected = expression.predict_graph_model(smoke_result.models["graph_model"], inputs,
+                                              smoke_result.context.prepared, rows)
+    np.testing.assert_allclose(found.predicted_change, expected, atol=1e-5)
+
+
+def test_gradient_times_input_matches_a_finite_difference(inputs, smoke_result):
+    """Attribution of gene g ~ f(scale_g = 1) - f(scale_g = 1 - eps), divided by eps."""
+    model, prepared = smoke_result.models["graph_model"], smoke_result.context.prepared
+    row = smoke_result.split.test[:1]
+    found = explain.attributions(model, inputs, prepared, row)
+    gene = int(np.argmax(np.abs(found.gene_gradient[0])))
+    eps = 1e-2
+    mask = np.zeros((1, N_LANDMARKS))
+    mask[0, gene] = eps
+    moved = explain._masked_change(model, inputs, prepared, row, gene_masks=mask)
+    finite = (0.5 * (found.predicted_change**2).sum() - 0.5 * (moved.astype(np.float64)**2).sum()) / eps
+    assert finite == pytest.approx(found.gene_gradient[0, gene], rel=0.05)
+
+
+def test_faithfulness_masks_the_requested_number(inputs, smoke_result):
+    model, prepared = smoke_result.models["graph_model"], smoke_result.context.prepared
+    rows = smoke_result.split.test[:3]
+    found = explain.attributions(model, inputs, prepared, rows)
+    genes = explain.faithfulness(model, inputs, prepared, found, "genes", 7)
+    assert genes["masked"].tolist() == [7, 7, 7]
+    assert (genes[["top", "random"]] > 0).all().all()
+    atoms = explain.faithfulness(model, inputs, prepared, found, "atoms", 0.5)
+    sizes = [len(a) for a in found.atom_gradient]
+    assert atoms["masked"].tolist() == [max(1, round(0.5 * n)) for n in sizes]
+    with pytest.raises(ValueError):
+        explain.faithfulness(model, inputs, prepared, found, "bonds", 1)
+
+
+def test_pathway_importance_ranks_by_mean_absolute_score():
+    scores = np.zeros(N_LANDMARKS)
+    scores[:5] = [1, -1, 1, -1, 1]
+    scores[10:20] = 0.6
+    table = explain.pathway_importance(scores, {"a": list(range(10)), "b": list(range(10, 20)), "tiny": [0, 1]})
+    assert table["pathway"].tolist() == ["b", "a"]  # 'tiny' has fewer than 5 genes
+    assert table["mean_abs_attribution"].tolist() == pytest.approx([0.6, 0.5])
+
+
+def test_causal_atoms_and_recovery_against_known_bits(inputs):
+    smiles = chem.canonical_smiles(SMILES["aspirin"])
+    covered = chem.morgan_bit_atoms(smiles, radius=2, n_bits=256)
+    bit = min(covered, key=lambda b: len(covered[b]))
+    mask = explain.causal_atoms(smiles, np.array([bit]), n_bits=256)
+    assert set(np.flatnonzero(mask)) == covered[bit]
+    # attributions equal to the causal mask recover it perfectly; reversed ones score 0
+    row = int(np.flatnonzero(inputs.data.metadata["compound_id"] == "aspirin")[0])
+    perfect = mask.astype(float)
+    found = SimpleNamespace(rows=np.array([row, row]), atom_gradient=[perfect, 1 - perfect],
+                            atom_attention=[perfect, perfect])
+    truth = SimpleNamespace(fingerprints=np.zeros((1, 256)), causal_bits=np.array([bit]))
+    recovered = explain.atom_recovery(found, inputs, truth)
+    assert recovered["gradient_auroc"].tolist() == [1.0, 0.0]
+    assert recovered["attention_auroc"].tolist() == [1.0, 1.0]

@@ -1,0 +1,251 @@
+"""The protocol shared by the three chapters: the model registry, settings per profile, running jobs and tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from perturbx.experiments import drp, expression, generative, protocol
+from perturbx.experiments.protocol import ModelOutput, ModelRegistry, ModelSpec, SplitResult
+from perturbx.splits import Split
+from perturbx.training import FitResult
+
+
+def constant(value: float):
+    def run(context) -> ModelOutput:
+        context.append(value)  # the toy context records which models ran, in order
+        return ModelOutput(np.full(3, value))
+    return run
+
+
+def toy_registry() -> ModelRegistry:
+    return ModelRegistry("toy", [
+        ModelSpec("zero", "always zero", constant(0.0), "baseline", "predicts 0"),
+        ModelSpec("one", "always one", constant(1.0), "learned", "predicts 1"),
+        ModelSpec("truth", "the truth (oracle)", constant(2.0), "oracle"),
+    ])
+
+
+# --------------------------------------------------------------------------------------------------- registry
+
+def test_registry_ids_labels_and_roles():
+    registry = toy_registry()
+    assert registry.ids() == ["zero", "one", "truth"]
+    assert registry.ids("baseline") == ["zero"] and registry.ids("oracle") == ["truth"]
+    assert registry.ids("learned") == ["one"]
+    assert registry.labels() == ["always zero", "always one", "the truth (oracle)"]
+    assert registry.labels(["truth", "zero"]) == ["the truth (oracle)", "always zero"]
+    assert registry.label("one") == "always one"
+    assert registry["one"].description == "predicts 1"
+    assert "one" in registry and "always one" not in registry  # keyed by id, never by label
+    assert [spec.id for spec in registry] == registry.ids()
+    assert [spec.id for spec in registry.resolve(["truth", "zero"])] == ["truth", "zero"]
+
+
+@pytest.mark.parametrize("lookup", [lambda r: r["always one"], lambda r: r.label("two"),
+                                    lambda r: r.resolve(["zero", "two"]), lambda r: r.labels(["two"])])
+def test_unknown_id_is_an_error_naming_the_known_ids(lookup):
+    with pytest.raises(ValueError, match=r"unknown toy model '(always one|two)'; use one of zero, one, truth$"):
+        lookup(toy_registry())
+
+
+@pytest.mark.parametrize("registry", [drp.MODELS, expression.MODELS, generative.MODELS],
+                         ids=["drp", "expression", "generative"])
+def test_every_chapter_names_its_models_when_an_id_is_unknown(registry):
+    with pytest.raises(ValueError) as error:
+        registry.resolve(["no_such_model"])
+    message = str(error.value)
+    assert "'no_such_model'" in message and registry.name in message
+    assert message.endswith("use one of " + ", ".join(registry.ids()))
+
+
+@pytest.mark.parametrize("registry", [drp.MODELS, expression.MODELS, generative.MODELS],
+                         ids=["drp", "expression", "generative"])
+def test_every_chapter_registry_has_unique_ids_and_labels(registry):
+    ids, labels = registry.ids(), registry.labels()
+    assert len(set(ids)) == len(ids) and len(set(labels)) == len(labels)
+    assert all(i == i.lower() and " " not in i for i in ids)
+    assert set(registry.table()["role"]) <= set(protocol.ROLES)
+
+
+@pytest.mark.parametrize("second", [ModelSpec("zero", "another label", constant(3.0)),
+                                    ModelSpec("other", "always zero", constant(3.0))],
+                         ids=["same id", "same label"])
+def test_duplicate_ids_and_labels_are_rejected(second):
+    with pytest.raises(ValueError, match="registered twice"):
+        ModelRegistry("toy", [ModelSpec("zero", "always zero", constant(0.0)), second])
+
+
+@pytest.mark.parametrize("model_id", ["Ridge", "random forest", "drug+cell", ""])
+def test_model_ids_are_lower_case_words(model_id):
+    with pytest.raises(ValueError, match="lower-case letters, digits and underscores"):
+        ModelSpec(model_id, "label", constant(0.0))
+
+
+def test_roles_are_checked():
+    assert ModelSpec("x", "x", constant(0.0)).role == "learned"
+    with pytest.raises(ValueError, match="role 'ceiling' is not one of baseline, learned, oracle"):
+        ModelSpec("x", "x", constant(0.0), role="ceiling")
+
+
+def test_registry_table():
+    table = toy_registry().table()
+    assert table.index.name == "id" and list(table.index) == ["zero", "one", "truth"]
+    assert list(table.columns) == ["label", "role", "description"]
+    assert table.loc["truth", "role"] == "oracle" and table.loc["zero", "description"] == "predicts 0"
+    assert table.loc["one", "label"] == "always one"
+
+
+# --------------------------------------------------------------------------------------------------- settings
+
+SETTINGS = [drp.DRPSettings, expression.ExpressionSettings, generative.GenerativeSettings]
+
+
+def devices(settings) -> set[str]:
+    """Devices of every fit configuration of ``settings``."""
+    if isinstance(settings, generative.GenerativeSettings):
+        return {settings.diffusion_fit.device, settings.encoder_decoder_fit.device, settings.expression.fit.device}
+    return {settings.fit.device}
+
+
+@pytest.mark.parametrize("cls", SETTINGS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("profile", ["smoke", "quick", "full"])
+def test_for_profile_accepts_the_three_profiles(cls, profile):
+    settings = cls.for_profile(profile, "cuda")
+    assert isinstance(settings, cls)
+    assert settings == getattr(cls, profile)("cuda")
+    assert devices(settings) == {"cuda"}
+    assert devices(cls.for_profile(profile)) == {"cpu"}
+
+
+@pytest.mark.parametrize("cls", SETTINGS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("profile", ["medium", "Smoke", "", "for_profile"])
+def test_for_profile_rejects_an_unknown_profile(cls, profile):
+    with pytest.raises(ValueError, match=f"unknown profile '{profile}'; use one of smoke, quick, full"):
+        cls.for_profile(profile)
+
+
+@pytest.mark.parametrize("cls", SETTINGS, ids=lambda c: c.__name__)
+def test_profiles_grow_from_smoke_to_full(cls):
+    def epochs(settings):
+        if isinstance(settings, generative.GenerativeSettings):
+            return settings.diffusion_fit.epochs
+        return settings.fit.epochs
+
+    smoke, quick, full = (cls.for_profile(p) for p in ("smoke", "quick", "full"))
+    assert epochs(smoke) < epochs(quick) < epochs(full)
+
+
+@pytest.mark.parametrize("cls", SETTINGS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("profile", ["smoke", "quick", "full"])
+def test_profiles_do_not_share_mutable_defaults(cls, profile):
+    first = cls.for_profile(profile, "cuda")
+    assert devices(cls.for_profile(profile, "cpu")) == {"cpu"}
+    assert devices(first) == {"cuda"}
+
+
+# --------------------------------------------------------------------------------------------------- running
+
+def test_run_models_runs_the_requested_ids_in_order_and_times_them():
+    ran = []
+    outputs = protocol.run_models(toy_registry(), ["truth", "zero"], ran)
+    assert ran == [2.0, 0.0] and list(outputs) == ["truth", "zero"]
+    assert outputs["truth"].prediction.tolist() == [2.0, 2.0, 2.0]
+    assert all(o.seconds >= 0 for o in outputs.values())
+
+
+def test_run_models_checks_every_id_before_running_any():
+    ran = []
+    with pytest.raises(ValueError, match="unknown toy model 'two'"):
+        protocol.run_models(toy_registry(), ["zero", "two"], ran)
+    assert ran == []
+
+
+def fit_result(epochs: int, best: int, seconds: float = 2.0, speed: float = 50.0) -> FitResult:
+    return FitResult(pd.DataFrame({"epoch": range(1, epochs + 1)}), best, seconds, speed)
+
+
+def split_result(seed: int, value: float = 0.5) -> SplitResult:
+    outputs = {"zero": ModelOutput(np.zeros(3), seconds=0.1),
+               "one": ModelOutput(np.ones(3), model="a model", fit=fit_result(4, 3), seconds=2.5)}
+    metrics = pd.DataFrame({"model": ["always zero", "always one"], "score": [value, value + seed]})
+    return SplitResult(Split(np.arange(5), np.arange(5, 7), np.arange(7, 10), "random"), seed, metrics, outputs,
+                       labels={"zero": "always zero", "one": "always one"})
+
+
+def test_split_result_properties_are_keyed_by_model_id():
+    result = split_result(0)
+    assert result.predictions["one"].tolist() == [1.0, 1.0, 1.0] and set(result.predictions) == {"zero", "one"}
+    assert result.models == {"one": "a model"}
+    assert set(result.fits) == {"one"} and result.fits["one"].best_epoch == 3
+    assert result.seconds == {"zero": 0.1, "one": 2.5}
+
+
+def test_run_jobs_keys_results_by_job_and_puts_job_columns_first():
+    jobs = [{"split": "random", "seed": 0}, {"split": "random", "seed": 1}, {"split": "unseen cell", "seed": 0}]
+    seen = []
+
+    def run_one(job):
+        seen.append(job)
+        return split_result(job["seed"], value=10.0 if job["split"] == "unseen cell" else 0.5)
+
+    runs, results = protocol.run_jobs(jobs, run_one, lambda r: r.metrics, progress=False)
+    assert seen == jobs
+    assert list(results) == [("random", 0), ("random", 1), ("unseen cell", 0)]
+    assert results[("random", 1)].seed == 1
+    assert list(runs.columns) == ["split", "seed", "model", "score"]
+    assert len(runs) == 6 and runs.index.tolist() == list(range(6))
+    assert runs["split"].tolist() == ["random"] * 4 + ["unseen cell"] * 2
+    assert runs["seed"].tolist() == [0, 0, 1, 1, 0, 0]
+    assert runs["score"].tolist() == [0.5, 0.5, 0.5, 1.5, 10.0, 10.0]
+
+
+def test_results_table_summarises_per_group_and_drops_all_nan_metrics():
+    runs = pd.DataFrame({"split": ["a"] * 4, "model": ["m", "m", "n", "n"], "score": [1.0, 3.0, 2.0, 2.0],
+                         "partial": [np.nan, 1.0, np.nan, np.nan], "empty": [np.nan] * 4})
+    table = protocol.results_table(runs, ["split", "model"], ["score", "partial", "empty", "not a column"])
+    assert "empty" not in table.columns and "empty_mean" not in table.columns
+    assert "not a column" not in table.columns
+    assert {"score", "score_mean", "score_sd", "partial", "partial_mean", "runs"} <= set(table.columns)
+    assert table.loc[("a", "m"), "score_mean"] == 2.0
+    assert table.loc[("a", "m"), "score_sd"] == pytest.approx(np.sqrt(2))
+    assert table.loc[("a", "n"), "score_sd"] == 0.0
+    assert table["runs"].tolist() == [2, 2]
+    assert table.loc[("a", "m"), "partial_mean"] == 1.0 and np.isnan(table.loc[("a", "n"), "partial_mean"])
+
+
+def test_speed_table_has_one_row_per_trained_model_and_job():
+    results = {("random", 0): split_result(0), ("random", 1): split_result(1)}
+    results[("random", 1)].outputs["one"].extra["sampling_seconds"] = 0.25
+    table = protocol.speed_table(results, ["split", "seed"])
+    assert list(table.columns) == ["split", "seed", "model", "epochs run", "best epoch", "profiles / s",
+                                   "fit seconds", "sampling seconds"]
+    assert table["model"].tolist() == ["always one", "always one"]  # labels; the untrained model is left out
+    assert table["seed"].tolist() == [0, 1] and table["epochs run"].tolist() == [4, 4]
+    assert table["best epoch"].tolist() == [3, 3] and table["fit seconds"].tolist() == [2.0, 2.0]
+    assert np.isnan(table.loc[0, "sampling seconds"]) and table.loc[1, "sampling seconds"] == 0.25
+    pairs = protocol.speed_table({("x",): split_result(0)}, ["fold"], per="pairs")
+    assert list(pairs.columns) == ["fold", "model", "epochs run", "best epoch", "pairs / s", "fit seconds"]
+    assert pairs["pairs / s"].tolist() == [50.0]
+
+
+def test_stack_results_keys_by_dataset_then_job():
+    stacked = protocol.stack_results({"real": {("random", 0): split_result(0)},
+                                      "simulated": {("random", 0): split_result(1), ("random", 1): split_result(2)}})
+    assert list(stacked) == [("real", "random", 0), ("simulated", "random", 0), ("simulated", "random", 1)]
+    table = protocol.speed_table(stacked, ["dataset", "split", "seed"])
+    assert table["dataset"].tolist() == ["real", "simulated", "simulated"]
+
+
+def test_mean_by_model_keeps_the_order_of_appearance():
+    frame = pd.DataFrame({"model": ["b", "a", "b", "a"], "x": [1.0, 2.0, 3.0, 4.0]})
+    means = protocol.mean_by_model(frame, ["x"])
+    assert means["model"].tolist() == ["b", "a"] and means["x"].tolist() == [2.0, 3.0]
+    assert all(np.isnan(v) for v in protocol.nan_columns(["p", "q"]).values())
+
+
+def test_model_output_defaults_are_not_shared():
+    first, second = ModelOutput(), ModelOutput()
+    first.extra["a"] = 1
+    assert second.extra == {}
