@@ -204,8 +204,7 @@ def predict_deep(model: torch.nn.Module, features: Features, pairs: pd.DataFrame
 
 @dataclass
 class DRPContext:
-    """What a model sees on one split: the data, training-fitted features, the pairs of each part, settings and
-    the fit configuration (seed included)."""
+    """What a model sees on one split: the data, training-fitted features, the pairs of each part, settings."""
 
     data: DRPData
     features: Features
@@ -213,25 +212,24 @@ class DRPContext:
     val: pd.DataFrame
     test: pd.DataFrame
     settings: DRPSettings
-    config: FitConfig
 
 
 def _prior(model_id: str):
-    def run(context: DRPContext) -> ModelOutput:
+    def run(context: DRPContext, seed: int) -> ModelOutput:
         return ModelOutput(sensitivity_priors(context.train, context.test)[model_id])
     return run
 
 
-def _gradient_boosting(context: DRPContext) -> ModelOutput:
+def _gradient_boosting(context: DRPContext, seed: int) -> ModelOutput:
     features = context.features
-    booster = GradientBoostingDRP(n_components=context.settings.gbm_components, seed=context.config.seed)
+    booster = GradientBoostingDRP(n_components=context.settings.gbm_components, seed=seed)
     booster.fit(features.cell_blocks, features.drug_blocks, context.train)
     return ModelOutput(booster.predict_proba(features.cell_blocks, features.drug_blocks, context.test))
 
 
 def _deep(label: str, build: Callable[[Features], torch.nn.Module]):
-    def run(context: DRPContext) -> ModelOutput:
-        config = replace(context.config, description=label)
+    def run(context: DRPContext, seed: int) -> ModelOutput:
+        config = replace(context.settings.fit, seed=seed, description=label)
         model, result = train_deep(build, context.features, context.train, context.val, config)
         return ModelOutput(predict_deep(model, context.features, context.test, config.device)[0], model, result)
     return run
@@ -241,7 +239,7 @@ def _deep_spec(model_id: str, label: str, build: Callable[[Features], torch.nn.M
     return ModelSpec(model_id, label, _deep(label, build), "learned", description)
 
 
-MODELS = ModelRegistry("drug-response chapter", [
+MODELS = ModelRegistry("drug response", [
     ModelSpec("drug_prior", "drug prior", _prior("drug_prior"), "baseline", "training sensitive rate of the drug"),
     ModelSpec("cell_prior", "cell prior", _prior("cell_prior"), "baseline",
               "training sensitive rate of the cell line"),
@@ -283,9 +281,8 @@ def run_split(data: DRPData, train: pd.DataFrame, val: pd.DataFrame, test: pd.Da
     if settings.max_train_pairs is not None and len(train) > settings.max_train_pairs:
         train = train.sample(settings.max_train_pairs, random_state=seed)
     test = test.reset_index(drop=True)
-    context = DRPContext(data, prepare_features(data, train, settings.n_genes), train, val, test, settings,
-                         replace(settings.fit, seed=seed))
-    outputs = protocol.run_models(MODELS, models, context)
+    context = DRPContext(data, prepare_features(data, train, settings.n_genes), train, val, test, settings)
+    outputs = protocol.run_models(MODELS, models, context, seed, kind)
     subsets = {"all": np.ones(len(test), dtype=bool)} | dict(test_subsets or {})
     rows = []
     for model_id, output in outputs.items():
@@ -341,6 +338,7 @@ def cross_validate(data: DRPData, pairs: pd.DataFrame, models: Sequence[str], se
         result of the last fold.
     """
     inner = replace(settings, fit=replace(settings.fit, progress=False))  # one bar: folds, not epochs
+    flavour = (f"held-out {group_by}" if group_by else "stratified") + (", undersampled" if undersample_first else "")
     folds = {}
     for seed in seeds:
         used = undersample(pairs, seed) if undersample_first else pairs.reset_index(drop=True)
@@ -352,7 +350,7 @@ def cross_validate(data: DRPData, pairs: pd.DataFrame, models: Sequence[str], se
         used, parts = folds[job["seed"]]
         split = parts[job["fold"] - 1]
         return run_split(data, used.iloc[split.train], used.iloc[split.val], used.iloc[split.test], models, inner,
-                         job["seed"], kind=f"fold {job['fold']}")
+                         job["seed"], kind=f"{flavour} fold {job['fold']}")
 
     jobs = [{"seed": seed, "fold": fold} for seed in seeds for fold in range(1, len(folds[seed][1]) + 1)]
     runs, results = protocol.run_jobs(jobs, run_one, lambda r: r.metrics, "folds", progress)

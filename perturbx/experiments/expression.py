@@ -93,10 +93,10 @@ def predict_graph_model(model: PerturbationGNN, inputs: Inputs, prepared: Prepar
     return np.concatenate(parts) if parts else np.zeros((0, inputs.n_genes), np.float32)
 
 
-def _graph_model(context: L1000Context) -> ModelOutput:
-    split, seed = context.split, context.seed
+def _graph_model(context: L1000Context, seed: int) -> ModelOutput:
+    split = context.split
     model, result = fit_graph_model(context.inputs, context.prepared, split, context.settings, seed,
-                                    f"graph model, {split.kind}, seed {seed}")
+                                    f"graph model, {split.kind}, seed {context.seed}")
     return ModelOutput(predict_graph_model(model, context.inputs, context.prepared, split.test), model, result)
 
 
@@ -108,13 +108,13 @@ class ExpressionContext(L1000Context):
     true_change: np.ndarray | None = None
 
 
-def _true_mean(context: ExpressionContext) -> ModelOutput:
+def _true_mean(context: ExpressionContext, seed: int) -> ModelOutput:
     if context.true_change is None:
         raise ValueError("the true mean is known on simulated data only: pass true_change=l1000.true_changes(sim)")
     return ModelOutput(context.true_change[context.split.test])
 
 
-MODELS = ModelRegistry("graph-model chapter", [
+MODELS = ModelRegistry("graph model", [
     *BASELINES,
     ModelSpec("graph_model", "graph model", _graph_model, "learned",
               "compound GAT + pathway gene graph + dose/time tokens through a Transformer"),
@@ -139,7 +139,7 @@ def run_split(inputs: Inputs, split: Split, settings: ExpressionSettings, seed: 
     """
     context = ExpressionContext(inputs, prepare(inputs, split.train), split, seed, settings, true_change)
     ids = [*models, "true_mean"] if true_change is not None and "true_mean" not in models else list(models)
-    outputs = protocol.run_models(MODELS, ids, context)
+    outputs = protocol.run_models(MODELS, ids, context, seed, split.kind)
     data, test = inputs.data, split.test
     frames = [expression_metrics(data.expression[test], data.basal[test] + output.prediction, data.basal[test])
               .assign(model=MODELS.label(model_id), row=test) for model_id, output in outputs.items()]

@@ -56,6 +56,7 @@ from ..models import encoder_decoder as encoder_decoder_module
 from ..models.diffusion import ConditionalDiffusion, DiffusionConfig, PerturbationConditioner, diffusion_loss
 from ..models.encoder_decoder import EncoderDecoderConfig, PerturbationEncoderDecoder, encoder_decoder_loss
 from ..pathways import pathway_agreement, prerank
+from ..runtime import derive_seed
 from ..splits import Split
 from ..training import FitConfig, FitResult, fit, to_device
 from . import l1000, protocol
@@ -178,7 +179,7 @@ def fit_generative(inputs: Inputs, prepared: Prepared, split: Split, settings: G
     net, base = _new_network(network, inputs, settings)
     steps_per_epoch = max(1, -(-len(split.train) // base.batch_size))
     epochs = max(base.epochs, -(-settings.min_steps // steps_per_epoch))
-    config = replace(base, seed=seed, epochs=epochs, description=f"{_LABELS[network]}, {split.kind}, seed {seed}")
+    config = replace(base, seed=seed, epochs=epochs, description=f"{_LABELS[network]}, {split.kind}")
     val = training_batch(inputs, prepared, split.val) if len(split.val) else None
     train = training_batch(inputs, prepared, split.train)
     if network == "diffusion":
@@ -208,7 +209,7 @@ def generate(model: torch.nn.Module, inputs: Inputs, prepared: Prepared, rows: n
     for number, start in enumerate(range(0, len(rows), per_chunk)):
         part = slice(start, min(start + per_chunk, len(rows)))
         condition = _condition_of(model, to_device(batch(inputs, prepared.features, rows[part]), device))
-        generator = torch.Generator(device).manual_seed(seed * 100_003 + number)
+        generator = torch.Generator(device).manual_seed(derive_seed(seed, "sampling chunk", number))
         scaled = model.sample(*condition, n_samples=n_samples, generator=generator, **sampling)
         yield part, prepared.scaler.inverse(scaled.cpu().numpy())
 
@@ -323,33 +324,36 @@ def _scored(label: str, change: np.ndarray, context: GenerativeContext, samples:
 def _point_model(model_id: str) -> Callable[[GenerativeContext], ModelOutput]:
     """A baseline of the L1000 task as a generative model with one sample per condition (its prediction for the
     condition's first test profile)."""
-    def run(context: GenerativeContext) -> ModelOutput:
+    def run(context: GenerativeContext, seed: int) -> ModelOutput:
         point = L1000Context(context.inputs, context.prepared.features, context.split, context.seed,
                              context.settings.expression)
         position = {row: i for i, row in enumerate(context.split.test)}
-        predicted = l1000_models[model_id].run(point).prediction
+        predicted = l1000_models[model_id].run(point, seed).prediction
         change = predicted[[position[r] for r in context.conditions["row"]]]
         return ModelOutput(change, extra=_scored(MODELS.label(model_id), change, context, change[:, None]))
     return run
 
 
 def _sampled_model(model_id: str, network: str, options: Callable[[GenerativeSettings], dict]):
-    """A generative model: train ``network`` once per split, then draw ``settings.n_samples`` per condition."""
-    def run(context: GenerativeContext) -> ModelOutput:
+    """A generative model: train ``network`` once per split (seeded by the network's name, so that the two
+    samplers of the encoder-decoder share one trained network), then draw ``settings.n_samples`` per condition
+    with the model's own seed."""
+    def run(context: GenerativeContext, seed: int) -> ModelOutput:
         settings, fitted = context.settings, None
         if network not in context.networks:
+            network_seed = protocol.model_seed(MODELS, context.seed, context.split.kind, network)
             context.networks[network], fitted = fit_generative(context.inputs, context.prepared, context.split,
-                                                               settings, context.seed, network)
+                                                               settings, network_seed, network)
         model = context.networks[network]
         accuracy, distribution, means, sampling_seconds = evaluate_samples(
             MODELS.label(model_id), model, context.inputs, context.prepared, context.conditions, settings.n_samples,
-            context.seed, context.reference, **options(settings))
+            seed, context.reference, **options(settings))
         return ModelOutput(means, model, fitted, extra={"accuracy": accuracy, "distribution": distribution,
                                                         "sampling_seconds": sampling_seconds})
     return run
 
 
-def _true_distribution(context: GenerativeContext) -> ModelOutput:
+def _true_distribution(context: GenerativeContext, seed: int) -> ModelOutput:
     """The ceiling: the true mean for accuracy, fresh true draws (independent of the reference) for distribution."""
     truth, first = context.reference.truth, context.conditions["row"].to_numpy()
     if truth is None:
@@ -368,7 +372,7 @@ SAMPLING = {"encoder_decoder": lambda s: {"from_variance": False},
 NETWORK_OF = {"encoder_decoder": "encoder_decoder", "encoder_decoder_gaussian": "encoder_decoder",
               "diffusion": "diffusion"}
 l1000_models = {spec.id: spec for spec in l1000.BASELINES}
-MODELS = ModelRegistry("diffusion chapter", [
+MODELS = ModelRegistry("generative", [
     *(ModelSpec(i, l1000_models[i].label, _point_model(i), "baseline", l1000_models[i].description)
       for i in ("no_change", "cell_line_mean", "ridge")),
     ModelSpec("encoder_decoder", _LABELS["encoder_decoder"],
@@ -414,7 +418,7 @@ def run_split(inputs: Inputs, split: Split, settings: GenerativeSettings, seed: 
     reference = Reference(reference_sd, truth, None if truth is None else truth.reference(first, seed))
     context = GenerativeContext(inputs, prepare(inputs, split.train), split, seed, settings, conditions, reference)
     ids = [*models, "true_distribution"] if truth is not None and "true_distribution" not in models else list(models)
-    outputs = protocol.run_models(MODELS, ids, context)
+    outputs = protocol.run_models(MODELS, ids, context, seed, split.kind)
     return GenerativeResult(split, seed, pd.concat([o.extra["accuracy"] for o in outputs.values()], ignore_index=True),
                             outputs, context, {i: MODELS.label(i) for i in outputs},
                             pd.concat([o.extra["distribution"] for o in outputs.values()], ignore_index=True))
@@ -466,10 +470,10 @@ def _resample(result: GenerativeResult, inputs: Inputs, variants: Sequence[tuple
     if reference.truth is not None:
         reference = replace(reference, true_draws=reference.truth.reference(conditions["row"].to_numpy(),
                                                                             result.seed))
-    n_samples, rows = context.settings.n_samples, []
-    for labels, sampling in tqdm(variants, desc=description, leave=False):
+    n_samples, seed, rows = context.settings.n_samples, result.outputs["diffusion"].seed, []
+    for labels, sampling in tqdm(variants, desc=description, leave=False):  # the same noise for every variant
         acc, dist, _, elapsed = evaluate_samples("diffusion", result.models["diffusion"], inputs, result.prepared,
-                                                 conditions, n_samples, result.seed, reference, **sampling)
+                                                 conditions, n_samples, seed, reference, **sampling)
         rows.append({**labels, "seconds per 1,000 profiles": 1000 * elapsed / (len(conditions) * n_samples),
                      **acc[list(ACCURACY_METRICS)].mean().to_dict(),
                      **dist[list(DISTRIBUTION_METRICS)].mean().to_dict()})

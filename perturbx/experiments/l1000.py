@@ -30,6 +30,7 @@ from ..datasets.simulate import Simulation, SimulationConfig
 from ..models.classical import EXPRESSION_REGRESSORS, ExpressionRegressor
 from ..models.encoder_decoder import dose_scale
 from ..pathways import GeneGraph
+from ..runtime import derive_seed
 from ..splits import Split, group_split, unseen_cell_split, unseen_compound_split
 from .protocol import ModelOutput, ModelSpec
 
@@ -214,18 +215,18 @@ def cell_line_means(inputs: Inputs, train: np.ndarray, rows: np.ndarray) -> np.n
     return np.stack([means.loc[c].to_numpy() if c in means.index else overall for c in cells[rows]])
 
 
-def _no_change(context: L1000Context) -> ModelOutput:
+def _no_change(context: L1000Context, seed: int) -> ModelOutput:
     return ModelOutput(np.zeros((len(context.split.test), context.inputs.n_genes), np.float32))
 
 
-def _cell_line_mean(context: L1000Context) -> ModelOutput:
+def _cell_line_mean(context: L1000Context, seed: int) -> ModelOutput:
     return ModelOutput(cell_line_means(context.inputs, context.split.train, context.split.test))
 
 
 def _regressor(kind: str):
-    def run(context: L1000Context) -> ModelOutput:
+    def run(context: L1000Context, seed: int) -> ModelOutput:
         design, split, settings = context.prepared.design(context.inputs), context.split, context.settings
-        model = ExpressionRegressor(kind, settings.n_target_components, context.seed, settings.n_estimators)
+        model = ExpressionRegressor(kind, settings.n_target_components, seed, settings.n_estimators)
         model.fit(design[split.train], context.inputs.data.change[split.train])
         return ModelOutput(model.predict(design[split.test]))
     return run
@@ -273,4 +274,5 @@ class Truth:
     def reference(self, rows: np.ndarray, split_seed: int, offset: int = 0, n: int | None = None) -> np.ndarray:
         """The draws every model of one split is compared with (``n_reference`` per condition unless ``n``);
         ``offset`` gives an independent set from the same split seed."""
-        return self.draws(rows, self.n_reference if n is None else n, self.seed + 7919 * split_seed + offset)
+        return self.draws(rows, self.n_reference if n is None else n,
+                          derive_seed(self.seed, "reference draws", split_seed, offset))

@@ -8,6 +8,9 @@ test rows, and summarise over seeds. A protocol instance (:mod:`~perturbx.experi
 - a :class:`ModelRegistry` of :class:`ModelSpec` entries, keyed by stable ids (``"ridge"``, ``"deepdra"``); the
   label a table shows (``"DeepDRA"``) is data of the entry, never a key. Adding a model is one entry whose
   ``run`` function builds, fits and predicts, plus the model's own module under :mod:`perturbx.models`;
+- one run policy: each model of a job gets its own seed, derived by :func:`perturbx.runtime.derive_seed` from the
+  job's seed, the experiment (the registry's name), the split and the model id (:func:`run_models`), so that
+  adding a model or a split never changes the numbers of another;
 - a settings class derived from :class:`ProfileSettings`, whose :meth:`ProfileSettings.for_profile` turns a
   chapter profile (``smoke``, ``quick``, ``full``) and a device into sizes, and rejects any other profile;
 - its ``run_split`` returning a :class:`SplitResult`; :func:`run_jobs` runs many of them, :func:`results_table`
@@ -27,6 +30,7 @@ import torch
 from tqdm.std import tqdm
 
 from ..metrics import summarise_runs
+from ..runtime import derive_seed
 from ..splits import Split
 from ..training import FitResult
 
@@ -46,6 +50,7 @@ class ModelOutput:
         fit: the fit record of a torch model (:class:`~perturbx.training.FitResult`).
         seconds: wall time of fitting and predicting.
         extra: protocol-specific details (e.g. sampling time).
+        seed: the model's seed (:func:`run_models`), e.g. to re-sample a generative model with the same noise.
     """
 
     prediction: Any = None
@@ -53,6 +58,7 @@ class ModelOutput:
     fit: FitResult | None = None
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -62,8 +68,9 @@ class ModelSpec(Generic[Context]):
     Attributes:
         id: stable key used in code and settings (lower-case, underscores), e.g. ``"cross_attention"``.
         label: what tables and figures show, e.g. ``"cross-attention"``.
-        run: ``run(context) -> ModelOutput``: build, fit on the training rows of the protocol's context, predict
-            its test rows.
+        run: ``run(context, seed) -> ModelOutput``: build, fit on the training rows of the protocol's context,
+            predict its test rows; ``seed`` seeds everything stochastic in the model (initial weights, batches,
+            sampling).
         role: ``baseline`` (trivial or classical reference), ``learned`` (a model of a paper) or ``oracle``
             (a ceiling that uses the simulator's truth).
         description: one line for the registry table.
@@ -71,7 +78,7 @@ class ModelSpec(Generic[Context]):
 
     id: str
     label: str
-    run: Callable[[Context], ModelOutput]
+    run: Callable[[Context, int], ModelOutput]
     role: str = "learned"
     description: str = ""
 
@@ -86,6 +93,8 @@ class ModelRegistry(Generic[Context]):
     """The models of one protocol, in table order, by stable id."""
 
     def __init__(self, name: str, specs: Iterable[ModelSpec[Context]]):
+        """``name`` names the experiment in messages and in every model seed (:func:`run_models`): renaming it
+        changes the seeds."""
         self.name = name
         self._specs: dict[str, ModelSpec[Context]] = {}
         for spec in specs:
@@ -97,7 +106,8 @@ class ModelRegistry(Generic[Context]):
         try:
             return self._specs[model_id]
         except KeyError:
-            raise ValueError(f"unknown {self.name} model {model_id!r}; use one of {', '.join(self._specs)}") from None
+            raise ValueError(f"unknown model {model_id!r} in the {self.name} experiments; use one of "
+                             f"{', '.join(self._specs)}") from None
 
     def __contains__(self, model_id: object) -> bool:
         return model_id in self._specs
@@ -147,13 +157,29 @@ class ProfileSettings:
         return getattr(cls, check_profile(profile))(device)
 
 
-def run_models(registry: ModelRegistry[Context], ids: Sequence[str], context: Context) -> dict[str, ModelOutput]:
-    """Run the models ``ids`` of ``registry`` on one prepared split; each output records its wall time."""
+def model_seed(registry: ModelRegistry, seed: int, split: str, model_id: str) -> int:
+    """The seed of model ``model_id`` in the job with ``seed`` on split ``split`` of ``registry``'s experiment."""
+    return derive_seed(seed, registry.name, split, model_id)
+
+
+def run_models(registry: ModelRegistry[Context], ids: Sequence[str], context: Context, seed: int,
+               split: str) -> dict[str, ModelOutput]:
+    """Run the models ``ids`` of ``registry`` on one prepared split.
+
+    Args:
+        context: the protocol's prepared inputs of the split.
+        seed: the job's seed (the seed of the split); each model runs with its own seed derived from it, the
+            experiment, ``split`` (its name) and the model id (:func:`model_seed`).
+
+    Returns:
+        Model id -> output, each with its seed and wall time.
+    """
     outputs = {}
     for spec in registry.resolve(ids):
         started = time.perf_counter()
-        output = spec.run(context)
-        output.seconds = time.perf_counter() - started
+        own_seed = model_seed(registry, seed, split, spec.id)
+        output = spec.run(context, own_seed)
+        output.seconds, output.seed = time.perf_counter() - started, own_seed
         outputs[spec.id] = output
     return outputs
 

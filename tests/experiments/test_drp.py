@@ -284,7 +284,8 @@ def test_run_split_scores_every_model_on_the_test_pairs():
 
 def test_run_split_rejects_unknown_model_ids():
     data = fake_data()
-    with pytest.raises(ValueError, match="unknown drug-response chapter model 'DeepDRA'; use one of drug_prior"):
+    message = "unknown model 'DeepDRA' in the drug response experiments; use one of drug_prior"
+    with pytest.raises(ValueError, match=message):
         run_split(data, data.pairs, data.pairs, data.pairs, models=["drug_prior", "DeepDRA"])
 
 
@@ -368,7 +369,7 @@ def test_cross_validate_runs_every_fold_of_every_seed():
     assert runs.groupby("seed")["fold"].unique().map(sorted).tolist() == [[1, 2, 3], [1, 2, 3]]
     # every pair tested once per seed; a held-out drug has no training rate: its drug prior is the overall rate
     assert runs[runs["model"] == "drug prior"].groupby("seed")["n_test"].sum().tolist() == [len(data.pairs)] * 2
-    assert last.split.kind == "fold 3" and last.seed == 1
+    assert last.split.kind == "held-out drug_id fold 3" and last.seed == 1
     assert not set(last.context.test["drug_id"]) & set(last.context.train["drug_id"])
     np.testing.assert_allclose(last.predictions["drug_prior"], last.context.train["label"].mean())
     few, _ = cross_validate(data, data.pairs, ["drug_prior"], DRPSettings(), seeds=[0], k=3, max_folds=1,

@@ -77,7 +77,8 @@ def test_true_mean_needs_the_true_change_and_unknown_ids_are_refused(inputs, smo
     settings = expression.ExpressionSettings.smoke()
     with pytest.raises(ValueError, match="simulated data only"):
         expression.run_split(inputs, smoke_result.split, settings, seed=0, models=["true_mean"])
-    with pytest.raises(ValueError, match="unknown graph-model chapter model 'graph model'; use one of no_change"):
+    message = "unknown model 'graph model' in the graph model experiments; use one of no_change"
+    with pytest.raises(ValueError, match=message):
         expression.run_split(inputs, smoke_result.split, settings, seed=0, models=["graph model"])
 
 

@@ -226,7 +226,7 @@ def test_sweeps_and_tables(inputs, smoke_result):
     table = generative.results_table(runs)
     assert (table["runs"] == 2).all() and "variance_r2" not in table.columns  # no truth: NaN metrics left out
     assert "energy_score" in table.columns
-    with pytest.raises(ValueError, match="unknown diffusion chapter model 'gan'; use one of no_change"):
+    with pytest.raises(ValueError, match="unknown model 'gan' in the generative experiments; use one of no_change"):
         generative.run_split(inputs, results[("unseen compound", 0)].split, settings, 0, models=["gan"])
 
 

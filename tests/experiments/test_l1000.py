@@ -232,19 +232,19 @@ def context(inputs) -> l1000.L1000Context:
 def test_trivial_baselines_predict_no_change_and_the_cell_line_mean(inputs, context):
     specs = {spec.id: spec for spec in l1000.BASELINES}
     split = context.split
-    none = specs["no_change"].run(context).prediction
+    none = specs["no_change"].run(context, 0).prediction
     assert none.shape == (len(split.test), N_LANDMARKS) and not none.any()
-    np.testing.assert_allclose(specs["cell_line_mean"].run(context).prediction,
+    np.testing.assert_allclose(specs["cell_line_mean"].run(context, 0).prediction,
                                l1000.cell_line_means(inputs, split.train, split.test))
 
 
 @pytest.mark.parametrize("model_id", ["ridge", "random_forest"])
 def test_regressor_baselines_fit_training_rows_and_predict_test_rows(inputs, context, model_id):
     spec = {spec.id: spec for spec in l1000.BASELINES}[model_id]
-    output = spec.run(context)
+    output = spec.run(context, 0)
     split, design = context.split, context.prepared.design(inputs)
     assert output.prediction.shape == (len(split.test), N_LANDMARKS) and np.isfinite(output.prediction).all()
-    # the same regressor, by id, fitted on the training rows with the context's sizes and seed
+    # the same regressor, by id, fitted on the training rows with the context's sizes and the given seed
     expected = ExpressionRegressor(model_id, 4, 0, 5).fit(design[split.train], inputs.data.change[split.train])
     np.testing.assert_allclose(output.prediction, expected.predict(design[split.test]), rtol=1e-6, atol=1e-6)
     # fitted on other rows, it predicts something else

@@ -13,7 +13,7 @@ from perturbx.training import FitResult
 
 
 def constant(value: float):
-    def run(context) -> ModelOutput:
+    def run(context, seed) -> ModelOutput:
         context.append(value)  # the toy context records which models ran, in order
         return ModelOutput(np.full(3, value))
     return run
@@ -46,7 +46,8 @@ def test_registry_ids_labels_and_roles():
 @pytest.mark.parametrize("lookup", [lambda r: r["always one"], lambda r: r.label("two"),
                                     lambda r: r.resolve(["zero", "two"]), lambda r: r.labels(["two"])])
 def test_unknown_id_is_an_error_naming_the_known_ids(lookup):
-    with pytest.raises(ValueError, match=r"unknown toy model '(always one|two)'; use one of zero, one, truth$"):
+    message = r"unknown model '(always one|two)' in the toy experiments; use one of zero, one, truth$"
+    with pytest.raises(ValueError, match=message):
         lookup(toy_registry())
 
 
@@ -149,7 +150,7 @@ def test_profiles_do_not_share_mutable_defaults(cls, profile):
 
 def test_run_models_runs_the_requested_ids_in_order_and_times_them():
     ran = []
-    outputs = protocol.run_models(toy_registry(), ["truth", "zero"], ran)
+    outputs = protocol.run_models(toy_registry(), ["truth", "zero"], ran, seed=0, split="random")
     assert ran == [2.0, 0.0] and list(outputs) == ["truth", "zero"]
     assert outputs["truth"].prediction.tolist() == [2.0, 2.0, 2.0]
     assert all(o.seconds >= 0 for o in outputs.values())
@@ -157,9 +158,38 @@ def test_run_models_runs_the_requested_ids_in_order_and_times_them():
 
 def test_run_models_checks_every_id_before_running_any():
     ran = []
-    with pytest.raises(ValueError, match="unknown toy model 'two'"):
-        protocol.run_models(toy_registry(), ["zero", "two"], ran)
+    with pytest.raises(ValueError, match="unknown model 'two' in the toy experiments"):
+        protocol.run_models(toy_registry(), ["zero", "two"], ran, seed=0, split="random")
     assert ran == []
+
+
+def seeds_seen(registry: ModelRegistry, ids, seed: int, split: str) -> dict[str, int]:
+    return {i: o.seed for i, o in protocol.run_models(registry, ids, [], seed=seed, split=split).items()}
+
+
+def test_each_model_gets_its_own_seed_derived_from_job_split_experiment_and_model():
+    registry = toy_registry()
+    seeds = seeds_seen(registry, ["zero", "one"], seed=0, split="random")
+    assert seeds["zero"] != seeds["one"]
+    assert seeds == seeds_seen(registry, ["zero", "one"], seed=0, split="random")  # a rerun is identical
+    assert seeds["zero"] == seeds_seen(registry, ["one", "truth", "zero"], 0, "random")["zero"]  # others don't matter
+    assert seeds["zero"] != seeds_seen(registry, ["zero"], seed=1, split="random")["zero"]
+    assert seeds["zero"] != seeds_seen(registry, ["zero"], seed=0, split="unseen compound")["zero"]
+    other = ModelRegistry("another experiment", list(registry))
+    assert seeds["zero"] != seeds_seen(other, ["zero"], seed=0, split="random")["zero"]
+    assert seeds["zero"] == protocol.model_seed(registry, 0, "random", "zero")
+
+
+def test_the_model_receives_its_seed():
+    received = {}
+
+    def run(context, seed):
+        received["seed"] = seed
+        return ModelOutput(np.zeros(1))
+
+    registry = ModelRegistry("toy", [ModelSpec("m", "m", run)])
+    output = protocol.run_models(registry, ["m"], None, seed=3, split="random")["m"]
+    assert received["seed"] == output.seed == protocol.model_seed(registry, 3, "random", "m")
 
 
 def fit_result(epochs: int, best: int, seconds: float = 2.0, speed: float = 50.0) -> FitResult:
