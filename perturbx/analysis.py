@@ -6,6 +6,9 @@ Inputs are :class:`~perturbx.datasets.lincs.CuratedL1000` sets; the analyses wor
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -81,3 +84,134 @@ def _different_compound_pairs(meta: pd.DataFrame, rng: np.random.Generator) -> l
             if meta.at[i, "compound_group"] != meta.at[j, "compound_group"]:
                 pairs.append((i, j))
     return pairs
+
+
+# --------------------------------------------------------------------------------------------------- replicates
+
+REPLICATE_GROUP = "replicate_group"
+CONDITION_COLUMNS = ("compound_id", "compound_name", "cell_id", "dose_um", "time_h")
+
+
+def replicate_agreement(data: CuratedL1000, group_column: str = REPLICATE_GROUP) -> pd.DataFrame:
+    """Per condition, how well its replicate wells agree: the mean pairwise Pearson r of their changes from basal.
+
+    Args:
+        data: curated level-3 profiles with a ``group_column`` (e.g. from
+            :func:`~perturbx.datasets.pharmacoset.read_pharmacoset`); ``data.change`` is float32 (n, 978), log2.
+        group_column: the metadata column naming each profile's condition (compound, cell line, dose, time).
+
+    Returns:
+        One row per condition with at least 2 replicates: ``group_column``, the condition's
+        :data:`CONDITION_COLUMNS` that the metadata has, ``n_replicates``, ``n_pairs`` (n(n-1)/2) and
+        ``mean_r``, ``min_r``, ``max_r`` over its pairs (Pearson r over the 978 genes, dimensionless).
+    """
+    change = data.change
+    rows = []
+    for group, members in _replicate_sets(data.metadata, group_column):
+        r = np.corrcoef(change[members].astype(np.float64))[np.triu_indices(len(members), k=1)]
+        rows.append({group_column: group, **_condition(data.metadata, members), "n_replicates": len(members),
+                     "n_pairs": len(r), "mean_r": float(np.mean(r)), "min_r": float(np.min(r)),
+                     "max_r": float(np.max(r))})
+    return pd.DataFrame(rows)
+
+
+def split_half_ceiling(data: CuratedL1000, n_splits: int = 100, seed: int = 0,
+                       group_column: str = REPLICATE_GROUP) -> pd.DataFrame:
+    """Split-half replicate ceiling of the Pearson r of change, per condition.
+
+    For each condition its replicate wells are split into two halves (sizes floor(n/2) and ceil(n/2)); the
+    Pearson r over the 978 genes between the two halves' mean changes from basal is averaged over the splits:
+    every distinct split when there are at most ``n_splits`` (3 for 3 or 4 replicates, 10 for 5 or 6), else
+    ``n_splits`` random ones. This is the real noise ceiling a model's Pearson of change is measured against: two
+    independent measurements of one condition agree this well, so a model scored against held-out replicate wells
+    cannot be expected to exceed it.
+
+    ``r_split_half`` is uncorrected (no Spearman-Brown): it is the agreement of means of about n/2 wells.
+    ``r_spearman_brown`` = 2r / (1 + r) is the Spearman-Brown estimate of the reliability of the mean of all n
+    wells; a noise-free prediction is expected to reach Pearson sqrt(r_spearman_brown) against that mean.
+
+    Args:
+        data: curated level-3 profiles with a ``group_column``; ``data.change`` is float32 (n, 978), log2.
+        n_splits: at most this many splits per condition.
+        seed: seed of the random splits (used only where a condition has more than ``n_splits`` splits).
+        group_column: the metadata column naming each profile's condition.
+
+    Returns:
+        One row per condition with at least 2 replicates: ``group_column``, the :data:`CONDITION_COLUMNS` the
+        metadata has, ``n_replicates``, ``n_splits``, ``r_split_half`` (mean over splits), ``r_split_half_sd``
+        (sd over splits) and ``r_spearman_brown``.
+    """
+    rng = np.random.default_rng(seed)
+    change = data.change.astype(np.float64)
+    rows = []
+    for group, members in _replicate_sets(data.metadata, group_column):
+        halves = _half_splits(len(members), n_splits, rng)
+        first = np.stack([change[members[h]].mean(axis=0) for h in halves])
+        second = np.stack([np.delete(change[members], h, axis=0).mean(axis=0) for h in halves])
+        r = pearson_rows(first, second)
+        mean_r = float(np.mean(r))
+        rows.append({group_column: group, **_condition(data.metadata, members), "n_replicates": len(members),
+                     "n_splits": len(halves), "r_split_half": mean_r, "r_split_half_sd": float(np.std(r)),
+                     "r_spearman_brown": 2 * mean_r / (1 + mean_r) if mean_r > -1 else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def _replicate_sets(meta: pd.DataFrame, group_column: str) -> list[tuple[str, np.ndarray]]:
+    """(condition, row positions) of every condition with at least 2 profiles, in order of first appearance."""
+    if group_column not in meta.columns:
+        raise KeyError(f"metadata has no {group_column!r} column: replicate analyses need one label per condition "
+                       "(read_pharmacoset adds replicate_group)")
+    positions = meta.reset_index(drop=True).groupby(group_column, sort=False).indices
+    return [(group, np.asarray(rows)) for group, rows in positions.items() if len(rows) >= 2]
+
+
+def _condition(meta: pd.DataFrame, members: np.ndarray) -> dict:
+    """The condition's descriptive columns (those the metadata has), from its first profile."""
+    first = meta.iloc[members[0]]
+    return {column: first[column] for column in CONDITION_COLUMNS if column in meta.columns}
+
+
+def _half_splits(n: int, n_splits: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Positions (within the condition) of the first half of every split: all distinct ones, or random ones."""
+    size = n // 2
+    n_distinct = math.comb(n, size) // (2 if n % 2 == 0 else 1)  # {A, B} and {B, A} are one split
+    if n_distinct > n_splits:
+        return [np.sort(rng.permutation(n)[:size]) for _ in range(n_splits)]
+    every = [np.array(c) for c in itertools.combinations(range(n), size)]
+    return [c for c in every if c[0] == 0] if n % 2 == 0 else every
+
+
+def dmso_spread(expression: np.ndarray, plates=None, genes: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
+    """Well-to-well spread of vehicle (DMSO) wells: the standard deviation of each gene over wells.
+
+    Args:
+        expression: float (n_wells, n_genes) log2 expression of DMSO wells (e.g. from
+            :func:`~perturbx.datasets.pharmacoset.dmso_wells`).
+        plates: optional (n_wells,) plate of each well; adds the within-plate SD (each well minus its plate's
+            mean, pooled over plates with n_wells - n_plates degrees of freedom), which leaves plate effects out;
+            wells without a plate form one group.
+        genes: optional gene table (n_genes rows, e.g. ``gene_id``, ``gene_symbol``) put in front of the result.
+
+    Returns:
+        ``(per_gene, summary)``: per_gene has one row per gene with ``sd`` (log2 units, ddof 1) and, with plates,
+        ``sd_within_plate``; summary has n_wells, n_plates and the median, mean, 10th and 90th percentile of each
+        SD column over genes (e.g. ``sd_median``).
+    """
+    values = np.asarray(expression, dtype=np.float64)
+    if values.ndim != 2 or len(values) < 2:
+        raise ValueError(f"dmso_spread needs (n_wells >= 2, n_genes) values, got shape {values.shape}")
+    per_gene = pd.DataFrame({"sd": values.std(axis=0, ddof=1)})
+    summary: dict = {"n_wells": int(len(values)), "n_plates": None}
+    if plates is not None:
+        plates = pd.Series(np.asarray(plates, dtype=object)).fillna("<no plate>")
+        residual = values - pd.DataFrame(values).groupby(plates.to_numpy()).transform("mean").to_numpy()
+        dof = len(values) - plates.nunique()
+        per_gene["sd_within_plate"] = np.sqrt((residual**2).sum(axis=0) / dof) if dof > 0 else np.nan
+        summary["n_plates"] = int(plates.nunique())
+    for column in per_gene.columns:
+        sd = per_gene[column].to_numpy()
+        summary |= {f"{column}_median": float(np.median(sd)), f"{column}_mean": float(np.mean(sd)),
+                    f"{column}_p10": float(np.percentile(sd, 10)), f"{column}_p90": float(np.percentile(sd, 90))}
+    if genes is not None:
+        per_gene = pd.concat([genes.reset_index(drop=True), per_gene], axis=1)
+    return per_gene, summary

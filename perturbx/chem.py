@@ -14,9 +14,25 @@ from torch_geometric.utils.smiles import e_map, x_map
 
 RDLogger.DisableLog("rdApp.*")  # parse failures are reported by InvalidSmilesError instead
 
+#: Elements whose presence makes :func:`structure_key` keep the whole molecule: the transition metals (lanthanides
+#: and actinides included) and the post-transition metals Al, Ga, In, Sn, Tl, Pb, Bi, Po. Group 1 and 2 metals
+#: (Na+, K+, Ca2+, ...) are not among them: they are the counter-ions of ordinary salts.
+COMPLEX_METALS = frozenset([*range(21, 31), *range(39, 49), *range(57, 81), *range(89, 113), 13, 31, 49, 50, 81, 82,
+                            83, 84])
+_COUNTER_ION_METALS = frozenset([3, 11, 19, 37, 55, 4, 12, 20, 38, 56])  # Li Na K Rb Cs, Be Mg Ca Sr Ba
+
+#: Largest molecule (heavy atoms) :func:`rdkit_descriptors` accepts. Some RDKit descriptors (Ipc, AvgIpc, BalabanJ,
+#: BCUT2D...) grow about cubically with size: 0.8 s at 216 heavy atoms (the largest drug of the book's DRP and
+#: LINCS tables, a stapled peptide), 8 s at 300, 30 s at 600, over 3 minutes at 1200.
+MAX_DESCRIPTOR_HEAVY_ATOMS = 300
+
 
 class InvalidSmilesError(ValueError):
     """A SMILES string RDKit cannot parse; the message names the record it came from."""
+
+
+class MoleculeTooLargeError(ValueError):
+    """A molecule over a featuriser's size limit (e.g. :data:`MAX_DESCRIPTOR_HEAVY_ATOMS`); names the record."""
 
 
 def mol_from_smiles(smiles: str, record: str = "") -> Chem.Mol:
@@ -41,15 +57,51 @@ def canonical_smiles(smiles: str, record: str = "") -> str:
 
 @lru_cache(maxsize=200_000)
 def structure_key(smiles: str, record: str = "") -> str:
-    """Canonical SMILES of the neutralised largest fragment without stereochemistry.
+    """Canonical SMILES of the neutralised parent structure without stereochemistry; one key per compound.
 
-    Salts, counter-ions, charges and stereo annotations are removed, so that LINCS ids of one compound in
-    different salt forms or with and without stereo (e.g. the two atorvastatin ids) share one key. Unseen-compound
-    splits group on it, which keeps every form of a held-out compound out of training.
+    Organic compounds: the neutralised largest fragment. Salts, counter-ions, charges and stereo annotations are
+    removed, so that LINCS ids of one compound in different salt forms or with and without stereo (e.g. the two
+    atorvastatin ids) share one key.
+
+    Compounds with a metal of :data:`COMPLEX_METALS` (platinum drugs, organotins, auranofin...) are kept whole:
+    the bonds to the metal are broken (RDKit's metal disconnector), each component is neutralised (a lone metal
+    ion becomes the neutral atom) and the components are sorted, joined by ``.``. Water and group 1/2 ions are
+    dropped, as in a salt. Every writing of cisplatin (``N.N.Cl[Pt]Cl``, ``Cl[Pt](Cl)([NH3])[NH3]``, ionic or
+    dative forms) has the key ``Cl.Cl.N.N.[Pt]``; carboplatin and oxaliplatin keep their platinum and both ligands.
+
+    Unseen-compound splits group on the key, which keeps every form of a held-out compound out of training. A key
+    is a valid SMILES and its own key.
+
+    Raises:
+        InvalidSmilesError: naming ``record``.
     """
-    parent = rdMolStandardize.ChargeParent(mol_from_smiles(smiles, record))
+    mol = mol_from_smiles(smiles, record)
+    if any(atom.GetAtomicNum() in COMPLEX_METALS for atom in mol.GetAtoms()):
+        return _metal_compound_key(mol)
+    parent = rdMolStandardize.ChargeParent(mol)
     Chem.RemoveStereochemistry(parent)
     return Chem.MolToSmiles(parent)
+
+
+def _metal_compound_key(mol: Chem.Mol) -> str:
+    """The key of :func:`structure_key` for a compound with a metal: its neutralised components, sorted."""
+    uncharger = rdMolStandardize.Uncharger()
+    components = []
+    for fragment in Chem.GetMolFrags(rdMolStandardize.Cleanup(mol), asMols=True):
+        lone = fragment.GetAtomWithIdx(0) if fragment.GetNumAtoms() == 1 else None
+        if lone is not None and lone.GetAtomicNum() in _COUNTER_ION_METALS:
+            continue
+        if lone is not None and lone.GetAtomicNum() in COMPLEX_METALS:
+            lone.SetFormalCharge(0)
+            lone.SetNumExplicitHs(0)
+            lone.SetNoImplicit(True)
+            fragment.UpdatePropertyCache(strict=False)
+        else:
+            fragment = uncharger.uncharge(fragment)
+        Chem.RemoveStereochemistry(fragment)
+        components.append(Chem.MolToSmiles(fragment))
+    kept = [c for c in components if c != "O"] or components  # water goes, unless it is all there is
+    return ".".join(sorted(kept))
 
 
 def inchikey(smiles: str, record: str = "") -> str:
@@ -81,14 +133,26 @@ def morgan_fingerprints(smiles: Sequence[str], radius: int = 2, n_bits: int = 20
 def rdkit_descriptors(smiles: str, names: Sequence[str], record: str = "") -> np.ndarray:
     """RDKit ``Descriptors`` values by name for one molecule, float64 (len(names),); NaN where RDKit fails.
 
+    Molecules over :data:`MAX_DESCRIPTOR_HEAVY_ATOMS` heavy atoms are refused rather than left to run for minutes.
+
     Raises:
         KeyError: a name that is not an RDKit descriptor.
+        InvalidSmilesError: SMILES RDKit cannot parse (naming ``record``).
+        MoleculeTooLargeError: more heavy atoms than :data:`MAX_DESCRIPTOR_HEAVY_ATOMS` (naming ``record``, the
+            count and the limit).
     """
     functions = dict(Descriptors.descList)
     missing = [n for n in names if n not in functions]
     if missing:
         raise KeyError(f"not RDKit descriptors: {', '.join(missing[:5])}")
     mol = mol_from_smiles(smiles, record)
+    size = mol.GetNumHeavyAtoms()
+    if size > MAX_DESCRIPTOR_HEAVY_ATOMS:
+        where = f"{record}: " if record else ""
+        raise MoleculeTooLargeError(
+            f"{where}molecule of {size} heavy atoms is over the limit of {MAX_DESCRIPTOR_HEAVY_ATOMS} for RDKit "
+            "descriptors (some grow about cubically with size and would run for minutes). "
+            "Fix: drop the compound, or give its descriptors in the descriptor table.")
     values = []
     for name in names:
         try:
@@ -160,3 +224,23 @@ def morgan_bit_atoms(smiles: str, radius: int = 2, n_bits: int = 2048, record: s
                 bond = mol.GetBondWithIdx(bond_index)
                 covered.update((bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()))
     return atoms
+
+
+def nearest_neighbour_similarity(fingerprints: np.ndarray) -> np.ndarray:
+    """Tanimoto similarity of each molecule to its most similar other molecule.
+
+    Args:
+        fingerprints: uint8/bool (n, bits) fingerprint bits, e.g. from :func:`morgan_fingerprints`; n >= 2.
+
+    Returns:
+        float (n,) in [0, 1]: max over j != i of |a_i & a_j| / |a_i | a_j| (0 for two empty fingerprints).
+    """
+    bits = np.asarray(fingerprints, dtype=np.float32)
+    if bits.ndim != 2 or len(bits) < 2:
+        raise ValueError(f"need (n >= 2, bits) fingerprints, got shape {bits.shape}")
+    shared = bits @ bits.T
+    counts = bits.sum(axis=1)
+    union = counts[:, None] + counts[None, :] - shared
+    similarity = np.divide(shared, union, out=np.zeros_like(shared), where=union > 0)
+    np.fill_diagonal(similarity, -1.0)
+    return similarity.max(axis=1)

@@ -7,18 +7,25 @@
     perturbx book run [--profile P] [--device D] [--chapters C ...]
                                          execute the chapters in place with papermill
 
-Failures exit with status 1 and one line on stderr that names the file or chapter and the fix.
+Failures exit with status 1 and one line on stderr that names the file or chapter and the fix; Ctrl-C exits with
+status 130 and the line "perturbx: interrupted". `lincs curate` locks its --out folder (`.<name>.lock` beside it):
+a second run into the same folder fails at once, saying so.
 """
 
 from __future__ import annotations
 
+import _thread
 import argparse
+import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from .book.runner import ChapterFailed, chapter_paths, run_chapters
 from .datasets import DataError, Fetcher, fetch_all, registry
-from .datasets.lincs import curate_files
+from .datasets.curate import curate_files
 
 
 def _human_size(size: int) -> str:
@@ -60,13 +67,67 @@ def _book_run(args: argparse.Namespace) -> int:
 def _lincs_curate(args: argparse.Namespace) -> int:
     summary, reused = curate_files(args.matrix, args.out, meta=args.meta, compounds=args.compounds,
                                    genes=args.genes, min_compound_count=args.min_compound_count, qc=args.qc,
-                                   level=args.level, progress=True)
+                                   level=args.level, progress=True,
+                                   notice=lambda line: print(f"perturbx: {line}", file=sys.stderr))
     dropped = sum(summary["dropped"].values())
     state = "up to date (inputs and parameters unchanged)" if reused else "written"
     print(f"{args.out}: {state}; {summary['n_profiles']} profiles, {summary['n_compounds']} compounds, "
           f"{summary['n_cells']} cell lines, {summary['n_genes']} genes; {dropped} records dropped "
           f"({', '.join(f'{k}: {v}' for k, v in summary['dropped'].items()) or 'none'})")
     return 0
+
+
+@contextmanager
+def _ctrl_c() -> Iterator[list[bool]]:
+    """Turn Ctrl-C (SIGINT) into KeyboardInterrupt reliably while a command runs; the list is non-empty once pressed.
+
+    Python swallows an exception raised inside a weakref callback or a ``__del__`` and prints it as "Exception
+    ignored" (after a long HDF5 read the first Python code to run is often such an h5py callback); here a swallowed
+    KeyboardInterrupt is raised again once the callback has returned, and not printed. A second Ctrl-C exits at
+    once: an output folder is never half-written (it is renamed into place when complete), and what a stopped run
+    leaves beside it is removed by the next run.
+    """
+    pressed: list[bool] = []
+    state, timers = {"in_hook": False, "again": False}, []
+    previous_handler, previous_hook = signal.getsignal(signal.SIGINT), sys.unraisablehook
+
+    def again_later():  # from another thread, so that it arrives after the callback (and this hook) returned
+        state["again"] = True
+        timers.append(threading.Timer(0.01, _thread.interrupt_main))
+        timers[-1].daemon = True
+        timers[-1].start()
+
+    def on_sigint(signum, frame):
+        if state["in_hook"]:
+            again_later()
+            return
+        if pressed and not state["again"]:
+            print("perturbx: interrupted", file=sys.stderr, flush=True)
+            os._exit(130)
+        pressed.append(True)
+        state["again"] = False
+        raise KeyboardInterrupt
+
+    def on_unraisable(unraisable):
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            previous_hook(unraisable)
+            return
+        state["in_hook"] = True
+        again_later()
+        state["in_hook"] = False
+
+    install = previous_handler is signal.default_int_handler and threading.current_thread() is threading.main_thread()
+    if install:
+        signal.signal(signal.SIGINT, on_sigint)
+        sys.unraisablehook = on_unraisable
+    try:
+        yield pressed
+    finally:
+        if install:
+            for timer in timers:
+                timer.cancel()
+            signal.signal(signal.SIGINT, previous_handler)
+            sys.unraisablehook = previous_hook
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,15 +174,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: the arguments (default: ``sys.argv[1:]``).
 
     Returns:
-        The exit status: 0 on success; 1 on a data error, a failed chapter, a bad value or a missing file (one
-        line on stderr naming it); 2 when ``data fetch`` is given neither names nor ``--all``.
+        The exit status: 0 on success; 1 on a data error, a bad value or a file that cannot be read or written
+        (one line on stderr naming it) or a failed chapter (its failing cell and the end of the traceback); 2 when
+        ``data fetch`` is given neither names nor ``--all``;
+        130 on Ctrl-C (one line, ``perturbx: interrupted``).
     """
     args = build_parser().parse_args(argv)
-    try:
-        return args.handler(args)
-    except (DataError, ChapterFailed, ValueError, FileNotFoundError) as error:
-        print(f"perturbx: error: {error}", file=sys.stderr)
-        return 1
+    status, failure = None, None
+    with _ctrl_c() as pressed:
+        try:
+            status = args.handler(args)
+        except KeyboardInterrupt:
+            pressed.append(True)
+        except ChapterFailed as error:  # the failing cell and the end of its traceback: kept on their own lines
+            status, failure = 1, str(error)
+        except (DataError, ValueError, OSError) as error:
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            status, failure = 1, " ".join(lines) or type(error).__name__
+    if pressed:
+        print("perturbx: interrupted", file=sys.stderr)
+        return 130
+    if failure is not None:
+        print(f"perturbx: error: {failure}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

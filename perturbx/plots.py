@@ -263,3 +263,35 @@ def headline_dots(table: pd.DataFrame, title: str, panel: str | None = None) -> 
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def replicate_ceiling(table: pd.DataFrame, value: str, title: str, x: str = "dose_um", hue: str = "time_h"
+                      ) -> plt.Figure:
+    """Per-condition replicate agreement (``value``, a Pearson r) against dose, one colour per time point; the
+    dotted line is 0 (no agreement)."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    frame = table.assign(**{x: table[x].map(lambda v: f"{v:g} µM"), hue: table[hue].map(lambda v: f"{v:g} h")})
+    order = [f"{v:g} µM" for v in sorted(table[x].unique())]
+    sns.boxplot(data=frame, x=x, y=value, hue=hue, order=order, ax=ax, fill=False, fliersize=0)
+    sns.stripplot(data=frame, x=x, y=value, hue=hue, order=order, ax=ax, dodge=True, size=4, alpha=0.6,
+                  legend=False)
+    ax.axhline(0.0, color="grey", lw=0.8, ls=":")
+    ax.set(xlabel="dose", ylabel=value.replace("_", " "), title=title)
+    ax.legend(title="time", fontsize=9, title_fontsize=9, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def count_distributions(groups: dict[str, np.ndarray], title: str, xlabel: str) -> plt.Figure:
+    """Overlaid histograms (log-scaled counts axis, density per group) of counts such as signatures per compound,
+    with each group's median in the legend."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    values = {label: np.asarray(v, dtype=float)[np.asarray(v) > 0] for label, v in groups.items()}
+    bins = np.logspace(0, np.log10(max(v.max() for v in values.values())) + 0.05, 30)
+    for label, v in values.items():
+        ax.hist(v, bins=bins, density=True, histtype="step", lw=2,
+                label=f"{label} (n={len(v):,}, median {np.median(v):g})")
+    ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel="density", title=title)
+    ax.legend(fontsize=9, loc="upper right")
+    fig.tight_layout()
+    return fig

@@ -1,7 +1,14 @@
 import numpy as np
 import pandas as pd
+import pytest
 
-from perturbx.analysis import PAIR_KINDS, change_correlations
+from perturbx.analysis import (
+    PAIR_KINDS,
+    change_correlations,
+    dmso_spread,
+    replicate_agreement,
+    split_half_ceiling,
+)
 from perturbx.datasets.lincs import CuratedL1000, curate
 
 from .datasets.test_lincs import COMPOUNDS, basal_table, tiny_plate
@@ -61,3 +68,79 @@ def test_adjacent_doses_of_curated_real_layout(mirror_env):
     pairs = change_correlations(curated)
     adjacent = pairs.loc[pairs["kind"] == "same compound, adjacent doses", "r"]
     assert len(adjacent) == 2 and (adjacent > 0.9).all()  # one pair per aspirin id
+
+
+# --------------------------------------------------------------------------------------------------- replicates
+
+def replicate_set(signal: float = 1.0, noise: float = 1.0, n_conditions: int = 12, n_replicates: int = 4,
+                  seed: int = 0) -> CuratedL1000:
+    """Each condition has its own true change (sd ``signal`` per gene); each well adds independent noise (sd
+    ``noise``), so two wells correlate signal² / (signal² + noise²) and means of k wells signal² / (signal² +
+    noise² / k)."""
+    rng = np.random.default_rng(seed)
+    rows = [(c, r) for c in range(n_conditions) for r in range(n_replicates)]
+    meta = pd.DataFrame(rows, columns=["condition", "replicate"]).assign(
+        compound_id=lambda m: "K" + m["condition"].astype(str), cell_id="SKBR3", dose_um=1.0, time_h=6.0)
+    meta["replicate_group"] = meta["compound_id"] + "|1 uM|6 h"
+    truth = signal * rng.normal(size=(n_conditions, 978))
+    change = truth[meta["condition"].to_numpy()] + noise * rng.normal(size=(len(meta), 978))
+    basal = np.full((len(meta), 978), 8.0, dtype=np.float32)
+    empty = pd.DataFrame(columns=["profile_id", "source", "reason"])
+    return CuratedL1000((basal + change).astype(np.float32), basal, meta, empty, GENES)
+
+
+def test_identical_replicates_agree_perfectly():
+    data = replicate_set(noise=0.0)
+    agreement, ceiling = replicate_agreement(data), split_half_ceiling(data)
+    assert len(agreement) == len(ceiling) == 12
+    np.testing.assert_allclose(agreement["mean_r"], 1, atol=1e-5)
+    np.testing.assert_allclose(ceiling["r_split_half"], 1, atol=1e-5)
+    np.testing.assert_allclose(ceiling["r_spearman_brown"], 1, atol=1e-5)
+    assert (agreement["n_pairs"] == 6).all() and (agreement["n_replicates"] == 4).all()
+    assert {"compound_id", "cell_id", "dose_um", "time_h"} <= set(agreement.columns)
+
+
+def test_independent_noise_agrees_about_zero():
+    data = replicate_set(signal=0.0, n_conditions=30)
+    assert abs(replicate_agreement(data)["mean_r"].mean()) < 0.02
+    assert abs(split_half_ceiling(data)["r_split_half"].mean()) < 0.02
+
+
+def test_agreement_and_ceiling_match_their_expected_values():
+    data = replicate_set(signal=1.0, noise=1.0, n_conditions=20, n_replicates=4)
+    assert replicate_agreement(data)["mean_r"].mean() == pytest.approx(0.5, abs=0.03)  # 1 / (1 + 1)
+    ceiling = split_half_ceiling(data)
+    assert ceiling["r_split_half"].mean() == pytest.approx(2 / 3, abs=0.03)  # means of 2 wells: 1 / (1 + 1/2)
+    assert ceiling["r_spearman_brown"].mean() == pytest.approx(0.8, abs=0.03)  # mean of 4 wells: 1 / (1 + 1/4)
+
+
+def test_split_counts_seed_and_small_conditions():
+    counts = {n: int(split_half_ceiling(replicate_set(n_conditions=1, n_replicates=n), n_splits=50)["n_splits"][0])
+              for n in (2, 3, 4, 5, 6, 12)}
+    assert counts == {2: 1, 3: 3, 4: 3, 5: 10, 6: 10, 12: 50}  # every distinct split, else n_splits random ones
+    data = replicate_set(n_replicates=12, n_conditions=2)
+    pd.testing.assert_frame_equal(split_half_ceiling(data, n_splits=20, seed=3),
+                                  split_half_ceiling(data, n_splits=20, seed=3))
+    single = replicate_set(n_replicates=1)
+    assert split_half_ceiling(single).empty and replicate_agreement(single).empty
+    with pytest.raises(KeyError, match="replicate_group"):
+        replicate_agreement(replicated())
+
+
+def test_dmso_spread_per_gene_and_within_plates():
+    rng = np.random.default_rng(0)
+    scale = np.linspace(0.2, 1.0, 978)
+    plates = np.repeat(["P1", "P2", "P3", "P4"], 50)
+    offsets = {p: rng.normal(scale=2.0, size=978) for p in np.unique(plates)}
+    wells = 8 + np.stack([offsets[p] for p in plates]) + scale * rng.normal(size=(200, 978))
+    per_gene, summary = dmso_spread(wells, plates=plates, genes=GENES)
+    assert list(per_gene.columns) == ["gene_id", "gene_symbol", "sd", "sd_within_plate"]
+    np.testing.assert_allclose(per_gene["sd_within_plate"], scale, rtol=0.25)
+    assert (per_gene["sd"] > per_gene["sd_within_plate"]).mean() > 0.95  # plate offsets inflate the overall SD
+    assert summary["n_wells"] == 200 and summary["n_plates"] == 4
+    assert summary["sd_within_plate_median"] == pytest.approx(0.6, abs=0.05)
+    only_total, summary = dmso_spread(wells[:50])
+    assert list(only_total.columns) == ["sd"] and summary["n_plates"] is None
+    np.testing.assert_allclose(only_total["sd"], scale, rtol=0.35)
+    with pytest.raises(ValueError, match="n_wells >= 2"):
+        dmso_spread(wells[:1])

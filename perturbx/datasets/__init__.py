@@ -19,6 +19,7 @@ Typical use::
 """
 
 from .errors import (
+    CacheDirError,
     ChecksumMismatchError,
     DataError,
     DownloadError,
@@ -45,6 +46,7 @@ from .registry import default_registry as registry
 __all__ = [
     "CACHE_ENV",
     "MIRROR_ENV",
+    "CacheDirError",
     "ChecksumMismatchError",
     "DataError",
     "DataFile",

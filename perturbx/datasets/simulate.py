@@ -34,11 +34,25 @@ mean = b + H T e, variance_g = σ_ρ² (H T e_g)² + plate_sd² + σ_g², with �
 How it differs from real data: responses are linear in program space and additive across substructures; noise is
 Gaussian and independent across genes except for the shared shift; there are no failed wells, no batch structure
 beyond the shift, no cytotoxicity collapse at high dose, and every condition has the same number of replicates.
+
+Designs (``SimulationConfig.design``):
+
+- ``"factorial"`` (the default): every compound in every cell line at every dose and time (or ``n_conditions`` of
+  that grid drawn at random). Small: a model sees only tens of training structures.
+- ``"lincs"``: sparse, like LINCS phase I. Compounds come from the ~20,000 LINCS structures; the cell lines are the
+  LINCS core lines (MCF7, PC3, A375, ...) plus random others. ``n_reference`` reference compounds are measured on
+  the full grid of cell lines x doses x times; every other compound in ``1 + Poisson(extra_cells_mean)`` cell
+  lines (drawn by popularity: core lines often, others rarely), at one dose (``main_dose_um``, 10 µM, with
+  probability ``p_main_dose``, otherwise a random one) plus a second random dose with probability
+  ``p_second_dose``, and at one random time plus the other with probability ``p_second_time``. Every measured
+  condition has ``n_replicates`` replicates. :func:`lincs_scale_config` gives the sizes of the profiles (smoke,
+  quick, full); they also set the structure-effect strength (``n_causal_bits``, ``idiosyncratic_sd``) so that an
+  unseen-compound split is learnable from structure but not trivial (``benchmarks/simulator_learnability.py``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -52,7 +66,11 @@ from .lincs import CuratedL1000, basal_profiles, compound_table
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    """Size and parameters of a simulated benchmark (defaults: 100 x 12 x 6 x 2 conditions x 3 replicates = 43,200)."""
+    """Size and parameters of a simulated benchmark (defaults: 100 x 12 x 6 x 2 conditions x 3 replicates = 43,200).
+
+    The fields from ``design`` on only matter for the sparse ``"lincs"`` design (see the module docstring and
+    :func:`lincs_scale_config`); the factorial design ignores them.
+    """
 
     n_compounds: int = 100
     n_cells: int = 12
@@ -71,6 +89,62 @@ class SimulationConfig:
     plate_sd: float = 0.1
     noise_scale: float = 1.0
     seed: int = 0
+    design: str = "factorial"  # "factorial" (the grid) or "lincs" (sparse, like LINCS)
+    n_reference: int = 0  # lincs: compounds measured on the full grid of cell lines x doses x times
+    extra_cells_mean: float = 1.0  # lincs: other compounds are measured in 1 + Poisson(this) cell lines
+    main_dose_um: float = 10.0  # lincs: the usual single dose (µM), as in LINCS
+    p_main_dose: float = 0.7  # lincs: probability that a compound's first dose is main_dose_um
+    p_second_dose: float = 0.2  # lincs: probability of a second, random dose
+    p_second_time: float = 0.2  # lincs: probability of being measured at a second time
+
+
+DESIGNS = ("factorial", "lincs")
+LINCS_CORE_CELLS = ("MCF7", "PC3", "A375", "A549", "VCAP", "HA1E", "HT29", "HCC515", "HEPG2")
+"""The LINCS phase I core cell lines, most measured first: the popular cell lines of the ``"lincs"`` design."""
+OTHER_CELL_POPULARITY = 0.08  # popularity of a non-core cell line (the first core line has 1)
+
+# profile -> (compounds, cell lines, reference compounds, replicates) of the "lincs" design
+LINCS_SIZES = {"smoke": (150, 6, 3, 2), "quick": (1400, 16, 8, 3), "full": (6000, 40, 40, 3)}
+
+
+def lincs_scale_config(profile: str, seed: int = 0, **changes) -> SimulationConfig:
+    """The sparse LINCS-like benchmark of a profile (``"smoke"``, ``"quick"`` or ``"full"``).
+
+    Sizes (compounds, cell lines, reference compounds, replicates): smoke 150, 6, 3, 2 (~1,400 profiles, seconds);
+    quick 1,400, 16, 8, 3 (~16,500 profiles; a ridge fits in ~10 s on 2 CPU cores); full 6,000, 40, 40, 3
+    (~110,000 profiles). The structure model keeps the default 64 causal bits of 1,024 but halves
+    ``idiosyncratic_sd`` to 0.15: at 0.3 the part of a compound's response that structure cannot explain capped a
+    ridge given the true causal bits at ~0.75 Pearson with the true mean change on unseen compounds (quick); at
+    0.15 it reaches ~0.85, while a ridge on the whole fingerprint stays clearly below it and far above the
+    per-cell-line mean (``benchmarks/simulator_learnability.py``).
+
+    Args:
+        profile: the size.
+        seed: seeds every draw (programs, compounds, effects, design, replicates).
+        changes: any other :class:`SimulationConfig` fields, e.g. ``n_replicates=2``.
+
+    Returns:
+        a config with ``design="lincs"``.
+    """
+    if profile not in LINCS_SIZES:
+        raise ValueError(f"unknown profile {profile!r}: choose one of {', '.join(LINCS_SIZES)}")
+    n_compounds, n_cells, n_reference, n_replicates = LINCS_SIZES[profile]
+    config = SimulationConfig(n_compounds=n_compounds, n_cells=n_cells, n_reference=n_reference,
+                              n_replicates=n_replicates, idiosyncratic_sd=0.15, design="lincs", seed=seed)
+    return replace(config, **changes)
+
+
+def _check_config(config: SimulationConfig) -> None:
+    """Raise ValueError for a design the generator cannot draw."""
+    if config.design not in DESIGNS:
+        raise ValueError(f"unknown design {config.design!r}: choose one of {', '.join(DESIGNS)}")
+    if config.design == "lincs":
+        if config.n_conditions is not None:
+            raise ValueError("n_conditions subsamples the factorial grid; the lincs design sets its own conditions")
+        if config.main_dose_um not in config.doses_um:
+            raise ValueError(f"main_dose_um {config.main_dose_um} is not one of doses_um {config.doses_um}")
+        if not 0 <= config.n_reference <= config.n_compounds:
+            raise ValueError(f"n_reference must be in 0..n_compounds, got {config.n_reference}")
 
 
 @dataclass
@@ -185,9 +259,11 @@ def simulate(config: SimulationConfig = SimulationConfig()) -> Simulation:
 
     Returns:
         :class:`Simulation`; ``data.expression``, ``data.basal``: float32 (n_conditions * n_replicates, 978) log2
-        expression, a condition's replicates in consecutive rows; ``data.metadata``: the curated-data columns plus
+        expression, a condition's replicates in consecutive rows (n_conditions: the grid, ``config.n_conditions``,
+        or what the ``"lincs"`` design drew); ``data.metadata``: the curated-data columns plus
         ``condition_id`` and ``replicate``; ``data.dropped`` is empty (nothing is dropped).
     """
+    _check_config(config)
     rng = np.random.default_rng(config.seed)
     genes = landmark_genes()
     programs, loadings = _gene_programs(config, genes, rng)
@@ -274,13 +350,17 @@ def _with_kinetics(compounds: pd.DataFrame, config: SimulationConfig, rng: np.ra
 
 def _cell_lines(config: SimulationConfig, programs: dict[str, list[int]],
                 rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Cell lines: real basal profiles; sensitivity from how much they express each program.
+    """Cell lines (random, or the LINCS core lines first): real basal profiles; sensitivity from how much they
+    express each program.
 
     Returns:
         (basal log2 expression, cells x 978, cells sorted; modulation, cells x programs, ``2 * sigmoid(z)``).
     """
     basal = basal_profiles()
-    cells = sorted(rng.choice(basal.index.to_numpy(), size=config.n_cells, replace=False))
+    if config.design == "lincs":
+        cells = _lincs_cells(basal.index, config.n_cells, rng)
+    else:
+        cells = sorted(rng.choice(basal.index.to_numpy(), size=config.n_cells, replace=False))
     basal = basal.loc[cells]
     picked = list(programs)
     program_expression = np.stack([basal.to_numpy()[:, programs[n]].mean(axis=1) for n in picked], axis=1)
@@ -290,19 +370,75 @@ def _cell_lines(config: SimulationConfig, programs: dict[str, list[int]],
 
 def _conditions(config: SimulationConfig, compound_ids: pd.Index, cells: list[str],
                 rng: np.random.Generator) -> pd.DataFrame:
-    """The grid compounds x cells x doses x times, or ``config.n_conditions`` of it drawn at random.
+    """The grid compounds x cells x doses x times, ``config.n_conditions`` of it drawn at random, or the sparse
+    ``"lincs"`` design (:func:`_sparse_conditions`).
 
     Returns:
         one row per condition: condition_id, compound_id, cell_id, dose_um, time_h, row (its position).
     """
-    grid = pd.MultiIndex.from_product([compound_ids, cells, config.doses_um, config.times_h],
-                                      names=["compound_id", "cell_id", "dose_um", "time_h"]).to_frame(index=False)
-    if config.n_conditions is not None and config.n_conditions < len(grid):
-        grid = grid.iloc[np.sort(rng.choice(len(grid), size=config.n_conditions, replace=False))]
-    conditions = grid.reset_index(drop=True)
+    if config.design == "lincs":
+        conditions = _sparse_conditions(config, compound_ids, cells, rng)
+    else:
+        grid = pd.MultiIndex.from_product([compound_ids, cells, config.doses_um, config.times_h],
+                                          names=["compound_id", "cell_id", "dose_um", "time_h"]).to_frame(index=False)
+        if config.n_conditions is not None and config.n_conditions < len(grid):
+            grid = grid.iloc[np.sort(rng.choice(len(grid), size=config.n_conditions, replace=False))]
+        conditions = grid.reset_index(drop=True)
     conditions.insert(0, "condition_id", [f"C{i:07d}" for i in range(len(conditions))])
     conditions["row"] = np.arange(len(conditions))
     return conditions
+
+
+def _lincs_cells(available: pd.Index, n_cells: int, rng: np.random.Generator) -> list[str]:
+    """The first ``n_cells`` LINCS core lines with a basal profile, then random other lines; sorted names."""
+    names = [str(c) for c in available]
+    core = [c for c in LINCS_CORE_CELLS if c in names][:n_cells]
+    others = sorted(set(names) - set(core))
+    if len(core) + len(others) < n_cells:
+        raise ValueError(f"only {len(names)} cell lines have basal profiles, {n_cells} requested")
+    return sorted(core + list(rng.choice(others, size=n_cells - len(core), replace=False)))
+
+
+def cell_popularity(cells: list[str]) -> np.ndarray:
+    """How often the ``"lincs"`` design measures each cell line, relative weights (n_cells,): core lines
+    ``1 / (1 + 0.25 * rank)`` in :data:`LINCS_CORE_CELLS` order, others :data:`OTHER_CELL_POPULARITY`."""
+    rank = {c: i for i, c in enumerate(LINCS_CORE_CELLS)}
+    return np.array([1 / (1 + 0.25 * rank[c]) if c in rank else OTHER_CELL_POPULARITY for c in cells])
+
+
+def _sparse_conditions(config: SimulationConfig, compound_ids: pd.Index, cells: list[str],
+                       rng: np.random.Generator) -> pd.DataFrame:
+    """The ``"lincs"`` design: reference compounds (the first ``n_reference``) on the full grid, every other
+    compound in a few popular cell lines at one or two doses and times (see the module docstring).
+
+    Returns:
+        one row per condition, ordered by compound, cell, dose, time: compound_id, cell_id, dose_um, time_h.
+    """
+    n, doses, times = len(compound_ids), np.asarray(config.doses_um), np.asarray(config.times_h)
+    n_cells = np.minimum(1 + rng.poisson(config.extra_cells_mean, n), len(cells))
+    keys = np.log(cell_popularity(cells)) + rng.gumbel(size=(n, len(cells)))  # Gumbel top-k: weighted, no repeats
+    cell_mask = np.argsort(np.argsort(-keys, axis=1), axis=1) < n_cells[:, None]
+    main = int(np.flatnonzero(doses == config.main_dose_um)[0])
+    dose_mask = _one_or_two_levels(len(doses), n, config.p_main_dose, config.p_second_dose, main, rng)
+    time_mask = _one_or_two_levels(len(times), n, 0.0, config.p_second_time, 0, rng)
+    for mask in (cell_mask, dose_mask, time_mask):
+        mask[: config.n_reference] = True
+    c, k, d, t = np.nonzero(cell_mask[:, :, None, None] & dose_mask[:, None, :, None] & time_mask[:, None, None, :])
+    return pd.DataFrame({"compound_id": compound_ids.to_numpy()[c], "cell_id": np.asarray(cells, dtype=object)[k],
+                         "dose_um": doses[d], "time_h": times[t]})
+
+
+def _one_or_two_levels(n_levels: int, n: int, p_main: float, p_second: float, main: int,
+                       rng: np.random.Generator) -> np.ndarray:
+    """Boolean (n, n_levels): level ``main`` with probability ``p_main``, else a random one, plus a second,
+    different random level with probability ``p_second``."""
+    first = np.where(rng.random(n) < p_main, main, rng.integers(0, n_levels, n))
+    second = (first + 1 + rng.integers(0, max(n_levels - 1, 1), n)) % n_levels
+    mask = np.zeros((n, n_levels), dtype=bool)
+    mask[np.arange(n), first] = True
+    has_second = (rng.random(n) < p_second) & (n_levels > 1)
+    mask[np.flatnonzero(has_second), second[has_second]] = True
+    return mask
 
 
 def _dose_time_scale(conditions: pd.DataFrame, compounds: pd.DataFrame, c_index: np.ndarray) -> np.ndarray:

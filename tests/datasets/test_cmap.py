@@ -4,6 +4,7 @@ import pytest
 
 from perturbx.datasets.cmap import (
     GeneMatchError,
+    MatrixFileError,
     MetadataError,
     UnitError,
     dose_to_um,
@@ -180,3 +181,84 @@ def test_read_table_decodes_latin1_and_missing(tmp_path):
     path.write_bytes("sig_id\tpert_idose\tpert_dose\nA\t10 µM\t-666\n".encode("latin-1"))
     table = read_table(path)
     assert table.loc[0, "pert_idose"] == "10 µM" and pd.isna(table.loc[0, "pert_dose"])
+
+
+def _one_line_naming(error: pytest.ExceptionInfo, path) -> str:
+    message = str(error.value)
+    assert message.startswith(f"{path}: ") and "Fix: " in message and "\n" not in message, message
+    return message
+
+
+def test_truncated_or_damaged_gctx_is_one_clear_error(gene_space, tmp_path):
+    entrez, _, _ = gene_space
+    good = write_gctx(tmp_path / "good.gctx", expected_values(entrez, 3), entrez, ["S0", "S1", "S2"])
+    truncated = tmp_path / "truncated.gctx"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    damaged = tmp_path / "damaged.gctx"
+    damaged.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    for path in (truncated, damaged):
+        with pytest.raises(MatrixFileError) as error:
+            read_matrix(path)
+        assert "HDF5 cannot read the file" in _one_line_naming(error, path)
+
+
+def _gct_lines(gene_space, tmp_path) -> list[str]:
+    entrez, symbols, probes = gene_space
+    rows = pd.DataFrame({"pr_gene_id": entrez}, index=pd.Index(probes, name="rid"))
+    return write_gct(tmp_path / "good.gct", expected_values(entrez, 3), rows, COLS).read_text().splitlines()
+
+
+@pytest.mark.parametrize("damage, expected", [
+    ("dimension not a number", "dimension line '1000\\tthree\\t1\\t8' is not 4 whole numbers"),
+    ("more columns declared", "header row has 5 fields, but the dimension line (1000 rows x 4 columns, "
+                              "1 row-metadata fields) needs 6"),
+    ("header field missing", "header row has 4 fields, but the dimension line (1000 rows x 3 columns, "
+                             "1 row-metadata fields) needs 5"),
+    ("more rows declared", "the GCT body does not match its dimension line"),
+    ("short body row", "the GCT body does not match its dimension line"),
+])
+def test_gct_whose_dimensions_or_header_do_not_match_its_body(gene_space, tmp_path, capsys, damage, expected):
+    lines = _gct_lines(gene_space, tmp_path)
+    dims = lines[1].split("\t")
+    if damage == "dimension not a number":
+        lines[1] = "\t".join([dims[0], "three", *dims[2:]])
+    elif damage == "more columns declared":
+        lines[1] = "\t".join([dims[0], "4", *dims[2:]])
+    elif damage == "header field missing":
+        lines[2] = "\t".join(lines[2].split("\t")[:-1])
+    elif damage == "more rows declared":
+        lines[1] = "\t".join(["1010", *dims[1:]])
+    else:
+        lines[-1] = "\t".join(lines[-1].split("\t")[:-1])
+    path = tmp_path / "damaged.gct"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(MatrixFileError) as error:
+        read_matrix(path)
+    assert expected in _one_line_naming(error, path)
+    assert capsys.readouterr().err == ""  # cmapPy's own log lines are not printed beside the error
+
+
+def test_duplicate_profile_ids_in_gct_and_gctx_are_one_clear_error(gene_space, tmp_path):
+    entrez, _, probes = gene_space
+    ids = ["P1:A01", "P1:A02", "P1:A02"]
+    gctx = write_gctx(tmp_path / "dup.gctx", expected_values(entrez, 3), entrez, ids)
+    rows = pd.DataFrame({"pr_gene_id": entrez}, index=pd.Index(probes, name="rid"))
+    gct = write_gct(tmp_path / "dup.gct", expected_values(entrez, 3), rows, COLS.set_axis(pd.Index(ids)))
+    for path in (gctx, gct):
+        with pytest.raises(MatrixFileError) as error:
+            read_matrix(path)
+        assert "1 profile (column) id(s) appear more than once: 'P1:A02'" in _one_line_naming(error, path)
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"", "empty file, not a table"),
+    (b"\n\n", "empty file, not a table"),
+    (b"\x89HDF\r\n\x1a\n\x00\x00\x00binary", "a binary file, not a text table"),
+    (b"a\tb\n1\t2\n1\t2\t3\t4\n", "not a tab-separated table"),
+])
+def test_read_table_rejects_what_is_not_a_table(tmp_path, content, expected):
+    path = tmp_path / "siginfo_beta.txt"
+    path.write_bytes(content)
+    with pytest.raises(MetadataError) as error:
+        read_table(path)
+    assert expected in _one_line_naming(error, path)

@@ -1,15 +1,19 @@
 import functools
 import http.server
 import os
+import shutil
 import threading
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from perturbx import cli
 from perturbx.book import start_chapter
 from perturbx.datasets import (
     ChecksumMismatchError,
+    DataError,
     DataLog,
     DownloadError,
     Fetcher,
@@ -20,7 +24,9 @@ from perturbx.datasets import (
     fetch_all,
     use_data_log,
 )
-from perturbx.datasets.fetcher import installed_data_log
+from perturbx.datasets import fetcher as fetcher_module
+from perturbx.datasets.errors import CacheDirError
+from perturbx.datasets.fetcher import _entry_lock, _staging_file, installed_data_log
 
 from ..conftest import data_file, sha256_bytes
 
@@ -104,6 +110,165 @@ def test_corrupt_cached_copy_is_replaced(tiny_mirror, tmp_path):
     path = fetcher.fetch("alpha")
     path.write_bytes(b"bit rot\n")
     assert fetcher.fetch("alpha").read_bytes() == b"alpha payload\n"
+
+
+# --------------------------------------------------------------------------------------------------- unusable cache
+
+def no_write_access(cache: Path, monkeypatch):
+    """Make ``os.access`` report every path inside ``cache`` as not writable (tests run as root, where chmod does
+    not stop writes)."""
+    real_access = os.access
+
+    def access(path, mode, **kwargs):
+        inside = Path(path) == cache or cache in Path(path).parents
+        return False if inside and mode & os.W_OK else real_access(path, mode, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+
+
+def assert_one_clear_line(message: str, *named: object) -> None:
+    assert "\n" not in message
+    assert "Fix: set PERTURBX_CACHE_DIR to a writable folder" in message
+    for thing in named:
+        assert str(thing) in message
+
+
+def test_cache_dir_that_is_a_file(tiny_mirror, tmp_path):
+    registry, mirror = tiny_mirror
+    cache = tmp_path / "cache-file"
+    cache.write_text("not a folder")
+    with pytest.raises(CacheDirError) as info:
+        Fetcher(registry, cache=cache, mirror=mirror).fetch("beta")
+    assert_one_clear_line(str(info.value), "beta", cache, f"{cache} is a file, not a folder")
+    assert cache.read_text() == "not a folder"
+
+
+def test_a_file_in_place_of_a_cache_sub_folder(tiny_mirror, tmp_path):
+    registry, mirror = tiny_mirror
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "group").write_text("in the way")
+    with pytest.raises(CacheDirError) as info:
+        Fetcher(registry, cache=cache, mirror=mirror).fetch("beta")
+    assert_one_clear_line(str(info.value), cache / "group", "group/sub/beta.csv")
+    assert isinstance(info.value, DataError)
+
+
+def test_read_only_cache_dir(tiny_mirror, tmp_path, monkeypatch):
+    registry, mirror = tiny_mirror
+    cache = tmp_path / "cache"
+    (cache / "group").mkdir(parents=True)
+    no_write_access(cache, monkeypatch)
+    with pytest.raises(CacheDirError) as info:
+        Fetcher(registry, cache=cache, mirror=mirror).fetch("alpha")
+    assert_one_clear_line(str(info.value), f"{cache / 'group'} is not writable")
+    assert list(cache.rglob("*")) == [cache / "group"], "nothing was written"
+
+
+def test_read_only_cache_still_serves_verified_copies_and_never_a_corrupt_one(tiny_mirror, tmp_path, monkeypatch):
+    registry, mirror = tiny_mirror
+    cache = tmp_path / "cache"
+    fetcher = Fetcher(registry, cache=cache, mirror=mirror)
+    fetcher.fetch("alpha"), fetcher.fetch("beta")
+    (cache / "group/sub/beta.csv").write_bytes(b"bit rot")
+    no_write_access(cache, monkeypatch)
+    assert fetcher.fetch("alpha").read_bytes() == b"alpha payload\n"
+    with pytest.raises(CacheDirError, match="beta: cannot store group/sub/beta.csv"):
+        fetcher.fetch("beta")
+
+
+def test_a_write_that_fails_is_a_cache_dir_error_and_leaves_nothing(tiny_mirror, tmp_path, monkeypatch):
+    registry, mirror = tiny_mirror
+    cache = tmp_path / "cache"
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(cache / "group/alpha.txt"))
+
+    monkeypatch.setattr(fetcher_module.os, "replace", refuse)
+    with pytest.raises(CacheDirError) as info:
+        Fetcher(registry, cache=cache, mirror=mirror).fetch("alpha")
+    assert_one_clear_line(str(info.value), "PermissionError", "Permission denied", cache / "group/alpha.txt")
+    assert not (cache / "group/alpha.txt").exists() and leftovers(cache) == []
+
+
+def test_data_fetch_command_reports_an_unusable_cache_in_one_line(tiny_mirror, tmp_path, monkeypatch, capsys):
+    registry, mirror = tiny_mirror
+    cache = tmp_path / "cache-file"
+    cache.write_text("")
+    monkeypatch.setattr("perturbx.datasets.fetcher.default_registry", lambda: registry)
+    monkeypatch.setenv("PERTURBX_DATA_MIRROR", str(mirror))
+    monkeypatch.setenv("PERTURBX_CACHE_DIR", str(cache))
+    assert cli.main(["data", "fetch", "alpha"]) == 1
+    errors = capsys.readouterr().err
+    assert "Traceback" not in errors
+    line = errors.strip().splitlines()[-1]
+    assert line == (f"perturbx: error: alpha: cannot store group/alpha.txt in the cache folder {cache}: {cache} is a "
+                    f"file, not a folder. Fix: set PERTURBX_CACHE_DIR to a writable folder (or move {cache} away).")
+
+
+# --------------------------------------------------------------------------------------------------- partial downloads
+
+def test_partial_downloads_left_by_a_killed_fetch_are_removed(tiny_mirror, tmp_path):
+    registry, mirror = tiny_mirror
+    cache = tmp_path / "cache"
+    (cache / "group").mkdir(parents=True)
+    killed = cache / "group/.alpha.txt.k3j_4h5g.part"  # staging folder of a fetch that was killed mid-copy
+    killed.mkdir()
+    (killed / "alpha.txt").write_bytes(b"alpha pay")
+    other_entry = cache / "group/.other.txt.abcdefgh.part"
+    other_entry.mkdir()
+    unrelated = [cache / "group/.alpha.txt.notes", other_entry]
+    unrelated[0].write_text("a user's file")
+    assert Fetcher(registry, cache=cache, mirror=mirror).fetch("alpha").read_bytes() == b"alpha payload\n"
+    assert not killed.exists()
+    assert all(path.exists() for path in unrelated), "only staging folders of the fetched entry are removed"
+
+
+def test_partial_downloads_are_removed_even_when_the_cached_copy_is_good(tiny_mirror, tmp_path):
+    registry, mirror = tiny_mirror
+    cache = tmp_path / "cache"
+    fetcher = Fetcher(registry, cache=cache, mirror=None)
+    (cache / "group").mkdir(parents=True)
+    shutil.copyfile(mirror / "group/alpha.txt", cache / "group/alpha.txt")
+    killed = cache / "group/.alpha.txt.abcdefgh.part"
+    killed.mkdir()
+    assert fetcher.fetch("alpha").read_bytes() == b"alpha payload\n"
+    assert not killed.exists()
+
+
+def test_a_fetch_waits_for_another_fetch_of_the_same_file_and_leaves_its_staging_alone(tiny_mirror, tmp_path):
+    registry, mirror = tiny_mirror
+    cache = tmp_path / "cache"
+    target = cache / "group/alpha.txt"
+    target.parent.mkdir(parents=True)
+    results = []
+    with _entry_lock(target), _staging_file(target) as staged:  # another fetch of alpha, half-way through
+        staged.write_bytes(b"alpha pay")
+        waiting = threading.Thread(target=lambda: results.append(Fetcher(registry, cache=cache, mirror=mirror)
+                                                                 .fetch("alpha")))
+        waiting.start()
+        waiting.join(0.5)
+        assert waiting.is_alive() and staged.read_bytes() == b"alpha pay"
+        staged.write_bytes(b"alpha payload\n")
+        os.replace(staged, target)
+    waiting.join(10)
+    assert results == [target] and leftovers(cache) == []
+
+
+def test_without_file_locks_only_old_partial_downloads_are_removed(tiny_mirror, tmp_path, monkeypatch):
+    registry, mirror = tiny_mirror
+    monkeypatch.setattr(fetcher_module, "fcntl", None)
+    cache = tmp_path / "cache"
+    (cache / "group").mkdir(parents=True)
+    old, recent = cache / "group/.alpha.txt.aaaaaaaa.part", cache / "group/.alpha.txt.bbbbbbbb.part"
+    for folder in (old, recent):
+        folder.mkdir()
+        (folder / "alpha.txt").write_bytes(b"alpha")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    for path in (old / "alpha.txt", old):
+        os.utime(path, (two_days_ago, two_days_ago))
+    Fetcher(registry, cache=cache, mirror=mirror).fetch("alpha")
+    assert not old.exists() and recent.exists()
 
 
 # --------------------------------------------------------------------------------------------------- download

@@ -153,7 +153,7 @@ def test_curate_files_writes_documented_outputs_and_caches(mirror_env, tmp_path)
     for column in ("profile_id", "compound_id", "canonical_smiles", "cell_id", "dose_um", "time_h", "basal_source"):
         assert column in metadata.columns
     assert curate_files(path, out, meta=siginfo, compounds=compounds)[1] is True
-    assert curate_files(path, out, meta=siginfo, compounds=compounds, min_compound_count=3)[1] is False
+    assert curate_files(path, out, meta=siginfo, compounds=compounds, min_compound_count=2)[1] is False
 
 
 def test_real_dataset(mirror_env):
@@ -178,3 +178,43 @@ def test_transigen_gene_order_matches_the_basal_table(mirror_env):
     plate = read_matrix(mirror_env / "lincs/cmapPy/test_l1000.gct")
     dmso = plate.values[(plate.columns["pert_type"] == "ctl_vehicle").to_numpy()].mean(axis=0)
     assert np.corrcoef(dmso, basal.loc["A375"].to_numpy())[0, 1] > 0.8
+
+
+def test_non_finite_values_drop_the_profile_and_leave_the_control_out_of_the_basal_mean(mirror_env):
+    plate = tiny_plate()
+    plate.values[0, 5] = np.nan  # one gene of one DMSO well (P1:A01)
+    plate.values[3, [1, 2, 3]] = [np.inf, -np.inf, np.nan]  # three genes of one treated profile (P1:B01)
+    curated = curate(plate, compounds=COMPOUNDS, basal=basal_table(), level=3)
+    reasons = curated.dropped.set_index("profile_id")["reason"]
+    assert reasons["P1:B01"] == "non-finite values: 3 genes"
+    assert reasons["P1:A01"] == "non-finite control well: 1 genes, left out of the basal mean"
+    assert np.isfinite(curated.basal).all() and np.isfinite(curated.expression).all()
+    on_plate = (curated.metadata["plate"] == "P1").to_numpy()
+    np.testing.assert_allclose(curated.basal[on_plate][0], plate.values[1:3].mean(axis=0), rtol=1e-6)
+    assert set(curated.metadata.loc[on_plate, "basal_source"]) == {"same-plate DMSO mean (2 wells)"}
+    assert len(curated) + len(reasons) == len(plate.columns)
+    summary = curated.summary()
+    assert summary["non_finite_profiles_dropped"] == 1 and summary["non_finite_controls_excluded"] == 1
+
+
+def test_doses_and_times_must_be_finite_and_positive(mirror_env):
+    plate = tiny_plate()
+    plate.columns.loc["P1:B01", "pert_dose"] = -10
+    plate.columns.loc["P1:B02", "pert_dose"] = 0
+    plate.columns.loc["P1:B03", "pert_dose"] = np.inf
+    plate.columns.loc["P1:B04", "pert_time"] = -6
+    curated = curate(plate, compounds=COMPOUNDS, basal=basal_table(), level=3)
+    reasons = curated.dropped.set_index("profile_id")["reason"]
+    assert reasons["P1:B01"] == "invalid dose/time: dose -10 µM (must be finite and > 0)"
+    assert reasons["P1:B02"] == "invalid dose/time: dose 0 µM (must be finite and > 0)"
+    assert reasons["P1:B03"] == "invalid dose/time: dose inf µM (must be finite and > 0)"
+    assert reasons["P1:B04"] == "invalid dose/time: time -6 h (must be finite and > 0)"
+    assert curated.metadata["profile_id"].tolist() == ["P3:A01"]
+    assert (curated.metadata["dose_um"] > 0).all() and (curated.metadata["time_h"] > 0).all()
+
+
+def test_duplicate_profile_ids_are_an_error_not_a_vanished_profile(mirror_env):
+    plate = tiny_plate()
+    plate.columns.index = pd.Index([*plate.columns.index[:-2], "P1:B01", "P1:B01"], name="id")
+    with pytest.raises(ValueError, match=r"tiny\.gct: 1 profile \(column\) id\(s\) appear more than once: 'P1:B01'"):
+        curate(plate, compounds=COMPOUNDS, basal=basal_table(), level=3)
