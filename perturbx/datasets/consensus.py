@@ -34,7 +34,7 @@ from .. import chem
 from .cmap import N_LANDMARKS, landmark_genes
 from .errors import DataError
 from .fetcher import fetch
-from .lincs import METADATA_COLUMNS, CuratedL1000, _Drops
+from .lincs import METADATA_COLUMNS, CuratedL1000, DropReport
 
 SIGNATURES_REGISTRY_NAME = "lincs_consensus_drugbank"
 STRUCTURES_REGISTRY_NAME = "drugbank_structures"
@@ -190,7 +190,7 @@ def curate_consensus(signatures: pd.DataFrame, structures: pd.DataFrame, *,
         NaN, metadata columns :data:`~perturbx.datasets.lincs.METADATA_COLUMNS` (level 5; cell_id, dose_um, time_h
         and plate NaN), and the drop table.
     """
-    drops = _Drops(source)
+    drops = DropReport(source)
     ids = pd.Index(signatures.index.astype(str))
     first = ~ids.duplicated()
     drops.add(ids[~first], "duplicate row: the DrugBank id appears earlier in the signature table (first kept)")
@@ -207,7 +207,7 @@ def curate_consensus(signatures: pd.DataFrame, structures: pd.DataFrame, *,
     return curated, curated.dropped
 
 
-def _add_structures(table: pd.DataFrame, structures: pd.DataFrame, drops: _Drops) -> pd.DataFrame:
+def _add_structures(table: pd.DataFrame, structures: pd.DataFrame, drops: DropReport) -> pd.DataFrame:
     """Add compound_name, canonical_smiles and compound_group; drop drugs without a usable structure."""
     inchi = table.index.to_series().map(structures["inchi"])
     absent = inchi.isna() | (inchi.astype(str).str.strip() == "")
@@ -232,7 +232,7 @@ def _add_structures(table: pd.DataFrame, structures: pd.DataFrame, drops: _Drops
 
 
 def _drop_duplicate_structures(table: pd.DataFrame, values: np.ndarray, structures: pd.DataFrame,
-                               drops: _Drops) -> pd.DataFrame:
+                               drops: DropReport) -> pd.DataFrame:
     """Within a structure group, drop drugs whose signature equals one kept (approved drugs first, then order)."""
     groups = structures["groups"] if "groups" in structures.columns else pd.Series(dtype=object)
     approved = table.index.to_series().map(groups).fillna("").str.contains("approved")
@@ -255,7 +255,7 @@ def _drop_duplicate_structures(table: pd.DataFrame, values: np.ndarray, structur
     return table[~table.index.isin(dropped)]
 
 
-def _assemble(table: pd.DataFrame, values: np.ndarray, source: str, drops: _Drops) -> CuratedL1000:
+def _assemble(table: pd.DataFrame, values: np.ndarray, source: str, drops: DropReport) -> CuratedL1000:
     n = len(table)
     metadata = pd.DataFrame({
         "profile_id": table.index.to_numpy(), "source": source, "level": LEVEL, "compound_id": table.index.to_numpy(),

@@ -418,19 +418,22 @@ def infer_level(matrix: L1000Matrix) -> int:
 
 # --------------------------------------------------------------------------------------------------- curation
 
-class _Drops:
-    """Collects (profile_id, source, reason) for every record removed."""
+class DropReport:
+    """Collects (profile_id, source, reason) for every record a reader removes; every reader of the curated format
+    (:mod:`lincs`, :mod:`pharmacoset`, :mod:`consensus`) reports its drops through one."""
 
     def __init__(self, source: str):
         self.source = source
         self.rows: list[tuple[str, str, str]] = []
 
     def add(self, ids, reason: str | Sequence[str]) -> None:
+        """Record ``ids`` as dropped for ``reason`` (one for all, or one per id)."""
         ids = list(ids)
         reasons = [reason] * len(ids) if isinstance(reason, str) else list(reason)
         self.rows += [(str(i), self.source, r) for i, r in zip(ids, reasons)]
 
     def table(self) -> pd.DataFrame:
+        """The drops so far: one row per record, columns profile_id, source, reason."""
         return pd.DataFrame(self.rows, columns=["profile_id", "source", "reason"])
 
 
@@ -466,7 +469,7 @@ def curate(matrix: L1000Matrix, meta: pd.DataFrame | None = None, *, compounds: 
     level = level or infer_level(matrix)
     compounds = compounds if compounds is not None else compound_table()
     basal = basal if basal is not None else basal_profiles()
-    drops = _Drops(source)
+    drops = DropReport(source)
     columns, values = _join_metadata(matrix, meta, drops)
     tidy, unit_problems = harmonise(columns, source)
     tidy["row"] = np.arange(len(tidy))
@@ -478,7 +481,8 @@ def curate(matrix: L1000Matrix, meta: pd.DataFrame | None = None, *, compounds: 
     return _assemble(treatments, values, basal_array, source, level, drops)
 
 
-def _join_metadata(matrix: L1000Matrix, meta: pd.DataFrame | None, drops: _Drops) -> tuple[pd.DataFrame, np.ndarray]:
+def _join_metadata(matrix: L1000Matrix, meta: pd.DataFrame | None,
+                   drops: DropReport) -> tuple[pd.DataFrame, np.ndarray]:
     """The profiles' metadata and values (n, 978): the file's own, or those with a row in ``meta``."""
     if meta is None:
         return matrix.columns, matrix.values
@@ -489,7 +493,7 @@ def _join_metadata(matrix: L1000Matrix, meta: pd.DataFrame | None, drops: _Drops
 
 
 def _select_treatments(tidy: pd.DataFrame, values: np.ndarray, level: int,
-                       drops: _Drops) -> tuple[pd.DataFrame, pd.DataFrame]:
+                       drops: DropReport) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(usable controls, compound treatments with finite values); the rest goes to the drop table.
 
     A level-3 control well with NaN or infinite values is left out of the basal mean, a treatment with any is
@@ -523,7 +527,7 @@ def _non_finite_counts(values: np.ndarray) -> np.ndarray:
 
 
 def _filter_doses_and_qc(treatments: pd.DataFrame, unit_problems: pd.DataFrame, qc: bool,
-                         drops: _Drops) -> pd.DataFrame:
+                         drops: DropReport) -> pd.DataFrame:
     """Drop treatments with an unreadable or missing dose/time, and (when ``qc``) those that failed QC."""
     problems = unit_problems.set_index("profile_id")["reason"]
     bad_units = treatments.index.isin(problems.index)
@@ -554,7 +558,7 @@ def _invalid_dose_or_time(treatments: pd.DataFrame) -> pd.Series:
     return pd.Series(reasons, index=treatments.index, dtype=object)
 
 
-def _resolve_compounds(tidy: pd.DataFrame, compounds: pd.DataFrame, drops: _Drops) -> pd.DataFrame:
+def _resolve_compounds(tidy: pd.DataFrame, compounds: pd.DataFrame, drops: DropReport) -> pd.DataFrame:
     """Add compound_id, compound_name, canonical_smiles, compound_group, smiles_source; drop what cannot be."""
     brd = tidy["pert_id"].astype(str).str[:13]
     smiles = brd.map(compounds["smiles"])
@@ -592,7 +596,7 @@ def _smiles_by_name(unresolved: pd.DataFrame, compounds: pd.DataFrame) -> dict[s
     return parents
 
 
-def _canonicalise(tidy: pd.DataFrame, drops: _Drops) -> pd.DataFrame:
+def _canonicalise(tidy: pd.DataFrame, drops: DropReport) -> pd.DataFrame:
     """Replace column ``smiles`` by canonical_smiles and compound_group; drop compounds whose SMILES is invalid."""
     canonical, group, bad = {}, {}, []
     for compound, text in tidy.groupby("compound_id")["smiles"].first().items():
@@ -610,7 +614,7 @@ def _canonicalise(tidy: pd.DataFrame, drops: _Drops) -> pd.DataFrame:
 
 
 def _pair_basal(treatments: pd.DataFrame, controls: pd.DataFrame, values: np.ndarray, basal: pd.DataFrame,
-                level: int, drops: _Drops) -> tuple[pd.DataFrame, np.ndarray]:
+                level: int, drops: DropReport) -> tuple[pd.DataFrame, np.ndarray]:
     """Basal: same-plate DMSO mean for level-3 expression, else the cell-line table; drop what has neither.
 
     Returns:
@@ -644,7 +648,7 @@ def _plate_dmso_means(controls: pd.DataFrame, values: np.ndarray) -> dict[tuple,
 
 
 def _drop_rare(treatments: pd.DataFrame, basal_array: np.ndarray, min_compound_count: int,
-               drops: _Drops) -> tuple[pd.DataFrame, np.ndarray]:
+               drops: DropReport) -> tuple[pd.DataFrame, np.ndarray]:
     """Drop compounds (structure groups) with fewer than ``min_compound_count`` profiles."""
     counts = treatments["compound_group"].map(treatments["compound_group"].value_counts())
     rare = counts < min_compound_count
@@ -653,7 +657,7 @@ def _drop_rare(treatments: pd.DataFrame, basal_array: np.ndarray, min_compound_c
 
 
 def _assemble(treatments: pd.DataFrame, values: np.ndarray, basal_array: np.ndarray, source: str, level: int,
-              drops: _Drops) -> CuratedL1000:
+              drops: DropReport) -> CuratedL1000:
     """The kept treatments as a :class:`CuratedL1000` (metadata columns :data:`METADATA_COLUMNS`)."""
     metadata = treatments.reset_index().assign(source=source, level=level)[
         [c for c in METADATA_COLUMNS]].reset_index(drop=True)

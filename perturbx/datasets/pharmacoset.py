@@ -30,7 +30,7 @@ from .. import chem
 from .cmap import N_LANDMARKS, check_unique_profile_ids, harmonise, landmark_genes
 from .errors import DataError
 from .fetcher import fetch
-from .lincs import METADATA_COLUMNS, CuratedL1000, _Drops, compound_table
+from .lincs import METADATA_COLUMNS, CuratedL1000, DropReport, compound_table
 
 REGISTRY_NAME = "cmapbox_pset_skbr3"
 LEVEL = 3
@@ -248,7 +248,7 @@ def curate_pharmacoset(expression: np.ndarray, gene_ids, samples: pd.DataFrame, 
     tidy, unit_problems = harmonise(samples, source)
     tidy["row"] = np.arange(len(tidy))
     tidy["drug_key"] = samples["drugid"].fillna(samples["pert_id"]) if "drugid" in samples else samples["pert_id"]
-    drops = _Drops(source)
+    drops = DropReport(source)
     controls, treatments = _split_wells(tidy, values, drops)
     treatments = _check_doses(treatments, unit_problems, drops)
     treatments = _resolve_structures(treatments, _plain_table(drugs), compounds, drops)
@@ -287,7 +287,7 @@ def _landmark_values(expression: np.ndarray, gene_ids, n_samples: int, source: s
     return values
 
 
-def _split_wells(tidy: pd.DataFrame, values: np.ndarray, drops: _Drops) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _split_wells(tidy: pd.DataFrame, values: np.ndarray, drops: DropReport) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(DMSO control wells with finite values, compound treatments with finite values); the rest is dropped."""
     non_finite = np.count_nonzero(~np.isfinite(values), axis=1)
     is_control = tidy["pert_type"] == "ctl_vehicle"
@@ -308,7 +308,7 @@ def _split_wells(tidy: pd.DataFrame, values: np.ndarray, drops: _Drops) -> tuple
     return controls[bad == 0], treatments[bad_treated == 0]
 
 
-def _check_doses(treatments: pd.DataFrame, unit_problems: pd.DataFrame, drops: _Drops) -> pd.DataFrame:
+def _check_doses(treatments: pd.DataFrame, unit_problems: pd.DataFrame, drops: DropReport) -> pd.DataFrame:
     """Drop treatments whose dose or time is unreadable, missing, or not finite and > 0."""
     problems = unit_problems.groupby("profile_id")["reason"].first()
     unreadable = treatments.index.isin(problems.index)
@@ -326,7 +326,7 @@ def _check_doses(treatments: pd.DataFrame, unit_problems: pd.DataFrame, drops: _
 
 
 def _resolve_structures(treatments: pd.DataFrame, drugs: pd.DataFrame, compounds: pd.DataFrame | None,
-                        drops: _Drops) -> pd.DataFrame:
+                        drops: DropReport) -> pd.DataFrame:
     """Add compound_id, compound_name, canonical_smiles, compound_group, smiles_source; drop what has none."""
     treatments = treatments.assign(compound_id=treatments["pert_id"].astype(str).str[:13])
     keys = treatments.groupby("compound_id")["drug_key"].first()
@@ -389,7 +389,7 @@ def _lincs_structure(compound: str, name, compounds: pd.DataFrame) -> list | Non
 
 
 def _pair_plate_basal(treatments: pd.DataFrame, controls: pd.DataFrame, values: np.ndarray,
-                      drops: _Drops) -> tuple[pd.DataFrame, np.ndarray, set]:
+                      drops: DropReport) -> tuple[pd.DataFrame, np.ndarray, set]:
     """Basal = mean of the same plate's DMSO wells of the cell line (all its DMSO wells when the plate is unknown).
 
     Returns:
@@ -417,7 +417,7 @@ def _pair_plate_basal(treatments: pd.DataFrame, controls: pd.DataFrame, values: 
     return treatments[found].assign(basal_source=sources), basal, set(keys)
 
 
-def _report_controls(controls: pd.DataFrame, used: set, drops: _Drops) -> None:
+def _report_controls(controls: pd.DataFrame, used: set, drops: DropReport) -> None:
     """Every DMSO well is dropped as a treatment: used in a basal mean, or on a plate with no kept treatment."""
     cells_all_plates = {cell for plate, cell in used if plate is None}
     in_basal = [(plate, cell) in used or cell in cells_all_plates
@@ -435,7 +435,7 @@ def replicate_labels(metadata: pd.DataFrame) -> pd.Series:
 
 
 def _assemble(treatments: pd.DataFrame, values: np.ndarray, basal: np.ndarray, source: str,
-              drops: _Drops) -> CuratedL1000:
+              drops: DropReport) -> CuratedL1000:
     metadata = treatments.reset_index().assign(source=source, level=LEVEL)
     metadata["replicate_group"] = replicate_labels(metadata)
     metadata = metadata[PHARMACOSET_COLUMNS].reset_index(drop=True)
