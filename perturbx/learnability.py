@@ -123,7 +123,9 @@ def _features(simulation: Simulation, bits: np.ndarray, rows: np.ndarray, basal:
 
 def _pearson_score(estimator, features: np.ndarray, change: np.ndarray,
                    sample_weight: np.ndarray | None = None) -> float:
-    """Mean Pearson of predicted with observed change over rows, weighted by ``sample_weight`` (replicates)."""
+    """Mean Pearson of predicted with observed change over the held-out conditions, weighted by ``sample_weight``
+    when given. RidgeCV's search passes the fit's replicate weights to the fit but not to the scorer (scikit-learn
+    routes them only with metadata routing on), so in practice the mean is unweighted."""
     r = pearson_rows(estimator.predict(features), change)
     return float(np.average(np.nan_to_num(r), weights=sample_weight))
 

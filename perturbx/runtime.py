@@ -4,6 +4,7 @@ of the checkout, the versions of the packages that decide the numbers."""
 from __future__ import annotations
 
 import hashlib
+import numbers
 import os
 import platform
 import random
@@ -28,8 +29,9 @@ def seed_everything(seed: int) -> None:
 
 def _key_words(key: str | int) -> tuple[int, int]:
     """Two 32-bit words of a stable hash of ``key`` (its type included, so ``1`` and ``"1"`` differ)."""
-    if isinstance(key, bool) or not isinstance(key, (str, int)):
+    if isinstance(key, bool | np.bool_) or not isinstance(key, str | numbers.Integral):
         raise TypeError(f"seed key {key!r}: use a str or an int")
+    key = key if isinstance(key, str) else int(key)  # NumPy integers hash like the same Python int
     tagged = f"{type(key).__name__}:{key}".encode()
     digest = int.from_bytes(hashlib.sha256(tagged).digest()[:8], "little")
     return digest & 0xFFFFFFFF, digest >> 32

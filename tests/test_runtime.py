@@ -2,6 +2,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -76,3 +77,9 @@ def test_derive_seed_rejects_bad_input():
         derive_seed(-1, "x")
     with pytest.raises(TypeError, match="str or an int"):
         derive_seed(0, 1.5)
+
+
+def test_numpy_integers_derive_the_seed_of_the_same_python_int():
+    assert derive_seed(0, "fold", np.int64(3)) == derive_seed(0, "fold", 3)
+    with pytest.raises(TypeError):
+        derive_seed(0, np.bool_(True))

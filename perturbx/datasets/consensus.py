@@ -235,7 +235,8 @@ def _drop_duplicate_structures(table: pd.DataFrame, values: np.ndarray, structur
                                drops: DropReport) -> pd.DataFrame:
     """Within a structure group, drop drugs whose signature equals one kept (approved drugs first, then order)."""
     groups = structures["groups"] if "groups" in structures.columns else pd.Series(dtype=object)
-    approved = table.index.to_series().map(groups).fillna("").str.contains("approved")
+    tokens = table.index.to_series().map(groups).fillna("").str.split(r"[;,|]\s*", regex=True)
+    approved = tokens.map(lambda words: "approved" in [w.strip() for w in words])  # not "vet_approved"
     priority = table.assign(rank=np.arange(len(table)), approved=approved.to_numpy())
     priority = priority.sort_values(["approved", "rank"], ascending=[False, True])
     dropped = set()

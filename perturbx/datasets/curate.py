@@ -45,7 +45,8 @@ def reader_for(matrix: Path, options: Mapping) -> Callable[[Mapping[str, Path]],
     name = matrix.name.lower()
     if name.endswith(CMAP_SUFFIXES):
         return None
-    given = [f"--{k}" for k in ("meta", "genes") if options.get(k) is not None]
+    given = [f"--{k}" for k in ("meta", "genes", "level") if options.get(k) is not None]
+    given += ["--qc"] * bool(options.get("qc")) + ["--min-compound-count"] * (options.get("min_compound_count", 1) != 1)
     if name.endswith(".rda"):
         _refuse(matrix, given, "a PharmacoSet carries its own sample and gene tables")
         return _pharmacoset

@@ -18,6 +18,7 @@ it; a second run fails at once) and reuses a result only when it agrees with its
 from __future__ import annotations
 
 import fcntl
+import glob
 import hashlib
 import json
 import os
@@ -281,8 +282,16 @@ def output_lock(folder: Path, wait: bool = False, label: str = "--out") -> Itera
 
 
 def _remove_leftovers(folder: Path) -> None:
-    """Remove ``.<name>.tmp-<pid>`` and ``.<name>.old-<pid>`` beside ``folder`` (call with its lock held)."""
+    """Remove ``.<name>.tmp-<pid>`` and ``.<name>.old-<pid>`` beside ``folder`` (call with its lock held).
+
+    A run killed between renaming the old result aside and renaming the new one in leaves no ``folder`` but a
+    complete ``.old-<pid>``: that one is renamed back, not removed.
+    """
     pattern = re.compile(rf"\.{re.escape(folder.name)}\.(tmp|old)-\d+")
+    if not os.path.lexists(folder):
+        aside = sorted(folder.parent.glob(f".{glob.escape(folder.name)}.old-*"), key=lambda p: p.stat().st_mtime)
+        if aside:
+            aside[-1].rename(folder)
     for entry in folder.parent.iterdir():
         if pattern.fullmatch(entry.name):
             entry.unlink() if entry.is_symlink() or not entry.is_dir() else shutil.rmtree(entry, ignore_errors=True)
@@ -531,8 +540,8 @@ def _filter_doses_and_qc(treatments: pd.DataFrame, unit_problems: pd.DataFrame, 
     """Drop treatments with an unreadable or missing dose/time, and (when ``qc``) those that failed QC."""
     problems = unit_problems.set_index("profile_id")["reason"]
     bad_units = treatments.index.isin(problems.index)
-    drops.add(treatments.index[bad_units], [f"unreadable dose/time: {r}" for r in
-                                            problems.loc[treatments.index[bad_units]].groupby(level=0).first()])
+    first_reason = problems[~problems.index.duplicated()].reindex(treatments.index[bad_units])  # in row order
+    drops.add(treatments.index[bad_units], [f"unreadable dose/time: {r}" for r in first_reason])
     treatments = treatments[~bad_units]
     no_dose = treatments["dose_um"].isna() | treatments["time_h"].isna()
     drops.add(treatments.index[no_dose], "missing dose or time")

@@ -25,7 +25,7 @@ from sklearn.preprocessing import MinMaxScaler
 
 from .. import papers
 from ..datasets.drp import MODALITIES, TEST_DATASET, TRAIN_DATASET, DRPData
-from ..metrics import classification_metrics
+from ..metrics import classification_metrics, summarise_runs
 from ..models.classical import GradientBoostingDRP, sensitivity_priors
 from ..models.drp import CrossAttentionDRP, DeepDRA, DRPOutput, drp_loss
 from ..splits import Split, kfold, random_split
@@ -311,7 +311,7 @@ def results_table(runs: pd.DataFrame, experiment: str | None = None, subset: str
     paper's reported values (where it has them) as extra columns ``paper <metric>`` (reference numbers from the
     paper's tables, :data:`perturbx.papers.DRP_REPORTED`)."""
     chosen = runs[runs["subset"] == subset]
-    table = protocol.results_table(chosen, ["model"], METRICS)
+    table = summarise_runs(chosen, ["model"], METRICS)  # every metric, NaN where a subset has one class
     shown = table[METRICS + ["runs"] + [f"{m}_{stat}" for m in METRICS for stat in ("mean", "sd")]].copy()
     if experiment in papers.DRP_REPORTED:
         ids = {MODELS.label(i): i for i in MODELS.ids()}

@@ -32,7 +32,7 @@ from ..models.encoder_decoder import dose_scale
 from ..pathways import GeneGraph
 from ..runtime import derive_seed
 from ..splits import Split, group_split, unseen_cell_split, unseen_compound_split
-from .protocol import ModelOutput, ModelSpec
+from .protocol import ModelOutput, ModelSpec, check_profile
 
 SPLIT_KINDS = ("random", "unseen compound", "unseen cell")
 
@@ -244,7 +244,7 @@ BASELINES = (*TRIVIAL, *(ModelSpec(kind, label, _regressor(kind), "baseline",
 def simulation_for(profile: str, seed: int = 0) -> SimulationConfig:
     """The semi-synthetic benchmark size of a profile (compounds x cell lines x 6 doses x 2 times x replicates):
     smoke 12 x 3 x 2 replicates (864 profiles), quick 60 x 6 x 2 (8,640), full 100 x 12 x 3 (43,200)."""
-    sizes = {"smoke": (12, 3, 2), "quick": (60, 6, 2), "full": (100, 12, 3)}[profile]
+    sizes = {"smoke": (12, 3, 2), "quick": (60, 6, 2), "full": (100, 12, 3)}[check_profile(profile)]
     return SimulationConfig(n_compounds=sizes[0], n_cells=sizes[1], n_replicates=sizes[2], seed=seed)
 
 

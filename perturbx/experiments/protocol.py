@@ -29,12 +29,12 @@ import pandas as pd
 import torch
 from tqdm.std import tqdm
 
+from ..book.chapter import PROFILES
 from ..metrics import summarise_runs
 from ..runtime import derive_seed
 from ..splits import Split
 from ..training import FitResult
 
-PROFILES = ("smoke", "quick", "full")
 ROLES = ("baseline", "learned", "oracle")
 Context = TypeVar("Context")
 

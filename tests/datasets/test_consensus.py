@@ -153,3 +153,18 @@ def test_real_consensus_files(mirror_env):
     assert set(dropped["reason"].str.split(":").str[0]) <= {"duplicate structure"}
     assert curated.metadata.set_index("profile_id").loc["DB00281", "canonical_smiles"] == chem.canonical_smiles(
         LIDOCAINE)
+
+
+def test_a_vet_approved_drug_is_not_taken_for_an_approved_one(mirror_env, tmp_path):
+    genes = sorted(landmark_genes()["gene_id"].astype(str))
+    values = np.random.default_rng(1).normal(size=978)
+    lines = ["\t".join(["perturbagen", *genes])] + ["\t".join([drug, *(f"{v:.3f}" for v in values)])
+                                                     for drug in ("DB01", "DB02")]
+    signatures = tmp_path / "s.tsv.gz"
+    signatures.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    structures = tmp_path / "d.tsv"
+    pd.DataFrame([("DB01", "a", "experimental", inchi(ASPIRIN)), ("DB02", "b", "vet_approved", inchi(ASPIRIN))],
+                 columns=["drugbank_id", "name", "groups", "inchi"]).to_csv(structures, sep="\t", index=False)
+    curated, dropped = read_consensus(signatures, structures)
+    assert curated.metadata["compound_id"].tolist() == ["DB01"]  # neither is approved: the first is kept
+    assert dropped["profile_id"].tolist() == ["DB02"]

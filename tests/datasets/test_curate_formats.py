@@ -56,3 +56,11 @@ def test_the_command_reads_a_consensus_table(mirror_env, tmp_path, capsys):
     assert "written" in capsys.readouterr().out
     assert main(["lincs", "curate", "--matrix", str(signatures), "--out", str(tmp_path / "other")]) == 1
     assert "need their structures" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options, flag", [({"qc": True}, "--qc"), ({"min_compound_count": 2}, "--min-compound-count"),
+                                           ({"level": 3}, "--level")])
+def test_curation_options_other_formats_ignore_are_refused(tmp_path, options, flag):
+    for name in ("psetSub.rda", "consensi.tsv.gz"):
+        with pytest.raises(MetadataError, match=f"{flag} cannot be used"):
+            reader_for(tmp_path / name, options | {"compounds": "drugbank.tsv"})

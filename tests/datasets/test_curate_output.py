@@ -235,3 +235,15 @@ def test_real_dataset_cache_is_verified_before_reuse(mirror_env):
     again = load_real_l1000()
     np.testing.assert_array_equal(again.expression, data.expression)
     assert_agrees_with_summary(folder)
+
+
+def test_a_run_killed_between_its_two_renames_gets_the_previous_result_back(mirror_env, tmp_path):
+    inputs = write_clue_inputs(tmp_path / "in")
+    out = tmp_path / "out"
+    run(inputs, out)
+    before = folder_bytes(out)
+    out.rename(tmp_path / ".out.old-4242")  # the old result renamed aside, the new one never renamed in
+    summary, reused = run(inputs, out)
+    assert reused and folder_bytes(out) == before  # restored, checked against its summary, and reused
+    assert not (tmp_path / ".out.old-4242").exists()
+    assert_agrees_with_summary(out)

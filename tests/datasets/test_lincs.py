@@ -218,3 +218,15 @@ def test_duplicate_profile_ids_are_an_error_not_a_vanished_profile(mirror_env):
     plate.columns.index = pd.Index([*plate.columns.index[:-2], "P1:B01", "P1:B01"], name="id")
     with pytest.raises(ValueError, match=r"tiny\.gct: 1 profile \(column\) id\(s\) appear more than once: 'P1:B01'"):
         curate(plate, compounds=COMPOUNDS, basal=basal_table(), level=3)
+
+
+def test_each_unreadable_dose_keeps_its_own_reason_whatever_the_row_order():
+    from perturbx.datasets.lincs import DropReport, _filter_doses_and_qc
+
+    treatments = pd.DataFrame({"dose_um": [1.0, 1.0, 1.0], "time_h": [24.0, 24.0, 24.0]}, index=["b", "a", "c"])
+    problems = pd.DataFrame({"profile_id": ["a", "b"], "reason": ["dose '5 xg' for a", "dose '7 yg' for b"]})
+    drops = DropReport("test")
+    kept = _filter_doses_and_qc(treatments, problems, qc=False, drops=drops)
+    reasons = drops.table().set_index("profile_id")["reason"]
+    assert list(kept.index) == ["c"]
+    assert reasons["a"].endswith("for a") and reasons["b"].endswith("for b")

@@ -10,6 +10,7 @@ from perturbx import papers
 from perturbx.datasets.drp import TEST_DATASET, TRAIN_DATASET, DRPData
 from perturbx.experiments.drp import (
     DEFAULT_MODELS,
+    METRICS,
     MODELS,
     DRPSettings,
     FeatureBlocks,
@@ -402,3 +403,10 @@ def test_cross_dataset_trains_on_ctrp_gdsc_and_tests_on_ccle():
     assert last.seed == 1 and last.split.kind == f"{TRAIN_DATASET} -> {TEST_DATASET}"
     assert (last.context.train["dataset"] == TRAIN_DATASET).all()
     assert len(last.context.train) + len(last.context.val) == 54
+
+
+def test_results_table_keeps_a_metric_that_is_undefined_for_every_run():
+    runs = pd.DataFrame([{"model": "drug prior", "subset": "one class", **dict.fromkeys(METRICS, np.nan),
+                          "accuracy": 0.5}] * 2)
+    table = results_table(runs, subset="one class")
+    assert table.loc["drug prior", "accuracy_mean"] == 0.5 and np.isnan(table.loc["drug prior", "roc_auc_mean"])
