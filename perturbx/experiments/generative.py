@@ -369,8 +369,6 @@ _LABELS = {"diffusion": "diffusion", "encoder_decoder": "encoder-decoder (PRnet-
 SAMPLING = {"encoder_decoder": lambda s: {"from_variance": False},
             "encoder_decoder_gaussian": lambda s: {"from_variance": True},
             "diffusion": lambda s: {"method": "ddim", "steps": s.ddim_steps, "guidance": s.guidance}}
-NETWORK_OF = {"encoder_decoder": "encoder_decoder", "encoder_decoder_gaussian": "encoder_decoder",
-              "diffusion": "diffusion"}
 l1000_models = {spec.id: spec for spec in l1000.BASELINES}
 MODELS = ModelRegistry("generative", [
     *(ModelSpec(i, l1000_models[i].label, _point_model(i), "baseline", l1000_models[i].description)
