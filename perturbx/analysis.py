@@ -156,6 +156,55 @@ def split_half_ceiling(data: CuratedL1000, n_splits: int = 100, seed: int = 0,
     return pd.DataFrame(rows)
 
 
+def leave_one_out_means(change: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """For each profile, the mean change of the *other* profiles of its condition.
+
+    Args:
+        change: (n, genes) changes from basal (log2).
+        groups: (n,) condition label of each profile (replicates share it).
+
+    Returns:
+        float64 (n, genes): the leave-one-out mean, NaN rows for profiles alone in their condition.
+    """
+    change, groups = np.asarray(change, dtype=np.float64), np.asarray(groups)
+    codes = pd.factorize(groups)[0]
+    counts = np.bincount(codes)[codes][:, None]
+    sums = np.zeros((codes.max() + 1, change.shape[1])) if len(codes) else np.zeros((0, change.shape[1]))
+    np.add.at(sums, codes, change)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        others = (sums[codes] - change) / (counts - 1)
+    return np.where(counts > 1, others, np.nan)
+
+
+def leave_one_out_ceiling(change: np.ndarray, groups: np.ndarray) -> pd.DataFrame:
+    """Leave-one-replicate-out ceiling of the Pearson of change: each replicate against the mean of the others.
+
+    For every profile whose condition has at least 2 profiles among those given (e.g. the test profiles of a
+    split), the Pearson r over genes between its change from basal and the mean change of the other replicates of
+    its condition (:func:`leave_one_out_means`). This is what a prediction equal to an independent measurement of
+    the condition's mean reaches against one held-out well: the accuracy ceiling of a model scored per replicate.
+    The mean of the others is itself noisy (n - 1 wells instead of the true mean), so this ceiling
+    *underestimates* that of the noise-free true mean, by the factor sqrt(reliability of the mean of n - 1 wells)
+    (Spearman-Brown, cf. :func:`split_half_ceiling`): slightly where replicates agree well, but by half where two
+    wells correlate about 0.1 and 3 others are averaged (reliability 3 x 0.1 / (1 + 2 x 0.1) = 0.25). A model
+    that pools other conditions (doses, times) can therefore exceed it.
+
+    Args:
+        change: (n, genes) changes from basal (log2).
+        groups: (n,) condition label of each profile.
+
+    Returns:
+        One row per profile with a replicate: ``position`` (its index in ``change``), ``condition``,
+        ``n_replicates`` (profiles of the condition, itself included) and ``pearson_change`` (dimensionless).
+    """
+    groups = np.asarray(groups)
+    others = leave_one_out_means(change, groups)
+    kept = np.flatnonzero(~np.isnan(others).any(axis=1))
+    sizes = pd.Series(groups).map(pd.Series(groups).value_counts()).to_numpy()
+    return pd.DataFrame({"position": kept, "condition": groups[kept], "n_replicates": sizes[kept],
+                         "pearson_change": pearson_rows(np.asarray(change, np.float64)[kept], others[kept])})
+
+
 def _replicate_sets(meta: pd.DataFrame, group_column: str) -> list[tuple[str, np.ndarray]]:
     """(condition, row positions) of every condition with at least 2 profiles, in order of first appearance."""
     if group_column not in meta.columns:

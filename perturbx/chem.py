@@ -9,6 +9,7 @@ import numpy as np
 from rdkit import Chem, RDLogger
 from rdkit.Chem import Descriptors, rdFingerprintGenerator
 from rdkit.Chem.MolStandardize import rdMolStandardize
+from rdkit.Chem.Scaffolds import MurckoScaffold
 from torch_geometric.utils import from_rdmol
 from torch_geometric.utils.smiles import e_map, x_map
 
@@ -235,12 +236,79 @@ def nearest_neighbour_similarity(fingerprints: np.ndarray) -> np.ndarray:
     Returns:
         float (n,) in [0, 1]: max over j != i of |a_i & a_j| / |a_i | a_j| (0 for two empty fingerprints).
     """
-    bits = np.asarray(fingerprints, dtype=np.float32)
+    bits = np.asarray(fingerprints)
     if bits.ndim != 2 or len(bits) < 2:
         raise ValueError(f"need (n >= 2, bits) fingerprints, got shape {bits.shape}")
-    shared = bits @ bits.T
-    counts = bits.sum(axis=1)
-    union = counts[:, None] + counts[None, :] - shared
-    similarity = np.divide(shared, union, out=np.zeros_like(shared), where=union > 0)
+    similarity = tanimoto_matrix(bits, bits)
     np.fill_diagonal(similarity, -1.0)
     return similarity.max(axis=1)
+
+
+def tanimoto_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Tanimoto similarity of every fingerprint of ``a`` to every fingerprint of ``b``.
+
+    Args:
+        a: uint8/bool (n_a, bits) fingerprint bits, e.g. from :func:`morgan_fingerprints`.
+        b: uint8/bool (n_b, bits), the same bits.
+
+    Returns:
+        float64 (n_a, n_b) in [0, 1]: |a_i & b_j| / |a_i | b_j| (0 for two empty fingerprints). The counts come
+        from one matrix product of the 0/1 bits (SciPy's ``cdist(..., "jaccard")`` gives the same values but took
+        7 s instead of 0.1 s for 1,094 x 1,094 drugs of 2,048 bits).
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"need two (n, bits) fingerprint arrays with the same bits, got {a.shape} and {b.shape}")
+    a, b = (a != 0).astype(np.float32), (b != 0).astype(np.float32)
+    shared = (a @ b.T).astype(np.float64)
+    union = a.sum(axis=1)[:, None] + b.sum(axis=1)[None, :] - shared
+    return np.divide(shared, union, out=np.zeros_like(shared), where=union > 0)
+
+
+def nearest_similarity(query: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Tanimoto similarity of each ``query`` fingerprint to its most similar ``reference`` fingerprint.
+
+    Args:
+        query: uint8/bool (n, bits), e.g. the test drugs of a fold; reference: (m >= 1, bits), e.g. the training
+            drugs.
+
+    Returns:
+        float64 (n,) in [0, 1].
+    """
+    if len(reference) == 0:
+        raise ValueError("nearest_similarity needs at least one reference fingerprint")
+    return tanimoto_matrix(query, reference).max(axis=1)
+
+
+@lru_cache(maxsize=200_000)
+def scaffold_key(smiles: str, record: str = "") -> str:
+    """Canonical SMILES of the Bemis-Murcko scaffold (ring systems and the linkers between them) of ``smiles``.
+
+    Returns ``""`` for an acyclic molecule (it has no scaffold); callers that group by scaffold should give each
+    acyclic molecule a group of its own (see :func:`scaffold_groups`).
+
+    Raises:
+        InvalidSmilesError: naming ``record``.
+    """
+    return MurckoScaffold.MurckoScaffoldSmiles(mol=mol_from_smiles(smiles, record))
+
+
+def scaffold_groups(structure_keys: Sequence[str], records: Iterable[str] | None = None) -> np.ndarray:
+    """One group label per molecule for scaffold-grouped splits.
+
+    Args:
+        structure_keys: n parent-structure SMILES (:func:`structure_key`, e.g. ``metadata["compound_group"]``),
+            so that salt and stereo forms of one compound, which share the key, share the group.
+        records: optional names of the n records, for error messages.
+
+    Returns:
+        object (n,) labels: ``"scaffold:<Murcko SMILES>"``, or ``"acyclic:<structure key>"`` for a molecule
+        without rings (each acyclic structure is a group of its own).
+    """
+    keys = list(structure_keys)
+    records = list(records) if records is not None else [""] * len(keys)
+    labels = []
+    for key, record in zip(keys, records):
+        scaffold = scaffold_key(key, record)
+        labels.append(f"scaffold:{scaffold}" if scaffold else f"acyclic:{key}")
+    return np.asarray(labels, dtype=object)

@@ -13,6 +13,11 @@ predicted change pushed back through the network), for each profile separately:
 :func:`faithfulness` masks the top-attributed atoms (input embedding set to 0) or genes (basal set to the
 training mean) and the same number of random ones, and compares how much the prediction moves.
 :func:`atom_recovery` and :func:`gene_recovery` score attributions against the simulator's known causes.
+
+The structure-only model of consensus signatures (:class:`perturbx.models.structure.StructureRegressor`) has atoms
+only: :func:`structure_atom_attributions` (gradient x input of ``f = ||predicted standardised signature||² / 2``),
+:func:`structure_faithfulness` (masking top against random atoms) and :func:`motif_overlap` (do the top atoms fall
+on a known pharmacophore, e.g. the kinase hinge binders of :data:`HINGE_BINDER_SMARTS`).
 """
 
 from __future__ import annotations
@@ -22,12 +27,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+from rdkit import Chem
 from sklearn.metrics import roc_auc_score
 from torch_geometric.data import Batch
 
 from . import chem
 from .experiments.l1000 import Inputs, Prepared, batch
 from .models.gnn import TOKEN_NAMES, PerturbationGNN
+from .models.structure import StructureRegressor
 from .training import to_device
 
 
@@ -235,3 +242,108 @@ def recovery_table(found: Attributions, inputs: Inputs, truth, k: int = 50) -> p
         "profiles scored": [atoms["gradient_auroc"].notna().sum(), atoms["attention_auroc"].notna().sum(),
                             genes["input_auroc"].notna().sum(), len(genes)],
     })
+
+
+# ------------------------------------------------------------------------------------------ structure-only model
+
+#: Hinge-binding motifs of ATP-competitive kinase inhibitors (SMARTS): the 2-anilino/amino-pyrimidine of imatinib
+#: and nilotinib, the quinazoline (N1 binds the hinge) of gefitinib, erlotinib and lapatinib, and the
+#: 2-aminothiazole of dasatinib.
+HINGE_BINDER_SMARTS = {
+    "2-aminopyrimidine": "[NX3]-c1ncccn1",
+    "quinazoline": "c1ncnc2ccccc12",
+    "2-aminothiazole": "[NX3]-c1nccs1",
+}
+
+
+def motif_atoms(smiles: str, patterns: dict[str, str] | None = None, record: str = "") -> np.ndarray:
+    """Boolean mask (n_atoms,) of the atoms of ``smiles`` inside any match of ``patterns`` (name -> SMARTS;
+    default :data:`HINGE_BINDER_SMARTS`)."""
+    mol = chem.mol_from_smiles(smiles, record)
+    mask = np.zeros(mol.GetNumAtoms(), dtype=bool)
+    for name, smarts in (patterns or HINGE_BINDER_SMARTS).items():
+        pattern = Chem.MolFromSmarts(smarts)
+        if pattern is None:
+            raise ValueError(f"motif {name!r}: invalid SMARTS {smarts!r}")
+        for match in mol.GetSubstructMatches(pattern):
+            mask[list(match)] = True
+    return mask
+
+
+def structure_atom_attributions(model: StructureRegressor, compound: np.ndarray
+                                ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Gradient x input of each atom (its input embedding scaled by ``atom_scale`` at 1) for drugs ``compound``.
+
+    Args:
+        model: a trained structure regressor (eval mode is set).
+        compound: (n,) drug positions in the model's graph table.
+
+    Returns:
+        (per drug float (n_atoms,) attributions in RDKit atom order, float (n, genes) predicted standardised
+        signatures).
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    index = torch.as_tensor(np.asarray(compound), dtype=torch.long, device=device)
+    molecules = model.molecule_batch(index, distinct=False)
+    atom_scale = torch.ones(molecules[0].num_nodes, device=device, requires_grad=True)
+    predicted = model(index, atom_scale, molecules)
+    (0.5 * (predicted**2).sum()).backward()  # drugs are independent: one backward gives each drug's gradient
+    atom_of = molecules[0].batch.cpu().numpy()
+    gradient = atom_scale.grad.cpu().numpy()
+    return [gradient[atom_of == i] for i in range(len(index))], predicted.detach().cpu().numpy()
+
+
+@torch.no_grad()
+def _structure_masked(model: StructureRegressor, compound: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
+    device = next(model.parameters()).device
+    index = torch.as_tensor(np.asarray(compound), dtype=torch.long, device=device)
+    scale = torch.as_tensor(np.concatenate([1.0 - m for m in masks]), dtype=torch.float32, device=device)
+    return model(index, scale, model.molecule_batch(index, distinct=False)).cpu().numpy()
+
+
+def structure_faithfulness(model: StructureRegressor, compound: np.ndarray, scores: list[np.ndarray],
+                           n_masked: int = 3, n_random: int = 20, seed: int = 0) -> pd.DataFrame:
+    """How much the predicted signature moves when the ``n_masked`` atoms of largest |score| are masked (input
+    embedding 0), against ``n_random`` random masks of the same size.
+
+    Returns:
+        One row per drug: ``masked`` atoms, ``top`` and ``random`` (mean over the random masks) =
+        ||masked - original prediction|| / ||original prediction||, and ``random_rank``: the fraction of random
+        masks that moved the prediction less than the top atoms did (1 = top atoms beat every random pick).
+    """
+    rng = np.random.default_rng(seed)
+    original = _structure_masked(model, compound, [np.zeros(len(s)) for s in scores])
+    norm = np.linalg.norm(original, axis=1)
+
+    def effect(choose) -> np.ndarray:
+        masks = []
+        for score in scores:
+            mask = np.zeros(len(score))
+            mask[choose(np.abs(score), min(n_masked, len(score)))] = 1.0
+            masks.append(mask)
+        return np.linalg.norm(_structure_masked(model, compound, masks) - original, axis=1) / norm
+
+    top = effect(lambda score, k: np.argsort(-score, kind="stable")[:k])
+    random = np.stack([effect(lambda score, k: rng.choice(len(score), k, replace=False)) for _ in range(n_random)])
+    return pd.DataFrame({"masked": [min(n_masked, len(s)) for s in scores], "top": top,
+                         "random": random.mean(axis=0), "random_rank": (random < top).mean(axis=0)})
+
+
+def motif_overlap(scores: np.ndarray, motif: np.ndarray, k: int | None = None) -> dict[str, float]:
+    """Do the atoms of largest |score| fall on a motif?
+
+    Args:
+        scores: (n_atoms,) attributions; motif: bool (n_atoms,) (:func:`motif_atoms`).
+        k: top atoms considered (default: the motif's size).
+
+    Returns:
+        ``motif_atoms``, ``top_k``, ``top_in_motif`` (fraction of the top-k atoms in the motif), ``chance`` (the
+        motif's fraction of all atoms: the expected ``top_in_motif`` of a random ranking) and ``auroc`` of |score|
+        for motif atoms (NaN when the motif is absent or covers the molecule).
+    """
+    motif = np.asarray(motif, dtype=bool)
+    k = int(k or max(int(motif.sum()), 1))
+    top = np.argsort(-np.abs(scores), kind="stable")[:k]
+    return {"motif_atoms": int(motif.sum()), "top_k": k, "top_in_motif": float(motif[top].mean()),
+            "chance": float(motif.mean()), "auroc": _auroc(motif, np.abs(scores))}

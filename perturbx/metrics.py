@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy.spatial.distance import cdist
 from scipy.stats import rankdata
+from scipy.stats import t as t_distribution
 from sklearn import metrics as sk_metrics
 from sklearn.metrics import confusion_matrix, r2_score
 
@@ -207,16 +211,87 @@ def spread_ratio(samples: np.ndarray, true_sd: np.ndarray) -> float:
     return float(np.mean(np.asarray(samples, np.float64).std(axis=0, ddof=1) / np.asarray(true_sd, np.float64)))
 
 
-def compare_models(table: "pd.DataFrame", model: str, baseline: str, metric: str,
-                   higher_is_better: bool = True) -> str:
-    """Whether ``model`` beats ``baseline`` on ``metric`` in a :func:`summarise_runs` table (index: model; columns
-    ``<metric>_mean`` and ``<metric>_sd``): "beats" / "does NOT beat" when the means differ by more than the two
-    spreads over seeds added together (no spread with one seed), else "ties (within the spread over seeds) with"."""
-    sign = 1.0 if higher_is_better else -1.0
-    difference = sign * (table.loc[model, f"{metric}_mean"] - table.loc[baseline, f"{metric}_mean"])
-    spread = float(np.nansum([table.loc[m, f"{metric}_sd"] for m in (model, baseline)]))
-    if difference > spread:
-        return "beats"
-    if -difference > spread:
-        return "does NOT beat"
-    return "ties (within the spread over seeds) with"
+@dataclass(frozen=True)
+class Comparison:
+    """Paired per-seed comparison of two models on one metric (:func:`compare_models`).
+
+    Attributes:
+        model, baseline, metric: what was compared.
+        difference: mean over pairs of (model - baseline), signed so that > 0 means ``model`` is better.
+        sd: standard deviation of the paired differences (ddof=1; NaN for one pair).
+        n: number of pairs (seeds, or seed x fold) both models were run on.
+        wins: pairs in which ``model`` was better.
+        low, high: 95% confidence interval of the mean difference (Student t on the paired differences).
+        verdict: ``"beats"`` (interval above 0), ``"does NOT beat"`` (interval below 0), ``"ties with"``
+            (interval contains 0) or ``"cannot be compared with"`` (fewer than ``min_pairs`` pairs).
+    """
+
+    model: str
+    baseline: str
+    metric: str
+    difference: float
+    sd: float
+    n: int
+    wins: int
+    low: float
+    high: float
+    verdict: str
+
+    @property
+    def details(self) -> str:
+        """E.g. 'paired difference +0.041 ± 0.012, 95% CI [+0.026, +0.056], better in 5 of 5'."""
+        if self.verdict == "cannot be compared with":
+            return f"{self.n} paired run{'s' * (self.n != 1)}, at least 3 are needed"
+        return (f"paired difference {self.difference:+.3f} ± {self.sd:.3f}, "
+                f"95% CI [{self.low:+.3f}, {self.high:+.3f}], better in {self.wins} of {self.n}")
+
+    def __str__(self) -> str:
+        """The verdict and its details, e.g. 'beats (paired difference +0.041 ± 0.012, ..., better in 5 of 5)'."""
+        return f"{self.verdict} ({self.details})"
+
+    def row(self) -> dict:
+        """The comparison as one table row."""
+        return {"model": self.model, "baseline": self.baseline, "metric": self.metric,
+                "difference": self.difference, "sd": self.sd, "ci_low": self.low, "ci_high": self.high,
+                "wins": self.wins, "pairs": self.n, "verdict": self.verdict}
+
+
+def compare_models(runs: pd.DataFrame, model: str, baseline: str, metric: str, pair_on: Sequence[str] = ("seed",),
+                   higher_is_better: bool = True, min_pairs: int = 3) -> Comparison:
+    """Whether ``model`` beats ``baseline`` on ``metric``, from paired per-run differences.
+
+    A single run cannot decide: runs of the two models are paired on ``pair_on`` (the seed, or seed and fold), and
+    the verdict comes from the 95% confidence interval of the mean paired difference (a paired t-test), never from
+    the difference of two means with overlapping spreads.
+
+    Args:
+        runs: one row per (run, model) with a ``model`` column (labels), the ``pair_on`` columns and ``metric``;
+            filter it to one split or dataset first.
+        model, baseline: model labels in ``runs["model"]``.
+        higher_is_better: False for losses and errors (RMSE, energy distance).
+        min_pairs: fewer pairs give the verdict ``"cannot be compared with"``.
+
+    Raises:
+        ValueError: a model absent from ``runs`` or a pairing key that is not unique per model.
+    """
+    values = {}
+    for side, name in (("model", model), ("baseline", baseline)):
+        part = runs.loc[runs["model"] == name]
+        if part.empty:
+            raise ValueError(f"compare_models: no runs of {name!r}; models present: {sorted(runs['model'].unique())}")
+        if part.duplicated(list(pair_on)).any():
+            raise ValueError(f"compare_models: {name!r} has several runs per {list(pair_on)}; filter the runs to one "
+                             "split (or add the key that tells them apart to pair_on)")
+        values[side] = part.set_index(list(pair_on))[metric]
+    paired = pd.DataFrame(values).dropna()
+    differences = (paired["model"] - paired["baseline"]).to_numpy(float) * (1.0 if higher_is_better else -1.0)
+    n = len(differences)
+    mean = float(differences.mean()) if n else np.nan
+    sd = float(differences.std(ddof=1)) if n > 1 else np.nan
+    half = float(t_distribution.ppf(0.975, n - 1) * sd / np.sqrt(n)) if n > 1 else np.nan
+    low, high = mean - half, mean + half
+    if n < min_pairs:
+        verdict = "cannot be compared with"
+    else:
+        verdict = "beats" if low > 0 else "does NOT beat" if high < 0 else "ties with"
+    return Comparison(model, baseline, metric, mean, sd, n, int((differences > 0).sum()), low, high, verdict)

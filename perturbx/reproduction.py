@@ -156,6 +156,18 @@ def headline_table(results: Results, headlines: Sequence[Headline] = HEADLINES) 
     return pd.DataFrame(rows)
 
 
+CLAIMS_TABLE = "claims"
+
+
+def claims_table(results: Results) -> pd.DataFrame:
+    """Every claim a chapter decided (its ``claims`` table, :func:`perturbx.claims.claims_table`), in chapter
+    order, with the chapter, profile and commit it was decided in; empty when no chapter registered one."""
+    frames = [results.table(chapter, CLAIMS_TABLE).assign(chapter=chapter, profile=record.get("profile", "unknown"),
+                                                          commit=record.get("commit", "unknown"))
+              for chapter, record in results.provenance.items() if CLAIMS_TABLE in record.get("tables", [])]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def provenance_table(results: Results) -> pd.DataFrame:
     """One row per chapter: title, profile, device, commit, seeds, data files verified, tables, wall time (s)."""
     rows = [{"chapter": chapter, "title": record["title"], "profile": record["profile"],

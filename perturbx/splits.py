@@ -3,6 +3,8 @@
 - :func:`random_split`: profiles (or pairs) assigned at random.
 - :func:`group_split`: whole groups held out, e.g. unseen compounds (group = ``compound_group``, the salt- and
   stereo-free structure key) or unseen cell lines (group = ``cell_id``).
+- :func:`level_split`: for each of some compounds, one of its levels of a design factor held out (an interior dose,
+  one of its times), so that the model has seen the compound at its other levels and the level with other compounds.
 - :func:`kfold`: k folds, plain, stratified by a label, or grouped.
 
 Every split is checked for disjointness (and, for group splits, for groups shared across parts) before it is
@@ -102,6 +104,73 @@ def unseen_compound_split(metadata, **kwargs) -> Split:
 def unseen_cell_split(metadata, **kwargs) -> Split:
     """:func:`group_split` on ``metadata["cell_id"]``."""
     return group_split(metadata["cell_id"].to_numpy(), kind="unseen cell", **kwargs)
+
+
+def _hold_out_levels(compounds: np.ndarray, levels: np.ndarray, rows: np.ndarray, rng: np.random.RandomState,
+                     interior: bool, n_compounds: int | None) -> np.ndarray:
+    """Positions among ``rows`` of one held-out level for each of ``n_compounds`` eligible compounds (all when
+    None), chosen in a seeded order; each compound takes the eligible level held out least often so far (ties at
+    random), so the held-out levels are balanced across compounds. A compound is eligible when it keeps at least
+    one level among ``rows`` afterwards (3 levels with ``interior``: neither its lowest nor its highest is held
+    out). Unknown (NaN) levels are never held out."""
+    known = rows[~np.isnan(levels[rows])]
+    by_compound = {c: np.unique(levels[known[compounds[known] == c]]) for c in np.unique(compounds[known])}
+    eligible = [c for c, values in by_compound.items() if len(values) >= (3 if interior else 2)]
+    chosen = [eligible[i] for i in rng.permutation(len(eligible))][:n_compounds]
+    counts: dict[float, int] = {}
+    held = []
+    for compound in chosen:
+        values = by_compound[compound][1:-1] if interior else by_compound[compound]
+        used = np.array([counts.get(v, 0) for v in values])
+        level = values[rng.choice(np.flatnonzero(used == used.min()))]
+        counts[level] = counts.get(level, 0) + 1
+        held.append(known[(compounds[known] == compound) & (levels[known] == level)])
+    return np.sort(np.concatenate(held)) if held else np.array([], dtype=int)
+
+
+def _block_count(compounds: np.ndarray, levels: np.ndarray, size: float) -> int:
+    """How many (compound, level) blocks make about ``size`` of all blocks (at least 1 when size > 0)."""
+    known = ~np.isnan(levels)
+    blocks = len(set(zip(compounds[known], levels[known])))
+    return max(1, round(size * blocks)) if size > 0 else 0
+
+
+def level_split(compounds: np.ndarray, levels: np.ndarray, test_size: float | None = None, val_size: float = 0.1,
+                seed: int = 0, interior: bool = False, kind: str = "held-out level",
+                groups: np.ndarray | None = None) -> Split:
+    """Hold out one level of a design factor (a dose, a time) per compound, all profiles of that compound at that
+    level together (whatever their other factors: cell line, time or dose, replicate).
+
+    The test part takes, for each of some compounds, one of its levels (:func:`_hold_out_levels`: seeded, balanced
+    over the levels); the validation part is chosen the same way from the remaining rows, so early stopping
+    validates on the same kind of hold-out. A compound keeps at least one level in training.
+
+    Args:
+        compounds: (n,) compound label per item (``compound_group``).
+        levels: (n,) float level per item, e.g. dose (µM) or time (h); NaN = unknown, always trained on.
+        test_size: fraction of the (compound, level) blocks held out for test; None = one level of every
+            eligible compound (e.g. one interior dose of each compound).
+        val_size: fraction of the blocks held out for validation (0: no validation part).
+        interior: hold out interior levels only (neither a compound's lowest nor its highest): interpolation.
+        kind: a name for messages and tables, e.g. ``"held-out dose"``.
+        groups: optional (n,) condition labels, checked to be whole on one side (replicates together).
+
+    Raises:
+        ValueError: no compound has enough levels to hold one out, naming the kind and what it needs.
+    """
+    compounds, levels = np.asarray(compounds), np.asarray(levels, dtype=float)
+    rng, everything = np.random.RandomState(seed), np.arange(len(compounds))
+    n_test = None if test_size is None else _block_count(compounds, levels, test_size)
+    test = _hold_out_levels(compounds, levels, everything, rng, interior, n_test)
+    if len(test) == 0:
+        raise ValueError(f"{kind} split: no compound has {3 if interior else 2} or more known levels to hold one "
+                         "out; use a random or unseen-compound split for this design")
+    rest = np.setdiff1d(everything, test)
+    n_val = _block_count(compounds, levels, val_size)
+    val = _hold_out_levels(compounds, levels, rest, rng, interior, n_val) if n_val else np.array([], dtype=int)
+    split = Split(np.setdiff1d(rest, val), val, test, kind)
+    assert_disjoint(split, groups)
+    return split
 
 
 def kfold(n: int, k: int = 5, seed: int = 0, labels: np.ndarray | None = None, groups: np.ndarray | None = None,

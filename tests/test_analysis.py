@@ -6,6 +6,8 @@ from perturbx.analysis import (
     PAIR_KINDS,
     change_correlations,
     dmso_spread,
+    leave_one_out_ceiling,
+    leave_one_out_means,
     replicate_agreement,
     split_half_ceiling,
 )
@@ -125,6 +127,28 @@ def test_split_counts_seed_and_small_conditions():
     assert split_half_ceiling(single).empty and replicate_agreement(single).empty
     with pytest.raises(KeyError, match="replicate_group"):
         replicate_agreement(replicated())
+
+
+def test_leave_one_out_means_average_the_other_replicates():
+    change = np.array([[1.0, 0.0], [3.0, 2.0], [5.0, 4.0], [7.0, 7.0]])
+    others = leave_one_out_means(change, np.array(["a", "a", "a", "b"]))
+    np.testing.assert_allclose(others[:3], [[4.0, 3.0], [3.0, 2.0], [2.0, 1.0]])
+    assert np.isnan(others[3]).all()  # alone in its condition: no other replicate
+
+
+def test_leave_one_out_ceiling_is_one_without_noise_and_matches_its_expected_value():
+    exact = replicate_set(noise=0.0)
+    groups = exact.metadata["replicate_group"].to_numpy()
+    ceiling = leave_one_out_ceiling(exact.change, groups)
+    assert len(ceiling) == len(exact) and (ceiling["n_replicates"] == 4).all()
+    np.testing.assert_allclose(ceiling["pearson_change"], 1, atol=1e-5)
+    noisy = replicate_set(signal=1.0, noise=1.0, n_conditions=20, n_replicates=4)
+    found = leave_one_out_ceiling(noisy.change, noisy.metadata["replicate_group"].to_numpy())["pearson_change"]
+    # one well (reliability 1/2) against the mean of 3 (3/4): sqrt(1/2 * 3/4); below the noise-free mean's sqrt(1/2)
+    assert found.mean() == pytest.approx(np.sqrt(0.5 * 0.75), abs=0.03)
+    assert found.mean() < np.sqrt(0.5) - 0.03
+    lonely = leave_one_out_ceiling(noisy.change[:5], groups=np.array(["a", "a", "b", "c", "d"]))
+    assert lonely["position"].tolist() == [0, 1] and lonely["condition"].tolist() == ["a", "a"]
 
 
 def test_dmso_spread_per_gene_and_within_plates():

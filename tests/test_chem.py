@@ -115,3 +115,29 @@ def test_nearest_neighbour_similarity_is_the_best_tanimoto_to_another_molecule()
     np.testing.assert_allclose(similarity, [1.0, 1.0, 0.25, 0.0])  # 3 vs 1: shared 1 bit of 4; empty: 0
     with pytest.raises(ValueError, match="n >= 2"):
         chem.nearest_neighbour_similarity(bits[:1])
+
+
+def test_tanimoto_matrix_matches_scipy_jaccard_and_nearest_similarity_takes_the_best():
+    from scipy.spatial.distance import cdist
+
+    a = np.array([[1, 1, 0, 0], [0, 1, 1, 1], [1, 0, 1, 0]], dtype=np.uint8)
+    b = np.array([[1, 1, 0, 0], [0, 0, 1, 1]], dtype=np.uint8)
+    similarity = chem.tanimoto_matrix(a, b)
+    np.testing.assert_allclose(similarity, 1 - cdist(a.astype(bool), b.astype(bool), "jaccard"))
+    np.testing.assert_allclose(chem.nearest_similarity(a, b), [1.0, 2 / 3, 1 / 3])
+    with pytest.raises(ValueError, match="same bits"):
+        chem.tanimoto_matrix(a, b[:, :3])
+
+
+def test_scaffold_key_and_groups_keep_salts_together_and_acyclics_apart():
+    assert chem.scaffold_key("CC(=O)Oc1ccccc1C(=O)O") == "c1ccccc1"
+    assert chem.scaffold_key("Cc1ccccc1") == chem.scaffold_key("Oc1ccccc1")  # same ring system
+    assert chem.scaffold_key("CCO") == ""
+    keys = [chem.structure_key(s) for s in ("CC(=O)Oc1ccccc1C(=O)[O-].[Na+]", "CC(=O)Oc1ccccc1C(=O)O", "CCO",
+                                            "CCCO", "c1ccc2ccccc2c1")]
+    groups = chem.scaffold_groups(keys)
+    assert groups[0] == groups[1] == "scaffold:c1ccccc1"
+    assert groups[2] != groups[3] and groups[2].startswith("acyclic:")
+    assert len(set(groups)) == 4
+    with pytest.raises(chem.InvalidSmilesError, match="drug 7"):
+        chem.scaffold_groups(["C1CC("], records=["drug 7"])

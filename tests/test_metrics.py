@@ -72,3 +72,44 @@ def test_summarise_runs_mean_and_sample_sd():
     assert summary.at["a", "auc_sd"] == pytest.approx(np.sqrt(0.02))
     assert np.isnan(summary.at["b", "auc_sd"])
     assert list(summary["runs"]) == [1, 2]
+
+
+# --------------------------------------------------------------------------------------------------- comparisons
+
+from perturbx.metrics import compare_models  # noqa: E402
+
+
+def _runs(model_values, baseline_values):
+    seeds = range(len(model_values))
+    return pd.DataFrame([{"seed": s, "model": "m", "r": v} for s, v in zip(seeds, model_values)]
+                        + [{"seed": s, "model": "b", "r": v} for s, v in zip(seeds, baseline_values)])
+
+
+def test_compare_models_needs_three_paired_seeds():
+    one = compare_models(_runs([0.9], [0.1]), "m", "b", "r")
+    assert one.verdict == "cannot be compared with" and one.n == 1 and "at least 3" in str(one)
+
+
+def test_compare_models_pairs_by_seed_not_by_means():
+    # Large spread over seeds but the model is better in every seed by ~0.05: a paired test sees it.
+    base = np.array([0.1, 0.4, 0.7, 0.2, 0.5])
+    result = compare_models(_runs(base + [0.05, 0.06, 0.04, 0.05, 0.05], base), "m", "b", "r")
+    assert result.verdict == "beats" and result.wins == 5 and result.low > 0
+    np.testing.assert_allclose(result.difference, 0.05)
+
+
+def test_compare_models_tie_and_loss_and_lower_is_better():
+    tie = compare_models(_runs([0.5, 0.6, 0.4], [0.55, 0.45, 0.5]), "m", "b", "r")
+    assert tie.verdict == "ties with" and tie.low < 0 < tie.high
+    loss = compare_models(_runs([0.1, 0.2, 0.15], [0.5, 0.6, 0.55]), "m", "b", "r")
+    assert loss.verdict == "does NOT beat" and loss.wins == 0
+    assert compare_models(_runs([0.1, 0.2, 0.15], [0.5, 0.6, 0.55]), "m", "b", "r",
+                          higher_is_better=False).verdict == "beats"
+
+
+def test_compare_models_refuses_ambiguous_pairs_and_unknown_models():
+    runs = pd.concat([_runs([0.5, 0.6, 0.4], [0.5, 0.5, 0.5])] * 2)
+    with pytest.raises(ValueError, match="several runs"):
+        compare_models(runs, "m", "b", "r")
+    with pytest.raises(ValueError, match="no runs of 'x'"):
+        compare_models(_runs([0.5], [0.5]), "x", "b", "r")

@@ -145,3 +145,14 @@ def test_headline_dots_draws_one_panel_per_group_with_paper_crosses():
     assert first.get_title() == "cv" and second.get_title() == "ccle"
     assert "paper (reported)" in first.get_legend_handles_labels()[1]
     assert "paper (reported)" not in second.get_legend_handles_labels()[1]
+
+
+def test_claims_table_collects_every_chapters_claims(tmp_path):
+    claims = pd.DataFrame({"paper": ["p"], "claim": ["m beats b"], "data": ["toy"], "verdict": ["partly"],
+                           "evidence": ["x; y"]})
+    write_chapter_results(tmp_path, "03_gnn", {"claims": claims, "other": pd.DataFrame({"a": [1]})})
+    write_chapter_results(tmp_path, "02_drp", {"other": pd.DataFrame({"a": [1]})})
+    table = reproduction.claims_table(Results.load(tmp_path))
+    assert list(table["chapter"]) == ["03_gnn"] and table.loc[0, "verdict"] == "partly"
+    assert table.loc[0, "commit"] == "abc123"
+    assert reproduction.claims_table(Results.load(tmp_path / "02_drp")).empty

@@ -7,6 +7,7 @@ from perturbx.splits import (
     assert_disjoint,
     group_split,
     kfold,
+    level_split,
     random_split,
     unseen_cell_split,
     unseen_compound_split,
@@ -65,3 +66,60 @@ def test_grouped_kfold_keeps_groups_together():
         assert not set(groups[split.test]) & set(groups[split.train])
     with pytest.raises(ValueError, match="not both"):
         next(kfold(200, labels=np.zeros(200), groups=groups))
+
+
+def dose_time_design(n_compounds: int = 10, doses=(0.08, 0.4, 2.0, 10.0), times=(6.0, 24.0), n_replicates: int = 3):
+    """(compounds, doses, times, conditions) of a plate: every compound at every dose and time, in replicate."""
+    rows = [(f"K{c}", d, t) for c in range(n_compounds) for d in doses for t in times for _ in range(n_replicates)]
+    compounds, dose, time = (np.array(x) for x in zip(*rows))
+    return compounds, dose.astype(float), time.astype(float), np.array([f"{c}|{d}|{t}" for c, d, t in rows])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_level_split_holds_out_one_interior_dose_of_every_compound(seed):
+    compounds, dose, time, conditions = dose_time_design()
+    split = level_split(compounds, dose, val_size=0.1, seed=seed, interior=True, kind="held-out dose",
+                        groups=conditions)
+    assert split.kind == "held-out dose"
+    assert sorted(np.concatenate([split.train, split.val, split.test]).tolist()) == list(range(len(compounds)))
+    assert not set(conditions[split.test]) & set(conditions[split.train])  # replicates together
+    for compound in np.unique(compounds):
+        mine = compounds == compound
+        held = set(dose[split.test[mine[split.test]]])
+        assert len(held) == 1 and held <= {0.4, 2.0}  # one interior dose, never the lowest or highest
+        assert set(time[split.test[mine[split.test]]]) == {6.0, 24.0}  # at all times
+        trained = set(dose[split.train[mine[split.train]]])
+        assert {0.08, 10.0} <= trained  # the model has seen the compound at its other doses
+    val_doses = {c: set(dose[split.val[compounds[split.val] == c]]) for c in np.unique(compounds[split.val])}
+    assert val_doses and all(len(v) == 1 and v <= {0.4, 2.0} for v in val_doses.values())  # the same kind
+    assert len(val_doses) == 4  # 10 % of the 40 (compound, dose) blocks
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_level_split_holds_out_times_balanced_and_keeps_each_compound_seen(seed):
+    compounds, dose, time, conditions = dose_time_design()
+    split = level_split(compounds, time, test_size=0.2, val_size=0.1, seed=seed, kind="held-out time",
+                        groups=conditions)
+    held = {c: set(time[split.test[compounds[split.test] == c]]) for c in np.unique(compounds[split.test])}
+    assert len(held) == 4 and all(len(t) == 1 for t in held.values())  # 20 % of the 20 (compound, time) blocks
+    assert sorted(t for ts in held.values() for t in ts) == [6.0, 6.0, 24.0, 24.0]  # balanced across compounds
+    for compound, (t,) in held.items():
+        mine = split.test[compounds[split.test] == compound]
+        assert set(dose[mine]) == set(dose)  # every dose of that (compound, time)
+        other = split.train[compounds[split.train] == compound]
+        assert len(other) and t not in set(time[other])  # seen at the other time only
+        assert t in set(time[split.train])  # other compounds at this time
+    val = {c: set(time[split.val[compounds[split.val] == c]]) for c in np.unique(compounds[split.val])}
+    assert len(val) == 2 and not set(val) & set(held) and sorted(t for ts in val.values() for t in ts) == [6.0, 24.0]
+    again = level_split(compounds, time, test_size=0.2, val_size=0.1, seed=seed, kind="held-out time")
+    np.testing.assert_array_equal(again.test, split.test)
+
+
+def test_level_split_needs_enough_levels_and_trains_on_unknown_ones():
+    compounds, dose, _, _ = dose_time_design(doses=(0.1, 10.0))
+    with pytest.raises(ValueError, match="held-out dose split: no compound has 3 or more known levels"):
+        level_split(compounds, dose, interior=True, kind="held-out dose")
+    compounds, dose, _, _ = dose_time_design(n_compounds=3)
+    dose[compounds == "K0"] = np.nan  # unknown doses: never held out
+    split = level_split(compounds, dose, interior=True, val_size=0.0)
+    assert "K0" not in set(compounds[split.test]) and len(split.val) == 0

@@ -154,6 +154,9 @@ def _tidy_and_check(path: Path) -> list[str]:
         return ["the notebook was not written"]
     executed = nbformat.read(path, as_version=4)
     tidy_streams(executed)
+    record = executed.metadata.get("papermill", {})
+    if not isinstance(record.get("input_path", ""), str):  # papermill stores a notebook given as input whole
+        record["input_path"] = str(path)
     nbformat.write(executed, path)
     return executed_problems(executed)
 

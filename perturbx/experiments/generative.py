@@ -15,7 +15,12 @@ Models (:data:`MODELS`, by id):
 - ``encoder_decoder_gaussian``: the same trained model, samples also drawn from its predicted per-gene variance;
 - ``diffusion``: :class:`ConditionalDiffusion`, DDIM sampling with guidance weight ``settings.guidance``;
 - ``true_distribution``: on the semi-synthetic benchmark only, fresh draws from the generator (the ceiling of
-  every distribution metric, and the true mean for the accuracy metrics).
+  every distribution metric, and the true mean for the accuracy metrics);
+- ``replicate_ceiling``: on real data with replicate wells (e.g. the SKBR3 plate) only, each held-out replicate
+  predicted by the mean of the other replicates of its condition
+  (:func:`perturbx.analysis.leave_one_out_means`): what an independent measurement of the condition reaches;
+  it underestimates the ceiling of the true mean (much so where replicates agree poorly, see
+  :func:`perturbx.analysis.leave_one_out_ceiling`), so a model can exceed it; no distribution metrics.
 
 Evaluation units: a **condition** is (compound structure, cell line, dose, time); its replicates are the test
 profiles that share it. Each generative model draws ``settings.n_samples`` profiles per test condition. Accuracy
@@ -24,11 +29,19 @@ Distribution metrics, per condition:
 
 - ``energy_score``: energy score of the samples for each observed replicate (a proper scoring rule; works with a
   single profile; a point prediction scores its Euclidean error), lower is better;
-- ``energy_distance``: samples vs the observed replicates (simulator, 2-3 replicates);
+- ``energy_distance``: samples vs the observed replicates of the condition (simulator, 2-3 replicates; real data
+  with replicate wells, 3-5 on the SKBR3 plate; NaN for a condition measured once); defined for a point
+  prediction too;
 - ``energy_distance_true``: samples vs ``n_reference`` fresh draws from the true distribution (simulator);
-- ``variance_r2``: R² of per-gene sample variances against the true variances (simulator);
-- ``spread_ratio``: mean over genes of sample SD / true SD (simulator); on real data the reference SD is the
-  well-to-well SD of the DMSO wells of the A375 plate, a lower bound of the real spread (technical noise only).
+- ``variance_r2``: R² of per-gene sample variances against the true variances (simulator), or on real data with
+  replicates against the pooled replicate variance (below);
+- ``spread_ratio``: mean over genes of sample SD / true SD (simulator). On real data with replicates the reference
+  SD is the **pooled replicate SD** (:func:`pooled_replicate_sd`): per gene, the within-condition SD of the change
+  pooled over every test condition with 2 or more replicates (n_wells - n_conditions degrees of freedom). It is
+  pooled because one condition's 3-5 wells give an SD too noisy to compare with (2-4 degrees of freedom per gene:
+  a relative standard error of 35-50 %), and pooling assumes the spread is about the same across conditions of
+  the plate. Without replicates the reference SD is the well-to-well SD of the DMSO wells of the A375 plate, a
+  lower bound of the real spread (technical noise only). Point predictions (one sample) have no spread metrics.
 """
 
 from __future__ import annotations
@@ -42,9 +55,11 @@ import pandas as pd
 import torch
 from tqdm.std import tqdm
 
+from .. import analysis, papers
+from ..claims import Claim, Evidence
 from ..metrics import (
     EXPRESSION_METRICS,
-    compare_models,
+    Comparison,
     energy_distance,
     energy_score,
     expression_metrics,
@@ -81,10 +96,13 @@ class GenerativeSettings(ProfileSettings):
         epochs=200, batch_size=128, lr=1e-3, weight_decay=1e-5, early_stopping_patience=15, plateau_patience=5,
         plateau_factor=0.5))
     min_steps: int = 1000  # optimiser steps at least, whatever the data size (epochs raised for small sets)
+    min_patience_steps: int = 200  # early stopping waits this many optimiser steps at least (patience raised)
     n_samples: int = 64  # generated profiles per test condition
     n_reference: int = 64  # fresh true draws per condition (simulator)
     ddim_steps: int = 50
     guidance: float = 1.0
+    # sampling temperatures the diffusion model chooses from on the validation conditions (one value: no choice)
+    temperatures: tuple[float, ...] = (1.0,)
     expression: ExpressionSettings = field(default_factory=ExpressionSettings)
 
     def _on(self, device: str, progress: bool) -> GenerativeSettings:
@@ -97,7 +115,8 @@ class GenerativeSettings(ProfileSettings):
         """Seconds on a CPU."""
         settings = cls(expression=ExpressionSettings.smoke(device), diffusion=DiffusionConfig(width=64, depth=2,
                        n_steps=100), encoder_decoder=EncoderDecoderConfig(width=64, latent=16), n_samples=8,
-                       n_reference=8, ddim_steps=10, min_steps=0)
+                       n_reference=8, ddim_steps=10, min_steps=0,
+                       min_patience_steps=0)
         settings.diffusion_fit.epochs = settings.encoder_decoder_fit.epochs = 3
         return settings._on(device, progress=False)
 
@@ -173,13 +192,22 @@ def _new_network(network: str, inputs: Inputs, settings: GenerativeSettings) -> 
 
 def fit_generative(inputs: Inputs, prepared: Prepared, split: Split, settings: GenerativeSettings,
                    seed: int, network: str = "diffusion") -> tuple[torch.nn.Module, FitResult]:
-    """Train the ``diffusion`` or ``encoder_decoder`` network on ``split.train``, early stopping on ``split.val``;
-    the epochs are raised so that training takes at least ``settings.min_steps`` optimiser steps."""
+    """Train the ``diffusion`` or ``encoder_decoder`` network on ``split.train``, early stopping on ``split.val``.
+
+    Small training sets (the SKBR3 plate: ~200 profiles, 2 steps per epoch) would stop after a few dozen optimiser
+    steps, so budgets are counted in steps: the epochs are raised to give at least ``settings.min_steps`` steps and
+    the early-stopping patience to wait at least ``settings.min_patience_steps``.
+    """
     torch.manual_seed(seed)
     net, base = _new_network(network, inputs, settings)
     steps_per_epoch = max(1, -(-len(split.train) // base.batch_size))
     epochs = max(base.epochs, -(-settings.min_steps // steps_per_epoch))
-    config = replace(base, seed=seed, epochs=epochs, description=f"{_LABELS[network]}, {split.kind}")
+    patience = base.early_stopping_patience
+    if patience is not None:
+        patience = max(patience, -(-settings.min_patience_steps // steps_per_epoch))
+    config = replace(base, seed=seed, epochs=epochs, early_stopping_patience=patience,
+                     plateau_patience=max(base.plateau_patience, (patience or 0) // 3),
+                     description=f"{_LABELS[network]}, {split.kind}")
     val = training_batch(inputs, prepared, split.val) if len(split.val) else None
     train = training_batch(inputs, prepared, split.train)
     if network == "diffusion":
@@ -223,14 +251,42 @@ def test_conditions(inputs: Inputs, test: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"condition": labels, "row": [m[0] for m in members], "members": members})
 
 
+def pooled_replicate_sd(data, conditions: pd.DataFrame, floor: float = 1e-6) -> np.ndarray | None:
+    """Per-gene replicate SD pooled over the test conditions with at least 2 replicates.
+
+    The within-condition deviations of the change from basal (each replicate minus its condition's mean change)
+    are pooled over conditions: sqrt(sum of squares / (n_replicates - n_conditions)). Pooled rather than per
+    condition: 3-5 wells give a per-condition SD with only 2-4 degrees of freedom per gene (see the module
+    docstring).
+
+    Args:
+        data: the curated profiles (``change``, (n, genes) log2).
+        conditions: :func:`test_conditions` table (``members``: test profile positions per condition).
+        floor: the smallest SD returned (log2 units), so that a gene constant over replicates cannot divide by 0.
+
+    Returns:
+        float64 (genes,) SD in log2 units, or None when no condition has 2 replicates (nothing to pool).
+    """
+    replicated = [m for m in conditions["members"] if len(m) >= 2]
+    if not replicated:
+        return None
+    squares = sum(((data.change[m] - data.change[m].mean(axis=0)) ** 2).sum(axis=0, dtype=np.float64)
+                  for m in replicated)
+    dof = sum(len(m) - 1 for m in replicated)
+    return np.maximum(np.sqrt(squares / dof), floor)
+
+
 @dataclass
 class Reference:
     """What the samples of a split are compared with: the simulator's truth and its fresh draws per test condition
-    (n_conditions, n_reference, genes), or on real data the per-gene reference SD (DMSO well-to-well)."""
+    (n_conditions, n_reference, genes), or on real data the per-gene reference SD: ``replicate_sd`` (pooled over
+    the test conditions' replicates, :func:`pooled_replicate_sd`) where the test conditions have replicates, else
+    ``reference_sd`` (DMSO well-to-well). ``replicate_sd`` takes precedence over ``reference_sd``."""
 
     reference_sd: np.ndarray | None = None
     truth: Truth | None = None
     true_draws: np.ndarray | None = None
+    replicate_sd: np.ndarray | None = None
 
     def part(self, rows: slice) -> Reference:
         """The reference of the conditions at positions ``rows``."""
@@ -244,7 +300,7 @@ def score_samples(samples: np.ndarray, conditions: pd.DataFrame, data, reference
         samples: (n_conditions, n_samples, genes) generated log2 changes (n_samples = 1: a point prediction).
         conditions: :func:`test_conditions` table.
         data: the curated profiles (expression, basal).
-        reference: the truth and its draws (simulator) or the reference SD (real data).
+        reference: the truth and its draws (simulator), or the replicate SD and/or reference SD (real data).
 
     Returns:
         One row per condition: ``condition`` and every name in ``DISTRIBUTION_METRICS`` (NaN where undefined).
@@ -257,17 +313,37 @@ def score_samples(samples: np.ndarray, conditions: pd.DataFrame, data, reference
         row = {"condition": conditions["condition"].iat[i],
                "energy_score": np.mean([energy_score(profiles, y) for y in observed])}
         row |= protocol.nan_columns(DISTRIBUTION_METRICS[1:])
-        several = len(profiles) > 1
         if truth is not None:
-            row["energy_distance"] = energy_distance(profiles, observed)
-            row["energy_distance_true"] = energy_distance(profiles, reference.true_draws[i])
-            if several:
-                row["variance_r2"] = variance_r2(profiles.var(axis=0, ddof=1), true_sd[i] ** 2)
-                row["spread_ratio"] = spread_ratio(profiles, true_sd[i])
-        elif reference.reference_sd is not None and several:
-            row["spread_ratio"] = spread_ratio(profiles, reference.reference_sd)
+            row |= _against_truth(profiles, observed, reference.true_draws[i], true_sd[i])
+        else:
+            row |= _against_measurements(profiles, observed, reference)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _against_truth(profiles: np.ndarray, observed: np.ndarray, draws: np.ndarray, true_sd: np.ndarray) -> dict:
+    """Simulator: (n_samples, genes) generated profiles against the observed replicates, fresh true draws
+    (n_reference, genes) and the true SD (genes,)."""
+    row = {"energy_distance": energy_distance(profiles, observed), "energy_distance_true": energy_distance(
+        profiles, draws)}
+    if len(profiles) > 1:
+        row["variance_r2"] = variance_r2(profiles.var(axis=0, ddof=1), true_sd ** 2)
+        row["spread_ratio"] = spread_ratio(profiles, true_sd)
+    return row
+
+
+def _against_measurements(profiles: np.ndarray, observed: np.ndarray, reference: Reference) -> dict:
+    """Real data: (n_samples, genes) generated profiles against the condition's measured replicates
+    (n_replicates, genes) and the pooled replicate SD, or without replicates the DMSO reference SD."""
+    row = {}
+    if len(observed) > 1:
+        row["energy_distance"] = energy_distance(profiles, observed)
+    if len(profiles) > 1 and reference.replicate_sd is not None:
+        row["variance_r2"] = variance_r2(profiles.var(axis=0, ddof=1), reference.replicate_sd ** 2)
+        row["spread_ratio"] = spread_ratio(profiles, reference.replicate_sd)
+    elif len(profiles) > 1 and reference.reference_sd is not None:
+        row["spread_ratio"] = spread_ratio(profiles, reference.reference_sd)
+    return row
 
 
 def condition_accuracy(label: str, condition_change: np.ndarray, conditions: pd.DataFrame, data) -> pd.DataFrame:
@@ -337,20 +413,62 @@ def _point_model(model_id: str) -> Callable[[GenerativeContext], ModelOutput]:
 def _sampled_model(model_id: str, network: str, options: Callable[[GenerativeSettings], dict]):
     """A generative model: train ``network`` once per split (seeded by the network's name, so that the two
     samplers of the encoder-decoder share one trained network), then draw ``settings.n_samples`` per condition
-    with the model's own seed."""
+    with the model's own seed. The diffusion model first chooses its sampling temperature on the validation
+    conditions (:func:`choose_temperature`)."""
     def run(context: GenerativeContext, seed: int) -> ModelOutput:
         settings, fitted = context.settings, None
         if network not in context.networks:
             network_seed = protocol.model_seed(MODELS, context.seed, context.split.kind, network)
             context.networks[network], fitted = fit_generative(context.inputs, context.prepared, context.split,
                                                                settings, network_seed, network)
-        model = context.networks[network]
+        model, sampling, extra = context.networks[network], options(settings), {}
+        if network == "diffusion" and len(settings.temperatures) > 1:
+            sampling["temperature"], extra["temperature_choice"] = choose_temperature(model, context, seed, sampling)
+            extra["temperature"] = sampling["temperature"]
         accuracy, distribution, means, sampling_seconds = evaluate_samples(
             MODELS.label(model_id), model, context.inputs, context.prepared, context.conditions, settings.n_samples,
-            seed, context.reference, **options(settings))
-        return ModelOutput(means, model, fitted, extra={"accuracy": accuracy, "distribution": distribution,
-                                                        "sampling_seconds": sampling_seconds})
+            seed, context.reference, **sampling)
+        return ModelOutput(means, model, fitted, extra=extra | {"accuracy": accuracy, "distribution": distribution,
+                                                                "sampling_seconds": sampling_seconds})
     return run
+
+
+def choose_temperature(model: ConditionalDiffusion, context: GenerativeContext, seed: int, sampling: dict,
+                       max_conditions: int = 64) -> tuple[float, pd.DataFrame]:
+    """The sampling temperature (of ``settings.temperatures``) whose samples are closest to the measured validation
+    profiles: lowest mean energy distance to the replicates of validation conditions with 2 or more of them, or
+    lowest energy score where no validation condition has replicates. Test profiles are never looked at.
+
+    Returns:
+        (chosen temperature, one row per temperature with the validation ``criterion`` value).
+    """
+    conditions = test_conditions(context.inputs, context.split.val).iloc[:max_conditions]
+    replicated = conditions["members"].map(len).ge(2).any()
+    criterion = "energy_distance" if replicated else "energy_score"
+    rows = []
+    for temperature in context.settings.temperatures:
+        _, scores, _, _ = evaluate_samples("diffusion", model, context.inputs, context.prepared, conditions,
+                                           context.settings.n_samples, seed, Reference(),
+                                           **(sampling | {"temperature": temperature}))
+        rows.append({"temperature": temperature, "criterion": criterion, "value": scores[criterion].mean()})
+    table = pd.DataFrame(rows)
+    return float(table.loc[table["value"].idxmin(), "temperature"]), table
+
+
+def _marginal_draws(context: GenerativeContext, seed: int) -> ModelOutput:
+    """The condition-blind sampler: ``settings.n_samples`` training changes drawn at random for every condition,
+    from its own cell line's training profiles where there are any (all training profiles otherwise). It has the
+    data's spread but no knowledge of the compound, dose or time, so a distribution metric that it matches cannot
+    tell a conditioned generator from noise of the right size."""
+    rng = np.random.default_rng(seed)
+    train, change = context.split.train, context.inputs.data.change
+    cells = context.inputs.data.metadata["cell_id"].to_numpy()
+    samples = np.empty((len(context.conditions), context.settings.n_samples, context.inputs.n_genes), np.float32)
+    for i, row in enumerate(context.conditions["row"]):
+        own = train[cells[train] == cells[row]]
+        samples[i] = change[rng.choice(own if len(own) else train, context.settings.n_samples)]
+    return ModelOutput(samples.mean(axis=1), extra=_scored(MODELS.label("marginal_draws"), samples.mean(axis=1),
+                                                           context, samples))
 
 
 def _true_distribution(context: GenerativeContext, seed: int) -> ModelOutput:
@@ -364,6 +482,27 @@ def _true_distribution(context: GenerativeContext, seed: int) -> ModelOutput:
                                              own - context.inputs.data.basal[first][:, None]))
 
 
+def _replicate_ceiling(context: GenerativeContext, seed: int) -> ModelOutput:
+    """The measurement ceiling on real data with replicates: each test profile predicted by the mean change of the
+    other test replicates of its condition (profiles alone in their condition are left out of the accuracy rows);
+    the condition's prediction is the mean of all its test replicates; no distribution metrics (NaN)."""
+    conditions, data, label = context.conditions, context.inputs.data, MODELS.label("replicate_ceiling")
+    if context.reference.replicate_sd is None:
+        raise ValueError("the replicate ceiling needs test conditions with 2 or more replicates (e.g. the SKBR3 "
+                         "plate); on simulated data use true_distribution")
+    members = np.concatenate(conditions["members"].to_list())
+    condition = np.repeat(np.arange(len(conditions)), [len(m) for m in conditions["members"]])
+    others = analysis.leave_one_out_means(data.change[members], condition)
+    replicated = ~np.isnan(others).any(axis=1)
+    kept, others = members[replicated], others[replicated]
+    accuracy = expression_metrics(data.expression[kept], data.basal[kept] + others,
+                                  data.basal[kept]).assign(model=label, row=kept)
+    means = np.stack([data.change[m].mean(axis=0) for m in conditions["members"]])
+    distribution = pd.DataFrame({"condition": conditions["condition"].to_numpy(),
+                                 **protocol.nan_columns(DISTRIBUTION_METRICS)}).assign(model=label)
+    return ModelOutput(means, extra={"accuracy": accuracy, "distribution": distribution})
+
+
 _LABELS = {"diffusion": "diffusion", "encoder_decoder": "encoder-decoder (PRnet-style)"}
 # How each generative model samples (keyword arguments of its network's ``sample``).
 SAMPLING = {"encoder_decoder": lambda s: {"from_variance": False},
@@ -373,6 +512,8 @@ l1000_models = {spec.id: spec for spec in l1000.BASELINES}
 MODELS = ModelRegistry("generative", [
     *(ModelSpec(i, l1000_models[i].label, _point_model(i), "baseline", l1000_models[i].description)
       for i in ("no_change", "cell_line_mean", "ridge")),
+    ModelSpec("marginal_draws", "random training changes", _marginal_draws, "baseline",
+              "training changes of the cell line drawn at random, blind to compound, dose and time"),
     ModelSpec("encoder_decoder", _LABELS["encoder_decoder"],
               _sampled_model("encoder_decoder", "encoder_decoder", SAMPLING["encoder_decoder"]), "learned",
               "PRnet-style encoder-decoder, samples from new noise vectors"),
@@ -383,6 +524,8 @@ MODELS = ModelRegistry("generative", [
               "learned", "conditional DDPM (v-prediction), DDIM sampling with classifier-free guidance"),
     ModelSpec("true_distribution", "true distribution (simulator)", _true_distribution, "oracle",
               "fresh draws from the simulator (a ceiling)"),
+    ModelSpec("replicate_ceiling", "replicate ceiling (other replicates' mean)", _replicate_ceiling, "oracle",
+              "each held-out replicate predicted by the mean of its condition's other replicates (real data)"),
 ])
 DEFAULT_MODELS = tuple(MODELS.ids("baseline") + MODELS.ids("learned"))
 GENERATIVE_MODELS = tuple(MODELS.ids("learned"))
@@ -409,13 +552,19 @@ class GenerativeResult(SplitResult):
 def run_split(inputs: Inputs, split: Split, settings: GenerativeSettings, seed: int,
               models: Sequence[str] = DEFAULT_MODELS, reference_sd: np.ndarray | None = None,
               truth: Truth | None = None) -> GenerativeResult:
-    """Fit every model id in ``models`` on ``split.train`` and score it on the conditions of ``split.test``
-    (with ``truth``, the ``true_distribution`` ceiling is added)."""
+    """Fit every model id in ``models`` on ``split.train`` and score it on the conditions of ``split.test``.
+
+    With ``truth`` (simulator) the ``true_distribution`` ceiling is added. Without it, where test conditions have
+    2 or more replicates (real replicate wells), the distribution metrics use the pooled replicate SD
+    (:func:`pooled_replicate_sd`) and the ``replicate_ceiling`` row is added.
+    """
     conditions = test_conditions(inputs, split.test)
     first = conditions["row"].to_numpy()
-    reference = Reference(reference_sd, truth, None if truth is None else truth.reference(first, seed))
+    replicate_sd = None if truth is not None else pooled_replicate_sd(inputs.data, conditions)
+    reference = Reference(reference_sd, truth, None if truth is None else truth.reference(first, seed), replicate_sd)
     context = GenerativeContext(inputs, prepare(inputs, split.train), split, seed, settings, conditions, reference)
-    ids = [*models, "true_distribution"] if truth is not None and "true_distribution" not in models else list(models)
+    oracle = "true_distribution" if truth is not None else "replicate_ceiling" if replicate_sd is not None else None
+    ids = [*models, oracle] if oracle is not None and oracle not in models else list(models)
     outputs = protocol.run_models(MODELS, ids, context, seed, split.kind)
     return GenerativeResult(split, seed, pd.concat([o.extra["accuracy"] for o in outputs.values()], ignore_index=True),
                             outputs, context, {i: MODELS.label(i) for i in outputs},
@@ -430,7 +579,11 @@ def summarise(result: GenerativeResult) -> pd.DataFrame:
     distribution = result.distribution.groupby("model", sort=False)[list(DISTRIBUTION_METRICS)].mean()
     seconds = {result.labels[i]: s for i, s in result.seconds.items()}
     table = accuracy.join(distribution).reset_index()
-    return table.assign(n_conditions=len(result.conditions), seconds=table["model"].map(seconds))
+    temperature = {result.labels[i]: o.extra["temperature"] for i, o in result.outputs.items()
+                   if "temperature" in o.extra}
+    table = table.assign(n_conditions=len(result.conditions), seconds=table["model"].map(seconds),
+                         temperature=table["model"].map(temperature).astype(float))
+    return protocol.with_fit_epochs(table, result)
 
 
 def run_experiments(inputs: Inputs, kinds: Sequence[str], seeds: Sequence[int], settings: GenerativeSettings,
@@ -452,9 +605,10 @@ def run_experiments(inputs: Inputs, kinds: Sequence[str], seeds: Sequence[int], 
     return protocol.run_jobs(jobs, run_one, summarise, "splits", progress)
 
 
-def results_table(runs: pd.DataFrame, metrics: Sequence[str] = (*ACCURACY_METRICS, *DISTRIBUTION_METRICS)
-                  ) -> pd.DataFrame:
-    """Mean ± sd over seeds per (split, model); metrics that are NaN for every run are left out."""
+def results_table(runs: pd.DataFrame,
+                  metrics: Sequence[str] = (*ACCURACY_METRICS, *DISTRIBUTION_METRICS, "temperature")) -> pd.DataFrame:
+    """Mean ± sd over seeds per (split, model), with the sampling temperature the diffusion model chose on
+    validation and the best epoch of the trained networks; metrics that are NaN for every run are left out."""
     return protocol.results_table(runs, ["split", "model"], metrics)
 
 
@@ -467,9 +621,10 @@ def _resample(result: GenerativeResult, inputs: Inputs, variants: Sequence[tuple
     conditions = result.conditions.iloc[:max_conditions]
     reference = context.reference.part(slice(0, max_conditions))  # the draws the split's table was scored on
     n_samples, seed, rows = context.settings.n_samples, result.outputs["diffusion"].seed, []
+    chosen = {"temperature": result.outputs["diffusion"].extra.get("temperature", 1.0)}  # unless a variant sets it
     for labels, sampling in tqdm(variants, desc=description, leave=False):  # the same noise for every variant
         acc, dist, _, elapsed = evaluate_samples("diffusion", result.models["diffusion"], inputs, result.prepared,
-                                                 conditions, n_samples, seed, reference, **sampling)
+                                                 conditions, n_samples, seed, reference, **(chosen | sampling))
         rows.append({**labels, "seconds per 1,000 profiles": 1000 * elapsed / (len(conditions) * n_samples),
                      **acc[list(ACCURACY_METRICS)].mean().to_dict(),
                      **dist[list(DISTRIBUTION_METRICS)].mean().to_dict()})
@@ -488,6 +643,21 @@ def guidance_sweep(result: GenerativeResult, inputs: Inputs, weights: Sequence[f
     steps = result.context.settings.ddim_steps
     variants = [({"guidance": w}, {"method": "ddim", "steps": steps, "guidance": w}) for w in weights]
     return _resample(result, inputs, variants, "guidance weights", max_conditions)
+
+
+def temperature_sweep(result: GenerativeResult, inputs: Inputs, temperatures: Sequence[float],
+                      max_conditions: int | None = None) -> pd.DataFrame:
+    """Accuracy and distribution metrics of the trained diffusion model of ``result`` at each sampling temperature
+    (DDIM with the split's steps and guidance), on the split's test conditions: the trade-off the validation
+    choice (:func:`choose_temperature`) makes, shown after the fact.
+
+    Returns:
+        One row per temperature: ``temperature``, ``seconds per 1,000 profiles`` and the mean metrics.
+    """
+    settings = result.context.settings
+    variants = [({"temperature": t}, {"method": "ddim", "steps": settings.ddim_steps, "guidance": settings.guidance,
+                                      "temperature": t}) for t in temperatures]
+    return _resample(result, inputs, variants, "temperatures", max_conditions)
 
 
 def sampler_comparison(result: GenerativeResult, inputs: Inputs, samplers: Sequence[tuple[str, int]],
@@ -551,22 +721,57 @@ def gsea_comparison(dataset: str, result: GenerativeResult, inputs: Inputs, refe
     return pd.DataFrame(rows), tables
 
 
-def verdict_lines(table: pd.DataFrame, dataset: str) -> list[str]:
-    """One computed sentence per split of a :func:`results_table`: the diffusion model's Pearson of change against
-    the per-cell-line mean, ridge and the encoder-decoder, and its energy score against the encoder-decoder with
-    Gaussian draws (:func:`perturbx.metrics.compare_models`)."""
-    lines, label = [], MODELS.label
-    for split, part in table.groupby(level="split", sort=False):
-        part = part.droplevel("split")
-        against = [f"{compare_models(part, label('diffusion'), label(other), 'pearson_change')} {label(other)} "
-                   f"({part.loc[label(other), 'pearson_change_mean']:.3f})"
-                   for other in ("cell_line_mean", "ridge", "encoder_decoder")]
-        score = compare_models(part, label("diffusion"), label("encoder_decoder_gaussian"), "energy_score",
-                               higher_is_better=False)
-        lines.append(f"{dataset}, {split}: diffusion Pearson of change "
-                     f"{part.loc[label('diffusion'), 'pearson_change_mean']:.3f}; it {'; it '.join(against)}. "
-                     f"Energy score: diffusion {score} the encoder-decoder + Gaussian draws.")
+ACCURACY_PAIRS = (("diffusion", "cell_line_mean"), ("diffusion", "ridge"), ("diffusion", "encoder_decoder"))
+"""(model, baseline) ids compared on the accuracy of the mean (Pearson of change)."""
+DIVERSITY_PAIRS = (("diffusion", "encoder_decoder"), ("diffusion", "encoder_decoder_gaussian"),
+                   ("diffusion", "marginal_draws"))
+"""(model, baseline) ids compared on a distance between generated and real distributions (lower is better)."""
+
+
+def comparisons(runs: pd.DataFrame, metric: str, pairs: Sequence[tuple[str, str]] = ACCURACY_PAIRS,
+                higher_is_better: bool = True) -> list[tuple[dict, Comparison]]:
+    """Paired per-seed comparisons (:func:`perturbx.experiments.protocol.paired_comparisons`) of model-id
+    ``pairs`` on ``metric`` within each split of a runs table (:func:`run_experiments`)."""
+    labelled = [(MODELS.label(a), MODELS.label(b)) for a, b in pairs]
+    return protocol.paired_comparisons(runs, labelled, metric, higher_is_better=higher_is_better)
+
+
+def verdict_lines(runs: pd.DataFrame, dataset: str, distance: str = "energy_distance") -> list[str]:
+    """One computed sentence per split: the diffusion model against :data:`ACCURACY_PAIRS` in Pearson of change
+    and against :data:`DIVERSITY_PAIRS` in ``distance`` (``energy_distance`` to the held-out replicates, or
+    ``energy_distance_true`` to fresh draws of the simulator), each by paired per-seed differences."""
+    lines = []
+    accuracy = comparisons(runs, "pearson_change")
+    spread = comparisons(runs, distance, DIVERSITY_PAIRS, higher_is_better=False)
+    for split in runs["split"].unique():
+        mean = runs.loc[(runs["split"] == split) & (runs["model"] == MODELS.label("diffusion")), "pearson_change"]
+        found = [f"{c.verdict} {c.baseline} ({c.details})" for keys, c in accuracy if keys["split"] == split]
+        close = [f"{c.verdict} {c.baseline} ({c.details})" for keys, c in spread if keys["split"] == split]
+        lines.append(f"{dataset}, {split}: diffusion Pearson of change {mean.mean():.3f}; it "
+                     + "; it ".join(found) + f". In {distance} (lower is better) it " + "; it ".join(close) + ".")
     return lines
+
+
+def fewest_steps(samplers: pd.DataFrame, tolerance: float = 0.02,
+                 metrics: Sequence[str] = ("pearson_change", "energy_distance_true")) -> pd.DataFrame:
+    """Which DDIM step counts keep every metric within ``tolerance`` (relative) of the DDPM row of a
+    :func:`sampler_comparison` table, and the fewest that does.
+
+    Returns:
+        The DDIM rows with ``<metric> vs DDPM`` (relative change) per metric present, ``within tolerance`` and
+        ``fewest within tolerance`` (True on one row at most).
+    """
+    reference = samplers.loc[samplers["sampler"] == "DDPM"]
+    if len(reference) != 1:
+        raise ValueError("fewest_steps needs exactly one DDPM row in the sampler table (the 1,000-step reference)")
+    ddim = samplers.loc[samplers["sampler"] == "DDIM"].copy()
+    present = [m for m in metrics if m in samplers.columns and samplers[m].notna().all()]
+    for metric in present:
+        base = float(reference[metric].iat[0])
+        ddim[f"{metric} vs DDPM"] = (ddim[metric] - base) / abs(base)
+    ddim["within tolerance"] = (ddim[[f"{m} vs DDPM" for m in present]].abs() <= tolerance).all(axis=1)
+    fewest = ddim.loc[ddim["within tolerance"], "steps"].min()
+    return ddim.assign(**{"fewest within tolerance": ddim["steps"].eq(fewest) & ddim["within tolerance"]})
 
 
 def spread_lines(table: pd.DataFrame, dataset: str, reference: str) -> list[str]:
@@ -579,3 +784,50 @@ def spread_lines(table: pd.DataFrame, dataset: str, reference: str) -> list[str]
         lines.append(f"{dataset}, {split}: spread ratio (generated SD / {reference}) "
                      + ", ".join(f"{m} {r:.2f}" for m, r in ratios.items()) + f"; closest to 1: {closest}.")
     return lines
+
+
+def _evidence(runs: pd.DataFrame, dataset: str, metric: str, pairs: Sequence[tuple[str, str]],
+              higher_is_better: bool = True) -> list[Evidence]:
+    """One :class:`~perturbx.claims.Evidence` per split and pair of model ids, from paired per-seed differences."""
+    return [Evidence.from_comparison(c, f"{dataset}, {keys['split']}: {c.model}")
+            for keys, c in comparisons(runs, metric, pairs, higher_is_better)]
+
+
+def decide_claims(replicate_runs: pd.DataFrame, simulated_runs: pd.DataFrame, steps: pd.DataFrame,
+                  data: str) -> list[Claim]:
+    """The diffusion paper's claims, decided from this chapter's runs.
+
+    Args:
+        replicate_runs: :func:`run_experiments` runs on real replicate wells (distance: ``energy_distance`` to the
+            held-out replicates).
+        simulated_runs: runs on the simulator (distance: ``energy_distance_true`` to fresh true draws).
+        steps: :func:`fewest_steps` table of a sampler comparison.
+        data: what the claims were tested on, for the table.
+
+    Returns:
+        Four :class:`~perturbx.claims.Claim`: diversity against the single-shot encoder-decoder; diversity against
+        cheaper sources of spread (Gaussian draws, condition-blind random training changes); accuracy of the mean
+        against the trivial baselines; and few-step DDIM sampling.
+    """
+    title = papers.DIFFUSION.title
+    single = [("diffusion", "encoder_decoder")]
+    cheaper = [("diffusion", "encoder_decoder_gaussian"), ("diffusion", "marginal_draws")]
+    distances = [("real replicates", replicate_runs, "energy_distance"), ("simulator", simulated_runs,
+                                                                           "energy_distance_true")]
+    fewest = steps.loc[steps["fewest within tolerance"]]
+    fastest = (Evidence(f"fewest DDIM steps within 2% of DDPM-1000 in Pearson of change and energy distance: "
+                        f"{int(fewest['steps'].iat[0])}", True) if len(fewest)
+               else Evidence("no DDIM step count tried stays within 2% of DDPM-1000", False))
+    return [
+        Claim(title, "Diffusion samples match the spread of real responses better than a single-shot "
+              "encoder-decoder (energy distance)", data,
+              tuple(e for name, runs, metric in distances for e in _evidence(runs, name, metric, single, False))),
+        Claim(title, "... and better than cheaper sources of spread: the encoder-decoder's Gaussian draws and "
+              "random training changes of the cell line", data,
+              tuple(e for name, runs, metric in distances for e in _evidence(runs, name, metric, cheaper, False))),
+        Claim(title, "The mean of the generated profiles predicts the response better than the per-cell-line mean "
+              "(Pearson of change)", data,
+              tuple(e for name, runs, _ in distances
+                    for e in _evidence(runs, name, "pearson_change", [("diffusion", "cell_line_mean")]))),
+        Claim(title, "Future work: few-step DDIM sampling keeps the quality of 1,000-step DDPM", data, (fastest,)),
+    ]

@@ -8,7 +8,8 @@ chapters need for that task:
   graphs, fingerprints, the pathway gene graph);
 - :class:`Prepared` (:func:`prepare`): basal, dose and time scaled with statistics of the training rows only;
 - :class:`L1000Batch` (:func:`batch`): the typed batch every torch model of the task is trained on;
-- :func:`make_split`: random (whole conditions), unseen-compound and unseen-cell splits;
+- :func:`make_split`: random (whole conditions), unseen-compound and unseen-cell splits, and for a dose x time
+  design held-out dose (interpolation) and held-out time;
 - the baselines every chapter compares against (:data:`BASELINES`): no change, the training mean per cell line,
   and scikit-learn regressors on [fingerprint, basal, dose, time];
 - simulator helpers: :func:`simulation_for` (the benchmark size of a profile), :func:`true_changes` and
@@ -31,10 +32,10 @@ from ..models.classical import EXPRESSION_REGRESSORS, ExpressionRegressor
 from ..models.encoder_decoder import dose_scale
 from ..pathways import GeneGraph
 from ..runtime import derive_seed
-from ..splits import Split, group_split, unseen_cell_split, unseen_compound_split
+from ..splits import Split, group_split, level_split, unseen_cell_split, unseen_compound_split
 from .protocol import ModelOutput, ModelSpec, check_profile
 
-SPLIT_KINDS = ("random", "unseen compound", "unseen cell")
+SPLIT_KINDS = ("random", "unseen compound", "unseen cell", "held-out dose", "held-out time")
 
 
 @dataclass
@@ -171,8 +172,26 @@ def condition_groups(metadata: pd.DataFrame) -> np.ndarray:
 
 
 def make_split(inputs: Inputs, kind: str, seed: int, test_size: float = 0.2, val_size: float = 0.1) -> Split:
-    """``random`` (whole conditions: replicates of a test condition are never trained on), ``unseen compound``
-    (compound structure groups held out) or ``unseen cell`` (cell lines held out)."""
+    """One split of the profiles of ``inputs`` (positions into ``inputs.data``); whole conditions (all replicates)
+    are always on one side.
+
+    Kinds (:data:`SPLIT_KINDS`):
+
+    - ``random``: whole conditions at random (replicates of a test condition are never trained on);
+    - ``unseen compound`` / ``unseen cell``: compound structure groups / cell lines held out;
+    - ``held-out dose`` (interpolation): for each compound, one interior dose (neither its lowest nor its highest)
+      held out at all times and cell lines, seeded and balanced over the interior doses; ``test_size`` is not
+      used (one dose per compound). Validation: another interior dose (of the doses left) of a ``val_size``
+      fraction of the (compound, dose) blocks' worth of compounds;
+    - ``held-out time``: for a ``test_size`` fraction of the (compound, time) blocks, one compound's time held out
+      at all doses, the held-out times balanced across compounds; each such compound is trained on at its other
+      time(s), and other compounds at this time. Validation: the same from the remaining compounds (a compound
+      keeps at least one time in training, so with two times a compound is held out in test or validation, not
+      both; holding out a time of *every* compound would leave none for a validation of the same kind).
+
+    Raises:
+        ValueError: an unknown kind, naming the known ones; a dose or time design with too few levels per compound.
+    """
     meta = inputs.data.metadata
     sizes = {"test_size": test_size, "val_size": val_size, "seed": seed}
     if kind == "random":
@@ -181,6 +200,12 @@ def make_split(inputs: Inputs, kind: str, seed: int, test_size: float = 0.2, val
         return unseen_compound_split(meta, **sizes)
     if kind == "unseen cell":
         return unseen_cell_split(meta, **sizes)
+    if kind in ("held-out dose", "held-out time"):
+        dose = kind == "held-out dose"
+        levels = meta["dose_um" if dose else "time_h"].to_numpy(float)
+        levels = np.where(levels > 0, levels, np.nan)  # unknown (NaN, -666) doses and times: always trained on
+        return level_split(meta["compound_group"].to_numpy(), levels, None if dose else test_size, val_size, seed,
+                           interior=dose, kind=kind, groups=condition_groups(meta))
     raise ValueError(f"unknown split kind {kind!r}; use one of {', '.join(SPLIT_KINDS)}")
 
 

@@ -30,7 +30,7 @@ import torch
 from tqdm.std import tqdm
 
 from ..book.chapter import PROFILES
-from ..metrics import summarise_runs
+from ..metrics import Comparison, compare_models, summarise_runs
 from ..runtime import derive_seed
 from ..splits import Split
 from ..training import FitResult
@@ -248,11 +248,52 @@ def run_jobs(jobs: Sequence[dict], run_one: Callable[[dict], SplitResult],
     return pd.concat(frames, ignore_index=True), results
 
 
+FIT_COLUMNS = ("best_epoch", "epochs_run")
+
+
 def results_table(runs: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
-    """Mean ± sd over runs of ``metrics`` per group ``by`` (numbers in ``<metric>_mean`` / ``_sd`` too); metrics
-    that are NaN for every run are left out."""
-    present = [m for m in metrics if m in runs.columns and runs[m].notna().any()]
+    """Mean ± sd over runs of ``metrics`` per group ``by`` (numbers in ``<metric>_mean`` / ``_sd`` too), then the
+    best and last epoch of the trained models (:data:`FIT_COLUMNS`, from :func:`with_fit_epochs`) where the runs
+    have them; metrics that are NaN for every run are left out."""
+    present = [m for m in (*metrics, *FIT_COLUMNS) if m in runs.columns and runs[m].notna().any()]
     return summarise_runs(runs, list(by), present)
+
+
+def with_fit_epochs(summary: pd.DataFrame, result: SplitResult) -> pd.DataFrame:
+    """``summary`` (one row per model label) with ``best_epoch`` and ``epochs_run`` of each model that was trained
+    by :func:`perturbx.training.fit` (NaN for the others), so every results table shows whether training converged
+    (a best epoch equal to the epochs run means it stopped while still improving)."""
+    best = {result.labels.get(i, i): fit.best_epoch for i, fit in result.fits.items()}
+    runs = {result.labels.get(i, i): len(fit.history) for i, fit in result.fits.items()}
+    return summary.assign(best_epoch=summary["model"].map(best).astype(float),
+                          epochs_run=summary["model"].map(runs).astype(float))
+
+
+def paired_comparisons(runs: pd.DataFrame, pairs: Sequence[tuple[str, str]], metric: str,
+                       by: Sequence[str] = ("split",), pair_on: Sequence[str] = ("seed",),
+                       higher_is_better: bool = True) -> list[tuple[dict, Comparison]]:
+    """:func:`perturbx.metrics.compare_models` of each (model, baseline) label pair within each group ``by``.
+
+    Args:
+        runs: one row per (job, model), as :func:`run_jobs` returns.
+        pairs: (model label, baseline label) pairs; a pair with a model absent from a group is skipped.
+
+    Returns:
+        (group keys, comparison) per group and pair, in order.
+    """
+    found = []
+    for key, part in runs.groupby(list(by), sort=False):
+        keys = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+        present = set(part["model"])
+        found += [(keys, compare_models(part, model, baseline, metric, pair_on, higher_is_better))
+                  for model, baseline in pairs if model in present and baseline in present]
+    return found
+
+
+def comparisons_table(found: Sequence[tuple[dict, Comparison]]) -> pd.DataFrame:
+    """One row per comparison of :func:`paired_comparisons`: its group keys, then model, baseline, metric, the
+    mean paired difference, its sd and 95% interval, wins, pairs and the verdict."""
+    return pd.DataFrame([keys | comparison.row() for keys, comparison in found])
 
 
 def speed_table(results: Mapping[tuple, SplitResult], keys: Sequence[str], per: str = "profiles") -> pd.DataFrame:

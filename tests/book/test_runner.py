@@ -58,6 +58,9 @@ def test_a_run_without_a_profile_uses_the_chapters_own_not_the_previous_runs(tmp
     notebook = nbformat.read(path, as_version=4)
     assert "profile is quick" in json.dumps(notebook.cells[-2].outputs)
     assert not any("injected-parameters" in cell.metadata.get("tags", []) for cell in notebook.cells)
+    # papermill records its input; a notebook given as input must not be stored inside the output (it nested a
+    # copy of the whole chapter, outputs included, on every run)
+    assert notebook.metadata["papermill"]["input_path"] == str(path)
 
 
 def test_unknown_chapter_name(tmp_path):

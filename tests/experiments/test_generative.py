@@ -4,9 +4,11 @@ test_l1000, with a stand-in for the simulator's truth."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
+from perturbx import analysis
 from perturbx.datasets.cmap import N_LANDMARKS
 from perturbx.experiments import generative, l1000
 from perturbx.experiments.l1000 import L1000Batch
@@ -18,8 +20,9 @@ from perturbx.models.encoder_decoder import (
     dose_scale,
     encoder_decoder_loss,
 )
+from perturbx.splits import Split
 
-from .test_l1000 import tiny_data, with_data
+from .test_l1000 import plate_data, tiny_data, with_data
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -51,11 +54,14 @@ class TinyTruth(l1000.Truth):
 
 
 def test_models_by_id_and_role():
-    assert generative.MODELS.ids() == [*POINT_MODELS, "encoder_decoder", "encoder_decoder_gaussian", "diffusion",
-                                       "true_distribution"]
-    assert generative.MODELS.ids("baseline") == list(POINT_MODELS)
+    assert generative.MODELS.ids() == [*POINT_MODELS, "marginal_draws", "encoder_decoder",
+                                       "encoder_decoder_gaussian", "diffusion", "true_distribution",
+                                       "replicate_ceiling"]
+    assert generative.MODELS.ids("oracle") == ["true_distribution", "replicate_ceiling"]
+    assert generative.MODELS.ids("baseline") == [*POINT_MODELS, "marginal_draws"]
     assert generative.GENERATIVE_MODELS == ("encoder_decoder", "encoder_decoder_gaussian", "diffusion")
     assert "true_distribution" not in generative.DEFAULT_MODELS
+    assert "replicate_ceiling" not in generative.DEFAULT_MODELS
     assert generative.MODELS.label("encoder_decoder") == "encoder-decoder (PRnet-style)"
 
 
@@ -230,16 +236,176 @@ def test_sweeps_and_tables(inputs, smoke_result):
         generative.run_split(inputs, results[("unseen compound", 0)].split, settings, 0, models=["gan"])
 
 
-def test_verdict_and_spread_lines_name_the_models_by_label(smoke_result):
-    runs = generative.summarise(smoke_result).assign(split="random", seed=0)
+def test_verdict_lines_compare_paired_seeds_and_spread_lines_name_the_models(smoke_result):
+    one = generative.summarise(smoke_result).assign(split="random", seed=0)
+    runs = pd.concat([one.assign(seed=s, pearson_change=one["pearson_change"] + 0.01 * s) for s in range(3)])
+    (verdict,) = generative.verdict_lines(runs, "tiny", "energy_distance_true")
+    diffusion = one.set_index("model").loc["diffusion", "pearson_change"]
+    assert verdict.startswith(f"tiny, random: diffusion Pearson of change {diffusion + 0.01:.3f}; it ")
+    for other in ("training mean per cell line", "ridge", "encoder-decoder (PRnet-style)",
+                  "encoder-decoder + Gaussian draws", "random training changes"):
+        assert other in verdict
+    assert "better in" in verdict and "of 3)" in verdict  # paired over the 3 seeds
+    (single,) = generative.verdict_lines(one, "tiny")
+    assert "cannot be compared with" in single  # one seed decides nothing
     table = generative.results_table(runs)
     values = table.droplevel("split")
-    (verdict,) = generative.verdict_lines(table, "tiny")
-    assert verdict.startswith(f"tiny, random: diffusion Pearson of change "
-                              f"{values.loc['diffusion', 'pearson_change_mean']:.3f}")
-    for other in ("training mean per cell line", "ridge", "encoder-decoder (PRnet-style)"):
-        assert f"{other} ({values.loc[other, 'pearson_change_mean']:.3f})" in verdict
     (spread,) = generative.spread_lines(table, "tiny", "true SD")
     for model_id in generative.GENERATIVE_MODELS:
         label = generative.MODELS.label(model_id)
         assert f"{label} {values.loc[label, 'spread_ratio_mean']:.2f}" in spread
+    assert values.loc["diffusion", "best_epoch_mean"] >= 1 and np.isnan(values.loc["ridge", "best_epoch_mean"])
+
+
+def test_marginal_draws_are_training_changes_of_the_cell_line(inputs, smoke_result):
+    context = smoke_result.context
+    output = smoke_result.outputs["marginal_draws"]
+    assert output.prediction.shape == (len(smoke_result.conditions), N_LANDMARKS)
+    rerun = generative._marginal_draws(context, output.seed)
+    np.testing.assert_allclose(rerun.prediction, output.prediction)
+    train_changes = {tuple(np.round(row, 5)) for row in inputs.data.change[smoke_result.split.train]}
+    # the mean of draws from the training changes lies inside their range, and the draws have spread
+    assert output.extra["distribution"]["spread_ratio"].gt(0).all()
+    assert len(train_changes) == len(smoke_result.split.train)
+
+
+def test_fewest_steps_picks_the_smallest_ddim_within_tolerance():
+    samplers = pd.DataFrame({"sampler": ["DDPM", "DDIM", "DDIM", "DDIM"], "steps": [1000, 20, 10, 5],
+                             "pearson_change": [0.50, 0.505, 0.495, 0.40],
+                             "energy_distance_true": [10.0, 10.1, 10.15, 12.0]})
+    table = generative.fewest_steps(samplers)
+    assert table["within tolerance"].tolist() == [True, True, False]
+    assert table.loc[table["fewest within tolerance"], "steps"].tolist() == [10]
+    with pytest.raises(ValueError, match="exactly one DDPM row"):
+        generative.fewest_steps(samplers.iloc[1:])
+
+
+def test_budgets_are_counted_in_optimiser_steps_on_small_sets(inputs, monkeypatch):
+    settings = generative.GenerativeSettings.smoke()
+    settings.min_patience_steps, settings.min_steps = 40, 30
+    settings.diffusion_fit.epochs, settings.diffusion_fit.early_stopping_patience = 2, 1
+    split = l1000.make_split(inputs, "random", seed=0, test_size=0.3, val_size=0.15)
+    steps_per_epoch = -(-len(split.train) // settings.diffusion_fit.batch_size)
+    seen = {}
+    monkeypatch.setattr(generative, "fit", lambda model, loss, train, val, config: seen.setdefault("config", config))
+    generative.fit_generative(inputs, generative.prepare(inputs, split.train), split, settings, 0, "diffusion")
+    assert seen["config"].epochs == max(2, -(-30 // steps_per_epoch))
+    assert seen["config"].early_stopping_patience == max(1, -(-40 // steps_per_epoch)) > 1
+
+
+# ------------------------------------------------------------------------------ real replicates (a plate)
+
+@pytest.fixture(scope="module")
+def plate_inputs() -> l1000.Inputs:
+    return l1000.build_inputs(plate_data(n_replicates=4, noise=0.5), fingerprint_bits=256)
+
+
+def test_pooled_replicate_sd_pools_within_condition_spread(plate_inputs):
+    data = plate_inputs.data
+    conditions = generative.test_conditions(plate_inputs, np.arange(len(data)))
+    sd = generative.pooled_replicate_sd(data, conditions)
+    assert sd.shape == (N_LANDMARKS,)
+    assert np.median(sd) == pytest.approx(0.5, rel=0.05)  # the wells' noise, not the spread between conditions
+    expected = np.sqrt(sum(((data.change[m] - data.change[m].mean(0)) ** 2).sum(0) for m in conditions["members"])
+                       / (len(data) - len(conditions)))
+    np.testing.assert_allclose(sd, expected, rtol=1e-5)
+    single = generative.test_conditions(with_data(plate_inputs, data), np.arange(0, len(data), 4))  # one each
+    assert generative.pooled_replicate_sd(data, single) is None
+
+
+def test_samples_like_the_replicates_score_as_the_replicates(plate_inputs):
+    data = plate_inputs.data
+    conditions = generative.test_conditions(plate_inputs, np.arange(len(data)))
+    reference = generative.Reference(reference_sd=np.full(N_LANDMARKS, 0.05),
+                                     replicate_sd=generative.pooled_replicate_sd(data, conditions))
+    rng = np.random.default_rng(1)
+    mean = plate_data(n_replicates=4, noise=0.0).change[conditions["row"]]  # the true mean change (same seed)
+    same = mean[:, None] + rng.normal(0, 0.5, (len(conditions), 64, N_LANDMARKS))  # the replicates' distribution
+    narrow = mean[:, None] + rng.normal(0, 0.1, (len(conditions), 64, N_LANDMARKS))
+    scores = generative.score_samples(same, conditions, data, reference)
+    too_narrow = generative.score_samples(narrow, conditions, data, reference)
+    point = generative.score_samples(mean[:, None], conditions, data, reference)
+    assert abs(scores["energy_distance"].mean()) < 1.0 < too_narrow["energy_distance"].mean()
+    assert point["energy_distance"].mean() > too_narrow["energy_distance"].mean()  # defined for one sample
+    np.testing.assert_allclose(scores["spread_ratio"], 1.0, atol=0.1)  # the replicate SD, not the DMSO SD
+    np.testing.assert_allclose(too_narrow["spread_ratio"], 0.2, atol=0.03)
+    assert scores["variance_r2"].mean() > too_narrow["variance_r2"].mean()
+    assert point[["spread_ratio", "variance_r2"]].isna().all().all()  # a point has no spread
+    assert scores["energy_distance_true"].isna().all()  # no simulator
+
+
+def test_replicate_ceiling_row_on_real_replicates(plate_inputs):
+    settings = generative.GenerativeSettings.smoke()
+    split = l1000.make_split(plate_inputs, "held-out dose", seed=0)
+    result = generative.run_split(plate_inputs, split, settings, seed=0, models=["no_change", "ridge"])
+    assert list(result.outputs) == ["no_change", "ridge", "replicate_ceiling"]
+    label = generative.MODELS.label("replicate_ceiling")
+    ceiling = result.metrics[result.metrics["model"] == label]
+    assert sorted(ceiling["row"]) == sorted(split.test)
+    data = plate_inputs.data
+    groups = l1000.condition_groups(data.metadata.iloc[split.test])
+    expected = analysis.leave_one_out_ceiling(data.change[split.test], groups)
+    found = ceiling.set_index("row").loc[split.test[expected["position"]], "pearson_change"]
+    np.testing.assert_allclose(found, expected["pearson_change"], rtol=1e-5)
+    assert result.distribution.loc[result.distribution["model"] == label,
+                                   list(generative.DISTRIBUTION_METRICS)].isna().all().all()
+    assert result.distribution.loc[result.distribution["model"] == "ridge", "energy_distance"].notna().all()
+    assert result.context.reference.replicate_sd is not None
+    table = generative.summarise(result)
+    assert label in set(table["model"])
+
+
+def test_replicate_ceiling_is_one_on_noise_free_replicates(plate_inputs):
+    exact = plate_data(n_replicates=3, noise=0.0)
+    inputs = with_data(plate_inputs, exact)
+    split = l1000.make_split(inputs, "held-out time", seed=0)
+    result = generative.run_split(inputs, split, generative.GenerativeSettings.smoke(), seed=0,
+                                  models=["replicate_ceiling"])
+    np.testing.assert_allclose(result.metrics["pearson_change"], 1.0, atol=1e-5)
+    simulated = generative.run_split(inputs, split, generative.GenerativeSettings.smoke(), seed=0,
+                                     models=["no_change"], truth=TinyTruth(exact))
+    assert list(simulated.outputs) == ["no_change", "true_distribution"]  # the simulator keeps its own oracle
+    assert simulated.context.reference.replicate_sd is None
+    one_each = Split(split.train, split.val, split.test[::3], split.kind)  # one replicate per test condition
+    assert generative.pooled_replicate_sd(exact, generative.test_conditions(inputs, one_each.test)) is None
+    with pytest.raises(ValueError, match="the replicate ceiling needs test conditions with 2 or more replicates"):
+        generative.run_split(inputs, one_each, generative.GenerativeSettings.smoke(), seed=0,
+                             models=["replicate_ceiling"])
+
+
+def test_diffusion_chooses_its_temperature_on_validation_conditions(inputs):
+    settings = generative.GenerativeSettings.smoke()
+    settings.temperatures = (0.0, 1.0)
+    split = l1000.make_split(inputs, "random", seed=0, test_size=0.3, val_size=0.15)
+    result = generative.run_split(inputs, split, settings, seed=0, models=["diffusion"])
+    output = result.outputs["diffusion"]
+    choice = output.extra["temperature_choice"]
+    assert choice["temperature"].tolist() == [0.0, 1.0]
+    assert output.extra["temperature"] == choice.loc[choice["value"].idxmin(), "temperature"]
+    summary = generative.summarise(result).set_index("model")
+    assert summary.loc["diffusion", "temperature"] == output.extra["temperature"]
+
+
+def test_temperature_sweep_shows_the_spread_trade_off(inputs, smoke_result):
+    sweep = generative.temperature_sweep(smoke_result, inputs, [0.0, 1.0], max_conditions=3)
+    assert sweep["temperature"].tolist() == [0.0, 1.0]
+    assert sweep.loc[0, "spread_ratio"] < 1e-3 < sweep.loc[1, "spread_ratio"]  # DDIM at 0: one point per condition
+
+
+def test_decide_claims_follow_the_paired_runs():
+    label = generative.MODELS.label
+    rows = []
+    for split in ("random", "held-out dose"):
+        for seed in range(3):
+            for model, distance, r in [("diffusion", 1.0, 0.30), ("encoder_decoder", 2.0, 0.32),
+                                       ("encoder_decoder_gaussian", 0.9 + 0.01 * seed, 0.2),
+                                       ("marginal_draws", 1.5, 0.05), ("cell_line_mean", np.nan, 0.1 + 0.01 * seed)]:
+                rows.append({"split": split, "seed": seed, "model": label(model), "energy_distance": distance,
+                             "energy_distance_true": distance, "pearson_change": r + 0.001 * seed})
+    runs = pd.DataFrame(rows)
+    steps = pd.DataFrame({"sampler": ["DDIM", "DDIM"], "steps": [20, 10], "fewest within tolerance": [False, True]})
+    found = generative.decide_claims(runs, runs, steps, "toy")
+    assert [c.verdict for c in found] == ["holds", "partly", "holds", "holds"]
+    assert "10" in found[3].evidence[0].text
+    none = generative.decide_claims(runs, runs, steps.assign(**{"fewest within tolerance": False}), "toy")
+    assert none[3].verdict == "does not hold"

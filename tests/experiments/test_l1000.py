@@ -46,6 +46,27 @@ def tiny_data(level: int = 3, seed: int = 0) -> CuratedL1000:
                         genes)
 
 
+def plate_data(n_replicates: int = 3, noise: float = 0.1, seed: int = 0, doses=(0.08, 0.4, 2.0, 10.0),
+               times=(6.0, 24.0), compounds=("aspirin", "aniline", "caffeine", "phenol")) -> CuratedL1000:
+    """A replicate plate like SKBR3: one cell line, compounds x doses x times x ``n_replicates`` wells sharing one
+    basal; each compound's change is its own direction scaled by log dose, plus well noise of SD ``noise``."""
+    rng = np.random.default_rng(seed)
+    rows = [(name, dose, time) for name in compounds for dose in doses for time in times for _ in range(n_replicates)]
+    basal = np.broadcast_to(rng.normal(8, 2, N_LANDMARKS), (len(rows), N_LANDMARKS)).astype(np.float32)
+    direction = {name: rng.normal(0, 1, N_LANDMARKS) for name in compounds}
+    change = np.stack([direction[n] * np.log10(d * 100) for n, d, _ in rows])
+    change = (change + rng.normal(0, noise, change.shape)).astype(np.float32)
+    metadata = pd.DataFrame({
+        "profile_id": [f"W{i}" for i in range(len(rows))], "source": "test", "level": 3,
+        "compound_id": [n for n, _, _ in rows], "compound_name": [n for n, _, _ in rows],
+        "canonical_smiles": [chem.canonical_smiles(SMILES[n]) for n, _, _ in rows],
+        "compound_group": [n for n, _, _ in rows], "smiles_source": "test", "cell_id": "SKBR3",
+        "dose_um": [d for _, d, _ in rows], "time_h": [t for _, _, t in rows], "plate": "P1", "basal_source": "test"})
+    genes = pd.DataFrame({"gene_id": np.arange(N_LANDMARKS), "gene_symbol": [f"G{i}" for i in range(N_LANDMARKS)]})
+    return CuratedL1000(basal + change, basal.copy(), metadata,
+                        pd.DataFrame(columns=["profile_id", "source", "reason"]), genes)
+
+
 def tiny_graph() -> GeneGraph:
     source = np.arange(0, 40, 2)
     edges = np.concatenate([np.stack([source, source + 1]), np.stack([source + 1, source])], axis=1)
@@ -183,8 +204,42 @@ def test_random_split_keeps_replicates_of_a_condition_together(inputs):
 
 
 def test_make_split_rejects_unknown_kind(inputs):
-    with pytest.raises(ValueError, match="unknown split kind 'unseen dose'; use one of random, unseen compound"):
+    with pytest.raises(ValueError, match="unknown split kind 'unseen dose'; use one of random, unseen compound, "
+                                         "unseen cell, held-out dose, held-out time"):
         l1000.make_split(inputs, "unseen dose", seed=0)
+    with pytest.raises(ValueError, match="held-out dose split: no compound has 3 or more known levels"):
+        l1000.make_split(inputs, "held-out dose", seed=0)  # the tiny data has two doses per compound
+
+
+@pytest.fixture(scope="module")
+def plate_inputs() -> l1000.Inputs:
+    return l1000.build_inputs(plate_data(), fingerprint_bits=256)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_held_out_dose_and_time_splits_of_a_dose_time_plate(plate_inputs, seed):
+    meta = plate_inputs.data.metadata
+    conditions, compounds = l1000.condition_groups(meta), meta["compound_group"].to_numpy()
+    dose, time = meta["dose_um"].to_numpy(), meta["time_h"].to_numpy()
+    for kind in ("held-out dose", "held-out time"):
+        assert kind in l1000.SPLIT_KINDS
+        split = l1000.make_split(plate_inputs, kind, seed=seed, test_size=0.25, val_size=0.125)
+        assert split.kind == kind and len(split.train) + len(split.val) + len(split.test) == len(meta)
+        parts = [set(conditions[p]) for p in (split.train, split.val, split.test)]
+        assert not parts[0] & parts[1] and not parts[0] & parts[2] and not parts[1] & parts[2]  # whole conditions
+        assert all(np.sum(conditions == c) == 3 for c in parts[2])  # all 3 replicates of a test condition
+        for rows in (split.test, split.val):  # validation: the same kind of hold-out
+            for compound in np.unique(compounds[rows]):
+                mine = rows[compounds[rows] == compound]
+                trained = split.train[compounds[split.train] == compound]
+                if kind == "held-out dose":
+                    assert set(dose[mine]) <= {0.4, 2.0} and len(set(dose[mine])) == 1
+                    assert set(time[mine]) == {6.0, 24.0} and {0.08, 10.0} <= set(dose[trained])
+                else:
+                    assert len(set(time[mine])) == 1 and set(dose[mine]) == set(dose)
+                    assert set(time[trained]) == {6.0, 24.0} - set(time[mine])
+    dose_split = l1000.make_split(plate_inputs, "held-out dose", seed=seed)
+    assert set(compounds[dose_split.test]) == set(compounds)  # an interior dose of every compound
 
 
 def test_highest_dose_rows_picks_per_compound(inputs):

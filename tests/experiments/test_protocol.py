@@ -279,3 +279,23 @@ def test_model_output_defaults_are_not_shared():
     first, second = ModelOutput(), ModelOutput()
     first.extra["a"] = 1
     assert second.extra == {}
+
+
+def test_paired_comparisons_per_split_and_fit_epochs_in_results_table():
+    rows = []
+    for split in ("random", "unseen compound"):
+        for seed in range(3):
+            gap = 0.1 if split == "random" else -0.1
+            rows += [{"split": split, "seed": seed, "model": "m", "r": 0.5 + gap + 0.01 * seed,
+                      "best_epoch": 4.0 + seed, "epochs_run": 10.0},
+                     {"split": split, "seed": seed, "model": "b", "r": 0.5, "best_epoch": np.nan,
+                      "epochs_run": np.nan}]
+    runs = pd.DataFrame(rows)
+    found = protocol.paired_comparisons(runs, [("m", "b"), ("absent", "b")], "r")
+    assert [(keys["split"], c.verdict) for keys, c in found] == [("random", "beats"),
+                                                                  ("unseen compound", "does NOT beat")]
+    table = protocol.comparisons_table(found)
+    assert list(table["split"]) == ["random", "unseen compound"] and (table["pairs"] == 3).all()
+    summary = protocol.results_table(runs, ["split", "model"], ["r"])
+    assert summary.loc[("random", "m"), "best_epoch_mean"] == 5.0
+    assert np.isnan(summary.loc[("random", "b"), "best_epoch_mean"])

@@ -1,0 +1,33 @@
+import pandas as pd
+
+from perturbx.claims import Claim, Evidence, claims_table, verdict
+from perturbx.metrics import compare_models
+
+
+def _runs(model_values, baseline_values):
+    return pd.DataFrame([{"seed": s, "model": "m", "r": v} for s, v in enumerate(model_values)]
+                        + [{"seed": s, "model": "b", "r": v} for s, v in enumerate(baseline_values)])
+
+
+def test_verdict_from_evidence():
+    yes, no, unknown = Evidence("a", True), Evidence("b", False), Evidence("c", None)
+    assert verdict([yes, yes]) == "holds"
+    assert verdict([no, unknown]) == "does not hold"
+    assert verdict([yes, no]) == "partly"
+    assert verdict([unknown]) == verdict([]) == "undecided"
+
+
+def test_evidence_from_comparison_and_bound():
+    win = Evidence.from_comparison(compare_models(_runs([0.6, 0.7, 0.65], [0.5, 0.6, 0.55]), "m", "b", "r"))
+    assert win.supports is True and "beats" in win.text and "b in r" in win.text
+    one = Evidence.from_comparison(compare_models(_runs([0.9], [0.1]), "m", "b", "r"))
+    assert one.supports is None
+    assert Evidence.bound("relative change", 0.01, 0.02).supports is True
+    assert Evidence.bound("relative change", 0.03, 0.02).supports is False
+    assert Evidence.bound("share of ceiling", 0.7, 0.6, below=False).supports is True
+
+
+def test_claims_table_carries_the_computed_verdict():
+    claim = Claim("paper", "m beats b", "toy", (Evidence("x", True), Evidence("y", False)))
+    table = claims_table([claim])
+    assert table.loc[0, "verdict"] == "partly" and table.loc[0, "evidence"] == "x; y"
