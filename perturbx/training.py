@@ -12,7 +12,7 @@ import copy
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,9 @@ class FitConfig:
     plateau_factor: float = 0.8
     plateau_patience: int = 5
     early_stopping_patience: int | None = 5  # epochs without a better validation loss; None: never stop early
+    # the loss part that the plateau, early stopping and the kept weights follow (its validation value when there
+    # is a validation set); e.g. "mse" for a Gaussian-NLL model whose NLL over-fits its variance before its mean
+    monitor: str = "loss"
     seed: int = 0
     device: str = "cpu"
     progress: bool = True
@@ -110,7 +113,8 @@ def fit(model: torch.nn.Module, loss_fn: LossFunction, train: Batch, val: Batch 
             ``train`` (a NamedTuple of tensors), restricted to the batch rows, already on the device.
         train: a batch of the whole training set: tensors with the same first dimension.
         val: the validation set in the same form; when given, the learning-rate plateau and early stopping follow
-            the validation loss and the weights of the best validation epoch are restored at the end.
+            the validation value of the loss part ``config.monitor`` (default: the loss itself) and the weights of
+            the best validation epoch are restored at the end.
         config: :class:`FitConfig` (default: ``FitConfig()``).
 
     Returns:
@@ -134,7 +138,7 @@ def fit(model: torch.nn.Module, loss_fn: LossFunction, train: Batch, val: Batch 
                                                          device).items()}
         if val is not None:
             row |= {f"val_{k}": v for k, v in evaluate_loss(model, loss_fn, val, config).items()}
-        monitored = row["val_loss"] if val is not None else row["train_loss"]
+        monitored = _monitored(row, config.monitor, val is not None)
         scheduler.step(monitored)
         rows.append(row)
         best.update(model, monitored, epoch)
@@ -150,6 +154,35 @@ def fit(model: torch.nn.Module, loss_fn: LossFunction, train: Batch, val: Batch 
     seconds = time.perf_counter() - started
     return FitResult(pd.DataFrame(rows), best.epoch if val is not None else len(rows), seconds,
                      len(train[0]) * len(rows) / seconds)
+
+
+def step_budget(config: FitConfig, n_train: int, min_steps: int = 0, min_patience_steps: int = 0) -> FitConfig:
+    """``config`` with its budgets counted in optimiser steps for a training set of ``n_train`` rows.
+
+    A large batch suits a large training set (fewer, cheaper steps per epoch) but leaves a small one (a real plate
+    of a few hundred profiles: 1-2 steps per epoch) a few dozen steps in all. The epochs are raised so that training
+    takes at least ``min_steps`` steps, the early-stopping patience so that it waits at least
+    ``min_patience_steps`` steps (when early stopping is on), and the plateau patience to a third of that.
+
+    Returns:
+        a copy of ``config`` (unchanged values where the step floors are already met).
+    """
+    steps_per_epoch = max(1, -(-n_train // config.batch_size))
+    epochs = max(config.epochs, -(-min_steps // steps_per_epoch))
+    patience = config.early_stopping_patience
+    if patience is not None:
+        patience = max(patience, -(-min_patience_steps // steps_per_epoch))
+    return replace(config, epochs=epochs, early_stopping_patience=patience,
+                   plateau_patience=max(config.plateau_patience, (patience or 0) // 3))
+
+
+def _monitored(row: dict[str, float], part: str, validation: bool) -> float:
+    """The value of loss part ``part`` in one epoch's history row (validation if there is one, else training)."""
+    key = f"{'val' if validation else 'train'}_{part}"
+    if key not in row:
+        parts = sorted(k.split("_", 1)[1] for k in row if k.startswith("train_"))
+        raise KeyError(f"FitConfig.monitor = {part!r} is not a part of the loss; its parts are {parts}")
+    return row[key]
 
 
 @torch.no_grad()

@@ -112,14 +112,15 @@ def test_every_headline_is_found_in_the_books_results():
 def test_headlines_name_models_by_label_and_take_the_papers_numbers_by_id():
     """HEADLINES are built from model ids: rows hold the registries' labels (what the tables show), the paper's
     number comes from papers.DRP_REPORTED by id, and each paper's rows point at its chapter."""
-    from perturbx.experiments import drp, expression, generative
+    from perturbx.experiments import drp, expression, generative, signatures
 
     registries = {papers.DRP.title: drp.MODELS, papers.GRAPH.title: expression.MODELS,
                   papers.DIFFUSION.title: generative.MODELS}
     chapters = {p.title: p.chapter for p in papers.PAPERS}
     for item in reproduction.HEADLINES:
         assert item.chapter == chapters[item.paper], item
-        assert item.row["model"] in registries[item.paper].labels(), item
+        registry = signatures.MODELS if item.table == "consensus_results" else registries[item.paper]
+        assert item.row["model"] in registry.labels(), item
     by_label = {(h.experiment, h.row["model"], h.metric): h.paper_value for h in reproduction.HEADLINES}
     assert by_label[("5-fold CV on CTRP+GDSC", "DeepDRA", "roc_auc")] == \
         papers.DRP_REPORTED["5-fold CV on CTRP+GDSC"]["deepdra"]["roc_auc"]

@@ -1,10 +1,11 @@
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
 import pytest
 import torch
 
-from perturbx.training import FitConfig, batch_like, evaluate_loss, fit, to_device
+from perturbx.training import FitConfig, batch_like, evaluate_loss, fit, step_budget, to_device
 
 
 def mse_loss(model, batch):
@@ -54,6 +55,31 @@ def test_best_validation_epoch_weights_are_restored():
     restored = evaluate_loss(model, mse_loss, val, config)["loss"]
     assert restored == pytest.approx(history["val_loss"].min(), rel=1e-5)
     assert not model.training
+
+
+def loss_with_a_slope_part(model, batch):
+    """The MSE, plus a part that is smallest when the slope is 1 (training pulls it to 2)."""
+    return mse_loss(model, batch) | {"slope_gap": (model.weight - 1.0).abs().sum()}
+
+
+def test_the_monitored_loss_part_chooses_the_kept_epoch():
+    """monitor = "slope_gap": the kept weights are those of the epoch whose slope was nearest 1 on the way to 2,
+    not those of the best validation loss (near the end); an unknown part is refused, naming the parts."""
+    config = FitConfig(epochs=30, batch_size=32, lr=0.1, progress=False, early_stopping_patience=None)
+    val = regression_data(n=16, seed=1)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(1, 1)
+    start = float(model.weight.detach())
+    result = fit(model, loss_with_a_slope_part, regression_data(), val, replace(config, monitor="slope_gap"))
+    history = result.history
+    assert start < 0.9
+    assert result.best_epoch == history.loc[history["val_slope_gap"].idxmin(), "epoch"]
+    assert 1 < result.best_epoch < len(history)
+    assert history.loc[history["val_loss"].idxmin(), "epoch"] > result.best_epoch + 5  # the loss keeps a later one
+    assert abs(float(model.weight.detach()) - 1.0) == pytest.approx(history["val_slope_gap"].min(), rel=1e-5)
+    with pytest.raises(KeyError, match="slope_gap"):
+        fit(torch.nn.Linear(1, 1), loss_with_a_slope_part, regression_data(), val,
+            replace(config, epochs=1, monitor="mse"))
 
 
 def test_without_validation_the_last_weights_are_kept():
@@ -137,3 +163,14 @@ def test_batch_like_and_to_device_keep_the_batch_type():
     assert isinstance(plain, list) and len(plain) == 1 and torch.equal(plain[0], torch.ones(1))
     moved = to_device(batch, "cpu")
     assert isinstance(moved, XY) and torch.equal(moved.x, batch.x) and moved.y.device.type == "cpu"
+
+
+def test_step_budget_raises_epochs_and_patience_for_small_training_sets():
+    config = FitConfig(epochs=20, batch_size=256, early_stopping_patience=3, plateau_patience=2)
+    small = step_budget(config, n_train=380, min_steps=200, min_patience_steps=60)  # 2 steps per epoch
+    assert (small.epochs, small.early_stopping_patience, small.plateau_patience) == (100, 30, 10)
+    large = step_budget(config, n_train=12_000, min_steps=200, min_patience_steps=60)  # 47 steps per epoch
+    assert (large.epochs, large.early_stopping_patience, large.plateau_patience) == (20, 3, 2)
+    never = step_budget(replace(config, early_stopping_patience=None), 380, 200, 60)
+    assert never.early_stopping_patience is None and never.epochs == 100
+    assert config.epochs == 20  # the given config is not changed

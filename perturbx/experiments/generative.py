@@ -73,7 +73,7 @@ from ..models.encoder_decoder import EncoderDecoderConfig, PerturbationEncoderDe
 from ..pathways import pathway_agreement, prerank
 from ..runtime import derive_seed
 from ..splits import Split
-from ..training import FitConfig, FitResult, fit, to_device
+from ..training import FitConfig, FitResult, fit, step_budget, to_device
 from . import l1000, protocol
 from .expression import ExpressionSettings
 from .l1000 import Inputs, L1000Context, Truth, batch, make_split
@@ -87,14 +87,18 @@ ACCURACY_METRICS = ("pearson_change", "r2_top_degs", "rmse")
 class GenerativeSettings(ProfileSettings):
     """Sizes, optimisation and sampling of one profile."""
 
-    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    # gene_scale: without a per-gene multiple of the noisy input, a 256-wide denoiser samples the whole training
+    # set's spread for every condition (spread ratio ~1.55 on the simulator; benchmarks/lincs_scale_models.py)
+    diffusion: DiffusionConfig = field(default_factory=lambda: DiffusionConfig(gene_scale=True))
     diffusion_fit: FitConfig = field(default_factory=lambda: FitConfig(
-        epochs=400, batch_size=128, lr=1e-3, weight_decay=1e-5, early_stopping_patience=40, plateau_patience=15,
+        epochs=200, batch_size=256, lr=2e-3, weight_decay=1e-5, early_stopping_patience=20, plateau_patience=6,
         plateau_factor=0.5))
     encoder_decoder: EncoderDecoderConfig = field(default_factory=EncoderDecoderConfig)
+    # monitor the MSE of the mean: the Gaussian NLL's validation minimum comes early (it fits the variance first),
+    # which stopped the mean under-trained (validation NLL best at epoch 4, MSE still improving at epoch 25)
     encoder_decoder_fit: FitConfig = field(default_factory=lambda: FitConfig(
         epochs=200, batch_size=128, lr=1e-3, weight_decay=1e-5, early_stopping_patience=15, plateau_patience=5,
-        plateau_factor=0.5))
+        plateau_factor=0.5, monitor="mse"))
     min_steps: int = 1000  # optimiser steps at least, whatever the data size (epochs raised for small sets)
     min_patience_steps: int = 200  # early stopping waits this many optimiser steps at least (patience raised)
     n_samples: int = 64  # generated profiles per test condition
@@ -113,26 +117,28 @@ class GenerativeSettings(ProfileSettings):
     @classmethod
     def smoke(cls, device: str = "cpu") -> GenerativeSettings:
         """Seconds on a CPU."""
-        settings = cls(expression=ExpressionSettings.smoke(device), diffusion=DiffusionConfig(width=64, depth=2,
-                       n_steps=100), encoder_decoder=EncoderDecoderConfig(width=64, latent=16), n_samples=8,
-                       n_reference=8, ddim_steps=10, min_steps=0,
-                       min_patience_steps=0)
+        settings = cls(expression=ExpressionSettings.smoke(device),
+                       diffusion=DiffusionConfig(width=64, depth=2, n_steps=100, gene_scale=True),
+                       encoder_decoder=EncoderDecoderConfig(width=64, latent=16), n_samples=8, n_reference=8,
+                       ddim_steps=10, min_steps=0, min_patience_steps=0)
         settings.diffusion_fit.epochs = settings.encoder_decoder_fit.epochs = 3
         return settings._on(device, progress=False)
 
     @classmethod
     def quick(cls, device: str = "cpu") -> GenerativeSettings:
         """Minutes on 2 CPU cores."""
-        settings = cls(expression=ExpressionSettings.quick(device), n_samples=32, n_reference=32)
-        settings.diffusion_fit.epochs, settings.encoder_decoder_fit.epochs = 60, 40
-        settings.diffusion_fit.early_stopping_patience = settings.encoder_decoder_fit.early_stopping_patience = 10
-        settings.diffusion_fit.plateau_patience = 4
+        settings = cls(expression=ExpressionSettings.quick(device), n_samples=32, n_reference=32,
+                       temperatures=(1.0, 0.8, 0.6))
+        settings.diffusion_fit.epochs, settings.encoder_decoder_fit.epochs = 60, 60
+        settings.diffusion_fit.early_stopping_patience, settings.encoder_decoder_fit.early_stopping_patience = 10, 8
+        settings.diffusion_fit.plateau_patience, settings.encoder_decoder_fit.plateau_patience = 4, 3
         return settings._on(device, progress=True)
 
     @classmethod
     def full(cls, device: str = "cpu") -> GenerativeSettings:
         """Longer training, more samples; meant for a GPU."""
-        return cls(expression=ExpressionSettings.full(device))._on(device, progress=True)
+        return cls(expression=ExpressionSettings.full(device), temperatures=(1.0, 0.9, 0.8, 0.7, 0.6))._on(
+            device, progress=True)
 
 
 @dataclass
@@ -200,14 +206,8 @@ def fit_generative(inputs: Inputs, prepared: Prepared, split: Split, settings: G
     """
     torch.manual_seed(seed)
     net, base = _new_network(network, inputs, settings)
-    steps_per_epoch = max(1, -(-len(split.train) // base.batch_size))
-    epochs = max(base.epochs, -(-settings.min_steps // steps_per_epoch))
-    patience = base.early_stopping_patience
-    if patience is not None:
-        patience = max(patience, -(-settings.min_patience_steps // steps_per_epoch))
-    config = replace(base, seed=seed, epochs=epochs, early_stopping_patience=patience,
-                     plateau_patience=max(base.plateau_patience, (patience or 0) // 3),
-                     description=f"{_LABELS[network]}, {split.kind}")
+    config = step_budget(replace(base, seed=seed, description=f"{_LABELS[network]}, {split.kind}"),
+                         len(split.train), settings.min_steps, settings.min_patience_steps)
     val = training_batch(inputs, prepared, split.val) if len(split.val) else None
     train = training_batch(inputs, prepared, split.train)
     if network == "diffusion":
@@ -422,12 +422,13 @@ def _sampled_model(model_id: str, network: str, options: Callable[[GenerativeSet
             context.networks[network], fitted = fit_generative(context.inputs, context.prepared, context.split,
                                                                settings, network_seed, network)
         model, sampling, extra = context.networks[network], options(settings), {}
-        if network == "diffusion" and len(settings.temperatures) > 1:
+        n_samples = sampling.pop("n_samples", settings.n_samples)
+        if model_id == "diffusion" and len(settings.temperatures) > 1:
             sampling["temperature"], extra["temperature_choice"] = choose_temperature(model, context, seed, sampling)
             extra["temperature"] = sampling["temperature"]
         accuracy, distribution, means, sampling_seconds = evaluate_samples(
-            MODELS.label(model_id), model, context.inputs, context.prepared, context.conditions, settings.n_samples,
-            seed, context.reference, **sampling)
+            MODELS.label(model_id), model, context.inputs, context.prepared, context.conditions, n_samples, seed,
+            context.reference, **sampling)
         return ModelOutput(means, model, fitted, extra=extra | {"accuracy": accuracy, "distribution": distribution,
                                                                 "sampling_seconds": sampling_seconds})
     return run
@@ -507,7 +508,9 @@ _LABELS = {"diffusion": "diffusion", "encoder_decoder": "encoder-decoder (PRnet-
 # How each generative model samples (keyword arguments of its network's ``sample``).
 SAMPLING = {"encoder_decoder": lambda s: {"from_variance": False},
             "encoder_decoder_gaussian": lambda s: {"from_variance": True},
-            "diffusion": lambda s: {"method": "ddim", "steps": s.ddim_steps, "guidance": s.guidance}}
+            "diffusion": lambda s: {"method": "ddim", "steps": s.ddim_steps, "guidance": s.guidance},
+            "diffusion_deterministic": lambda s: {"method": "ddim", "steps": s.ddim_steps, "guidance": s.guidance,
+                                                  "temperature": 0.0, "n_samples": 1}}
 l1000_models = {spec.id: spec for spec in l1000.BASELINES}
 MODELS = ModelRegistry("generative", [
     *(ModelSpec(i, l1000_models[i].label, _point_model(i), "baseline", l1000_models[i].description)
@@ -522,13 +525,17 @@ MODELS = ModelRegistry("generative", [
               "learned", "the same trained encoder-decoder, plus draws from its predicted per-gene variance"),
     ModelSpec("diffusion", _LABELS["diffusion"], _sampled_model("diffusion", "diffusion", SAMPLING["diffusion"]),
               "learned", "conditional DDPM (v-prediction), DDIM sampling with classifier-free guidance"),
+    ModelSpec("diffusion_deterministic", "diffusion at temperature 0 (one sample)",
+              _sampled_model("diffusion_deterministic", "diffusion", SAMPLING["diffusion_deterministic"]), "learned",
+              "the same trained diffusion model, DDIM from zero noise: one deterministic profile per condition"),
     ModelSpec("true_distribution", "true distribution (simulator)", _true_distribution, "oracle",
               "fresh draws from the simulator (a ceiling)"),
     ModelSpec("replicate_ceiling", "replicate ceiling (other replicates' mean)", _replicate_ceiling, "oracle",
               "each held-out replicate predicted by the mean of its condition's other replicates (real data)"),
 ])
 DEFAULT_MODELS = tuple(MODELS.ids("baseline") + MODELS.ids("learned"))
-GENERATIVE_MODELS = tuple(MODELS.ids("learned"))
+GENERATIVE_MODELS = ("encoder_decoder", "encoder_decoder_gaussian", "diffusion")
+"""The models that draw many profiles per condition."""
 
 
 @dataclass
@@ -681,6 +688,9 @@ def draw(result: GenerativeResult, inputs: Inputs, model_id: str, rows: np.ndarr
     if model_id not in SAMPLING:
         raise ValueError(f"{model_id!r} does not sample; use one of {', '.join(SAMPLING)}")
     options = SAMPLING[model_id](result.context.settings)
+    options.pop("n_samples", None)
+    if "temperature" in result.outputs[model_id].extra:  # the temperature chosen on validation
+        options["temperature"] = result.outputs[model_id].extra["temperature"]
     (_, change), = generate(result.models[model_id], inputs, result.prepared, np.asarray(rows), n, seed=seed,
                             max_batch=max(n * len(rows), 1), **options)
     return inputs.data.basal[np.asarray(rows)][:, None] + change

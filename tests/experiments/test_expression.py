@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from perturbx import chem, explain
@@ -96,17 +97,40 @@ def test_run_experiments_table_has_mean_and_sd(inputs):
     assert list(table.index.get_level_values("model")) == ["training mean per cell line", "ridge"]
 
 
-def test_verdict_and_ceiling_lines_name_the_models_by_label(smoke_result):
-    runs = expression.summarise(smoke_result).assign(split="random", seed=0)
+def _three_seeds(smoke_result):
+    one = expression.summarise(smoke_result).assign(split="random", seed=0)
+    return pd.concat([one.assign(seed=s, pearson_change=one["pearson_change"] + 0.01 * s) for s in range(3)])
+
+
+def test_verdict_lines_compare_paired_seeds_and_the_ceiling_share(smoke_result):
+    runs = _three_seeds(smoke_result)
     table = expression.results_table(runs)
     values = table.droplevel("split")["pearson_change_mean"]
-    (verdict,) = expression.verdict_lines(table, "tiny")
-    assert verdict.startswith(f"tiny, random: graph model Pearson of change {values['graph model']:.3f}")
-    assert f"the training mean per cell line ({values['training mean per cell line']:.3f})" in verdict
+    (verdict,) = expression.verdict_lines(runs, "tiny")
+    assert verdict.startswith(f"tiny, random: graph model Pearson of change {values['graph model']:.3f}; it ")
+    assert "the training mean per cell line (paired difference" in verdict and "better in" in verdict
     classical = values[["ridge", "random forest", "gradient boosting", "MLP"]]
     assert verdict.endswith(f"best classical: {classical.idxmax()} ({classical.max():.3f}).")
-    (gap,) = expression.ceiling_gap_lines(table, "tiny")
-    assert f"{values['true mean (simulator)'] - values['graph model']:.3f} below" in gap
+    shares = expression.ceiling_share(table)
+    learned = values[["graph model"]]
+    assert shares.loc["random", "share of ceiling"] == learned.max() / values["true mean (simulator)"]
+    assert table.droplevel("split").loc["graph model", "best_epoch_mean"] >= 1
+
+
+def test_decide_claims_turn_tables_into_verdicts(smoke_result):
+    runs = _three_seeds(smoke_result)
+    unseen = pd.concat([runs, runs.assign(split="unseen compound"), runs.assign(split="unseen cell")])
+    shares = expression.ceiling_share(expression.results_table(unseen))
+    consensus = pd.DataFrame([{"split": "scaffold CV", "seed": s, "model": m, "pearson": v + 0.01 * s}
+                              for s in range(3) for m, v in [("GAT regressor", 0.3), ("mean signature", 0.2),
+                                                             ("ridge", 0.4)]])
+    recovery = pd.DataFrame({"what": ["causal atoms"], "score": ["AUROC"], "mean": [0.6], "chance": [0.5]})
+    faithful = pd.DataFrame({"dataset": ["simulator"], "masked": ["top atoms"], "top > random (fraction)": [0.4]})
+    found = expression.decide_claims(unseen, shares, consensus, recovery, faithful, "toy")
+    assert [c.verdict for c in found][3] == "partly"  # recovery above chance, faithfulness below one half
+    structure = [e for e in found[1].evidence if e.text.startswith("DrugBank consensus")]
+    assert [e.supports for e in structure] == [True, False]  # beats the mean signature, loses to ridge
+    assert found[2].evidence[0].supports == (shares.loc["unseen compound", "share of ceiling"] >= 0.6)
 
 
 # --------------------------------------------------------------------------------------------------- attributions

@@ -55,8 +55,8 @@ class TinyTruth(l1000.Truth):
 
 def test_models_by_id_and_role():
     assert generative.MODELS.ids() == [*POINT_MODELS, "marginal_draws", "encoder_decoder",
-                                       "encoder_decoder_gaussian", "diffusion", "true_distribution",
-                                       "replicate_ceiling"]
+                                       "encoder_decoder_gaussian", "diffusion", "diffusion_deterministic",
+                                       "true_distribution", "replicate_ceiling"]
     assert generative.MODELS.ids("oracle") == ["true_distribution", "replicate_ceiling"]
     assert generative.MODELS.ids("baseline") == [*POINT_MODELS, "marginal_draws"]
     assert generative.GENERATIVE_MODELS == ("encoder_decoder", "encoder_decoder_gaussian", "diffusion")
@@ -160,14 +160,16 @@ def test_run_split_scores_every_model(smoke_result):
     point = distribution[distribution["model"].isin(generative.MODELS.labels(POINT_MODELS))]
     assert len(point) == 3 * len(smoke_result.conditions)
     assert point["spread_ratio"].isna().all() and point["variance_r2"].isna().all()  # one point has no spread
+    deterministic = distribution[distribution["model"] == label("diffusion_deterministic")]
+    assert len(deterministic) == len(smoke_result.conditions) and deterministic["spread_ratio"].isna().all()
     oracle = distribution[distribution["model"] == label("true_distribution")]
     assert oracle["spread_ratio"].between(0.8, 1.2).all()
     assert abs(oracle["energy_distance_true"].mean()) < 0.5 < distribution.loc[
         distribution["model"] == label("no_change"), "energy_distance_true"].mean()
     # one network per kind: the encoder-decoder is trained once for both of its samplers
-    assert set(smoke_result.models) == set(generative.GENERATIVE_MODELS)
+    assert set(smoke_result.models) == set(generative.MODELS.ids("learned"))
     assert smoke_result.models["encoder_decoder_gaussian"] is smoke_result.models["encoder_decoder"]
-    assert set(smoke_result.fits) == {"diffusion", "encoder_decoder"}
+    assert set(smoke_result.fits) == {"diffusion", "encoder_decoder"}  # one network per kind
     assert isinstance(smoke_result.models["diffusion"], ConditionalDiffusion)
     assert smoke_result.models["diffusion"].x0_limit < np.inf
     for model_id in generative.GENERATIVE_MODELS:
