@@ -6,6 +6,8 @@
   on training rows, the typed :class:`~perturbx.experiments.l1000.L1000Batch`, splits, baselines, simulator truth);
 - :mod:`~perturbx.experiments.drp`: drug response (chapter 02): priors, gradient boosting, DeepDRA, cross-attention;
 - :mod:`~perturbx.experiments.expression`: the interpretable graph model against the baselines (chapter 03);
+- :mod:`~perturbx.experiments.signatures`: unseen drugs on real data, a DrugBank drug's consensus signature from
+  its structure alone on scaffold-grouped folds (chapter 03);
 - :mod:`~perturbx.experiments.generative`: the diffusion model and the encoder-decoder, sampled per condition
   (chapter 04).
 """

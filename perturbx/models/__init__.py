@@ -4,6 +4,8 @@
 - :mod:`perturbx.models.gnn`: the interpretable graph model of drug-induced expression.
 - :mod:`perturbx.models.diffusion`: the conditional diffusion model (DDPM/DDIM, classifier-free guidance).
 - :mod:`perturbx.models.encoder_decoder`: the PRnet-style encoder-decoder baseline.
+- :mod:`perturbx.models.structure`: structure-only models of a consensus signature (the GAT compound encoder with a
+  regression head; the fingerprint conditioner of the diffusion model).
 - :mod:`perturbx.models.classical`: baselines without deep learning (priors, gradient boosting, scikit-learn
   regressors of expression changes).
 """

@@ -131,6 +131,9 @@ def test_decide_claims_turn_tables_into_verdicts(smoke_result):
     structure = [e for e in found[1].evidence if e.text.startswith("DrugBank consensus")]
     assert [e.supports for e in structure] == [True, False]  # beats the mean signature, loses to ridge
     assert found[2].evidence[0].supports == (shares.loc["unseen compound", "share of ceiling"] >= 0.6)
+    kinase = pd.DataFrame({"top_in_motif": [0.0, 0.2], "chance": [0.2, 0.3]})
+    with_motif = expression.decide_claims(unseen, shares, consensus, recovery, faithful, "toy", pharmacophores=kinase)
+    assert with_motif[3].evidence[-1].supports is False and "hinge-binding motif" in with_motif[3].evidence[-1].text
 
 
 # --------------------------------------------------------------------------------------------------- attributions
