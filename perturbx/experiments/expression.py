@@ -40,7 +40,7 @@ class ExpressionSettings(ProfileSettings):
     plate (a few hundred profiles) for as many steps.
     """
 
-    fit: FitConfig = field(default_factory=lambda: FitConfig(epochs=60, batch_size=256, lr=2e-3, weight_decay=1e-5,
+    fit: FitConfig = field(default_factory=lambda: FitConfig(epochs=120, batch_size=256, lr=2e-3, weight_decay=1e-5,
                                                              early_stopping_patience=6, plateau_patience=2,
                                                              plateau_factor=0.5))
     gnn: GNNConfig = field(default_factory=GNNConfig)
