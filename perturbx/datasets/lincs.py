@@ -105,6 +105,15 @@ class CuratedL1000:
         return CuratedL1000(self.expression[index], self.basal[index],
                             self.metadata.iloc[index].reset_index(drop=True), self.dropped, self.genes)
 
+    def require_level(self, level: int, kind: str, why: str, fix: str) -> None:
+        """Raise ``ValueError`` unless every profile is of ``level``; the message counts the others, names one, and
+        gives ``kind`` (what the profiles must be), ``why`` and ``fix``."""
+        meta = self.metadata
+        other = meta.index[meta["level"] != level]
+        if len(other):
+            raise ValueError(f"{len(other)} profiles are not {kind} (e.g. {meta.at[other[0], 'profile_id']}, level "
+                             f"{meta.at[other[0], 'level']}); {why}. Fix: {fix}.")
+
     @property
     def change(self) -> np.ndarray:
         """Treated minus basal, float32 (n, 978); meaningful for level-3 (log2 expression) profiles."""

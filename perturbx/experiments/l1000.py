@@ -71,13 +71,10 @@ def build_inputs(data: CuratedL1000, gene_graph: GeneGraph | None = None, finger
         ValueError: profiles that are not level 3 (z-scores have no basal to add a change to), naming them.
         chem.InvalidSmilesError: a SMILES that cannot be featurised, naming the compound.
     """
+    data.require_level(3, "level-3 log2 expression",
+                       "expression models need treated and basal profiles in the same units",
+                       "data.subset(data.metadata['level'] == 3)")
     meta = data.metadata
-    not_level3 = meta.index[meta["level"] != 3]
-    if len(not_level3):
-        raise ValueError(f"{len(not_level3)} profiles are not level-3 log2 expression (e.g. "
-                         f"{meta.at[not_level3[0], 'profile_id']}, level {meta.at[not_level3[0], 'level']}); "
-                         "expression models need treated and basal profiles in the same units. "
-                         "Fix: data.subset(data.metadata['level'] == 3).")
     compounds = (meta.groupby("canonical_smiles", sort=True)
                  .agg(compound_name=("compound_name", "first"), compound_group=("compound_group", "first"),
                       compound_id=("compound_id", "first"), profiles=("profile_id", "size")).reset_index())

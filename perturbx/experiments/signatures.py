@@ -160,13 +160,9 @@ def build_signature_inputs(data: CuratedL1000, fingerprint_bits: int = 2048) -> 
         ValueError: profiles that are not level-5 signatures, naming one.
         chem.InvalidSmilesError: a structure that cannot be featurised, naming the drug.
     """
+    data.require_level(5, "level-5 signatures", "this experiment predicts one consensus signature per drug",
+                       "read the data with perturbx.datasets.consensus.read_consensus()")
     meta = data.metadata
-    not_level5 = meta.index[meta["level"] != 5]
-    if len(not_level5):
-        raise ValueError(f"{len(not_level5)} profiles are not level-5 signatures (e.g. "
-                         f"{meta.at[not_level5[0], 'profile_id']}, level {meta.at[not_level5[0], 'level']}); "
-                         "this experiment predicts one consensus signature per drug. "
-                         "Fix: read the data with perturbx.datasets.consensus.read_consensus().")
     records = [f"drug {i} ({n})" for i, n in zip(meta["compound_id"], meta["compound_name"])]
     smiles = meta["canonical_smiles"].tolist()
     graphs = [chem.molecule_graph(s, r) for s, r in zip(smiles, records)]
