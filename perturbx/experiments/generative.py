@@ -468,8 +468,8 @@ def _marginal_draws(context: GenerativeContext, seed: int) -> ModelOutput:
     for i, row in enumerate(context.conditions["row"]):
         own = train[cells[train] == cells[row]]
         samples[i] = change[rng.choice(own if len(own) else train, context.settings.n_samples)]
-    return ModelOutput(samples.mean(axis=1), extra=_scored(MODELS.label("marginal_draws"), samples.mean(axis=1),
-                                                           context, samples))
+    mean = samples.mean(axis=1)
+    return ModelOutput(mean, extra=_scored(MODELS.label("marginal_draws"), mean, context, samples))
 
 
 def _true_distribution(context: GenerativeContext, seed: int) -> ModelOutput:
