@@ -39,9 +39,16 @@ class FitConfig:
     plateau_factor: float = 0.8
     plateau_patience: int = 5
     early_stopping_patience: int | None = 5  # epochs without a better validation loss; None: never stop early
+    # an epoch counts as better only when it lowers the monitored loss by more than this (loss units): a loss that
+    # creeps down by 1e-5 per epoch on a decayed learning rate has converged
+    min_delta: float = 1e-6
     # the loss part that the plateau, early stopping and the kept weights follow (its validation value when there
     # is a validation set); e.g. "mse" for a Gaussian-NLL model whose NLL over-fits its variance before its mean
     monitor: str = "loss"
+    # "select": the validation loss drives the plateau, early stopping and the kept weights (best epoch);
+    # "log": DeepDRA's code: validation is only logged, the plateau follows the training loss, every epoch runs and
+    # the last epoch's weights are kept
+    validation: str = "select"
     seed: int = 0
     device: str = "cpu"
     progress: bool = True
@@ -75,11 +82,12 @@ def _mean_parts(parts: list[dict[str, float]]) -> dict[str, float]:
 class _BestWeights:
     """Tracks the monitored loss: the best epoch, its weights (only when they will be restored) and patience."""
 
-    def __init__(self, keep_weights: bool):
-        self.keep_weights, self.loss, self.epoch, self.state, self.stale = keep_weights, np.inf, 0, None, 0
+    def __init__(self, keep_weights: bool, min_delta: float):
+        self.keep_weights, self.min_delta = keep_weights, min_delta
+        self.loss, self.epoch, self.state, self.stale = np.inf, 0, None, 0
 
     def update(self, model: torch.nn.Module, loss: float, epoch: int) -> None:
-        if loss < self.loss - 1e-6:
+        if loss < self.loss - self.min_delta:
             self.loss, self.epoch, self.stale = loss, epoch, 0
             self.state = copy.deepcopy(model.state_dict()) if self.keep_weights else None
         else:
@@ -103,8 +111,11 @@ def _train_epoch(model: torch.nn.Module, loss_fn: LossFunction, loader: DataLoad
     return _mean_parts(parts)
 
 
+EpochMetrics = Callable[[torch.nn.Module], dict[str, float]]
+
+
 def fit(model: torch.nn.Module, loss_fn: LossFunction, train: Batch, val: Batch | None = None,
-        config: FitConfig | None = None) -> FitResult:
+        config: FitConfig | None = None, epoch_metrics: EpochMetrics | None = None) -> FitResult:
     """Train ``model`` with Adam on shuffled mini-batches of ``train``.
 
     Args:
@@ -114,13 +125,21 @@ def fit(model: torch.nn.Module, loss_fn: LossFunction, train: Batch, val: Batch 
         train: a batch of the whole training set: tensors with the same first dimension.
         val: the validation set in the same form; when given, the learning-rate plateau and early stopping follow
             the validation value of the loss part ``config.monitor`` (default: the loss itself) and the weights of
-            the best validation epoch are restored at the end.
+            the best validation epoch are restored at the end (``config.validation = "select"``); with
+            ``config.validation = "log"`` it is only logged, as in DeepDRA's code (the plateau follows the training
+            loss, all epochs run and the last epoch's weights are kept).
         config: :class:`FitConfig` (default: ``FitConfig()``).
+        epoch_metrics: optional ``epoch_metrics(model) -> {name: value}`` called after every epoch (model in eval
+            mode) and logged in the history; a diagnostic (e.g. test AUC per epoch), never used to choose anything.
 
     Returns:
-        :class:`FitResult` (``history``: one row per epoch with ``lr``, ``train_<part>`` and ``val_<part>``).
+        :class:`FitResult` (``history``: one row per epoch with ``lr``, ``train_<part>``, ``val_<part>`` and the
+        names of ``epoch_metrics``).
     """
     config = config or FitConfig()
+    if config.validation not in ("select", "log"):
+        raise ValueError(f"FitConfig.validation must be 'select' or 'log', got {config.validation!r}")
+    selects = val is not None and config.validation == "select"
     seed_everything(config.seed)
     device = torch.device(config.device)
     model.to(device)
@@ -129,7 +148,7 @@ def fit(model: torch.nn.Module, loss_fn: LossFunction, train: Batch, val: Batch 
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=config.plateau_factor,
                                                            patience=config.plateau_patience)
-    rows, best, started = [], _BestWeights(keep_weights=val is not None), time.perf_counter()
+    rows, best, started = [], _BestWeights(keep_weights=selects, min_delta=config.min_delta), time.perf_counter()
     epochs = tqdm(range(1, config.epochs + 1), desc=config.description, disable=not config.progress,
                   file=sys.stderr, mininterval=1.0, leave=False)
     for epoch in epochs:
@@ -138,13 +157,16 @@ def fit(model: torch.nn.Module, loss_fn: LossFunction, train: Batch, val: Batch 
                                                          device).items()}
         if val is not None:
             row |= {f"val_{k}": v for k, v in evaluate_loss(model, loss_fn, val, config).items()}
-        monitored = _monitored(row, config.monitor, val is not None)
+        if epoch_metrics is not None:
+            model.eval()
+            row |= epoch_metrics(model)
+        monitored = _monitored(row, config.monitor, selects)
         scheduler.step(monitored)
         rows.append(row)
         best.update(model, monitored, epoch)
         epochs.set_postfix(loss=f"{row['train_loss']:.4f}", val=f"{row.get('val_loss', float('nan')):.4f}",
                            refresh=False)
-        if val is not None and config.early_stopping_patience is not None and \
+        if selects and config.early_stopping_patience is not None and \
                 best.stale >= config.early_stopping_patience:
             break
     epochs.close()
@@ -152,7 +174,7 @@ def fit(model: torch.nn.Module, loss_fn: LossFunction, train: Batch, val: Batch 
         model.load_state_dict(best.state)
     model.eval()
     seconds = time.perf_counter() - started
-    return FitResult(pd.DataFrame(rows), best.epoch if val is not None else len(rows), seconds,
+    return FitResult(pd.DataFrame(rows), best.epoch if selects else len(rows), seconds,
                      len(train[0]) * len(rows) / seconds)
 
 

@@ -99,11 +99,61 @@ def test_early_stopping_when_validation_loss_cannot_improve():
     assert result.history["val_loss"].nunique() == 1
 
 
+def test_improvements_below_min_delta_do_not_reset_patience():
+    """A tiny learning rate lowers the validation loss a little every epoch: with min_delta above that step the
+    fit stops after its patience and keeps the first epoch; with the default it runs on."""
+    tiny = FitConfig(epochs=10, batch_size=32, lr=1e-4, progress=False, early_stopping_patience=2)
+    val = regression_data(n=8, seed=1)
+    history = train_linear(tiny, val)[1].history
+    assert history["val_loss"].diff().iloc[1:].lt(0).all()  # it does improve, slowly
+    step = float(-history["val_loss"].diff().iloc[1:].max())
+    assert len(history) == 10
+    stopped = train_linear(replace(tiny, min_delta=2 * step * 10), val)[1]
+    assert len(stopped.history) == 3 and stopped.best_epoch == 1
+
+
 def test_no_early_stopping_without_validation_or_patience():
     config = FitConfig(epochs=6, batch_size=8, lr=0.0, progress=False, early_stopping_patience=2)
     assert len(train_linear(config)[1].history) == 6
     config = FitConfig(epochs=6, batch_size=8, lr=0.0, progress=False, early_stopping_patience=None)
     assert len(train_linear(config, val=regression_data(n=8, seed=1))[1].history) == 6
+
+
+def test_logged_validation_keeps_the_last_weights_and_never_stops_early():
+    """DeepDRA's protocol: the validation loss rises after a few epochs (it wants slope 1), yet every epoch runs,
+    the last epoch's weights are kept and the plateau follows the training loss (which keeps falling: no cut)."""
+    config = FitConfig(epochs=30, batch_size=32, lr=0.1, progress=False, early_stopping_patience=2,
+                       plateau_patience=1, validation="log")
+    val = regression_data(n=16, slope=1.0, seed=1)
+    model, result = train_linear(config, val)
+    history = result.history
+    assert len(history) == 30 and result.best_epoch == 30
+    assert history["val_loss"].idxmin() < 29  # the validation optimum was earlier, and it was not restored
+    assert evaluate_loss(model, mse_loss, val, config)["loss"] == pytest.approx(history["val_loss"].iloc[-1],
+                                                                                 rel=1e-5)
+    selected = replace(config, validation="select")
+    assert len(train_linear(selected, val)[1].history) < 30  # the same settings select: early stopping
+
+
+def test_a_validation_mode_that_does_not_exist_is_refused():
+    with pytest.raises(ValueError, match="validation must be 'select' or 'log'"):
+        train_linear(FitConfig(epochs=1, progress=False, validation="ignore"))
+
+
+def test_epoch_metrics_are_logged_per_epoch_with_the_model_in_eval_mode():
+    seen = []
+
+    def slope(model):
+        seen.append(model.training)
+        return {"slope": float(model.weight.detach())}
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(1, 1)
+    result = fit(model, mse_loss, regression_data(), None, FitConfig(epochs=4, batch_size=8, lr=0.1, progress=False),
+                 epoch_metrics=slope)
+    assert list(result.history.columns[-1:]) == ["slope"] and len(result.history) == 4
+    assert seen == [False] * 4
+    assert result.history["slope"].iloc[-1] == pytest.approx(float(model.weight.detach()))
 
 
 def test_fit_result_reports_history_and_throughput():
