@@ -98,6 +98,28 @@ def expected_outputs(path: Path) -> dict:
             "figures": sum("image/png" in output.get("data", {}) for output in outputs)}
 
 
+def assert_formulas_rendered(driver) -> None:
+    """Every formula of the page was typeset by the book's own MathJax: each ``.math`` element (Sphinx writes
+    ``\\(...\\)`` / ``\\[...\\]`` into them) holds MathJax's output and no TeX delimiter is left in the text."""
+    from selenium.webdriver.common.by import By
+
+    formulas = driver.find_elements(By.CSS_SELECTOR, ".math")
+    if not formulas:
+        return
+    driver.set_script_timeout(60)
+    typeset = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "if (!window.MathJax || !MathJax.startup) { done('MathJax did not load'); return; }"
+        "MathJax.startup.promise.then(() => done('ok')).catch(e => done(String(e)));")
+    assert typeset == "ok", f"MathJax: {typeset}"
+    scripts = [s.get_attribute("src") for s in driver.find_elements(By.CSS_SELECTOR, "script[src*='mathjax']")]
+    assert scripts and all("/_static/mathjax/" in src for src in scripts), f"MathJax not served by the book: {scripts}"
+    raw = [f.text[:60] for f in formulas if not f.find_elements(By.TAG_NAME, "mjx-container")]
+    assert not raw, f"{len(raw)} of {len(formulas)} formulas were not typeset, e.g. {raw[:3]}"
+    text = driver.find_element(By.TAG_NAME, "body").text
+    assert "\\(" not in text and "\\[" not in text, "raw TeX delimiters left on the page"
+
+
 def full_page_screenshot(driver, target: Path) -> None:
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(SCREENSHOT_WIDTH, min(int(height) + 100, MAX_SCREENSHOT_HEIGHT))
@@ -129,6 +151,7 @@ def test_chapter_page_shows_its_tables_figures_and_no_errors(site, browser, path
         noise = [line for line in block.text.splitlines() if line.strip() and not is_progress_line(line)]
         assert not noise, f"stderr other than progress bars on the page: {noise[:3]}"
     assert expected["provenance"] in text, "the provenance line is shown"
+    assert_formulas_rendered(browser)
 
     full_page_screenshot(browser, SCREENSHOTS / f"{path.stem}.png")
     assert (SCREENSHOTS / f"{path.stem}.png").stat().st_size > 10_000
