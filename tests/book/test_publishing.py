@@ -7,7 +7,7 @@ import nbformat
 import pytest
 from tqdm.std import tqdm
 
-from perturbx.book.publishing import executed_problems, is_progress_line, tidy_streams
+from perturbx.book.publishing import executed_problems, hide_injected_parameters, is_progress_line, tidy_streams
 
 
 def executed_notebook(*outputs_per_cell, finished: bool = True):
@@ -39,8 +39,8 @@ def test_tidy_streams_keeps_the_last_redraw_of_each_bar():
     ]
     notebook = nbformat.v4.new_notebook(cells=[cell])
     removed = tidy_streams(notebook)
-    assert [(o.name, o.text) for o in cell.outputs] == [("stderr", "folds: 100%| 2/2\n"), ("stdout", "result line\n")]
-    assert removed == 4
+    assert [(o.name, o.text) for o in cell.outputs] == [("stdout", "result line\n")]  # no bar is stored
+    assert removed == 5
 
 
 def test_tidy_streams_renders_nested_progress_bars_as_a_terminal_shows_them():
@@ -52,9 +52,19 @@ def test_tidy_streams_renders_nested_progress_bars_as_a_terminal_shows_them():
     assert "\x1b[A" in text
     cell = nbformat.v4.new_code_cell("")
     cell.outputs = [stream("stderr", piece) for piece in re.split(r"(?=\r)", text) if piece]  # one per redraw
+    cell.outputs.append(stream("stderr", "a warning the reader must see\n"))
     tidy_streams(nbformat.v4.new_notebook(cells=[cell]))
     (output,) = cell.outputs
-    assert output.text.startswith("splits: 100%|") and output.text.count("\n") == 1
+    assert output.text == "a warning the reader must see\n"  # both bars and their redraws gone
+
+
+def test_the_injected_parameters_cell_is_hidden_from_the_html():
+    injected = nbformat.v4.new_code_cell('profile = "smoke"', metadata={"tags": ["injected-parameters"]})
+    own = nbformat.v4.new_code_cell('profile = "quick"', metadata={"tags": ["parameters"]})
+    notebook = nbformat.v4.new_notebook(cells=[own, injected])
+    assert hide_injected_parameters(notebook) == 1 and hide_injected_parameters(notebook) == 0
+    assert injected.metadata["tags"] == ["injected-parameters", "remove-cell"]
+    assert own.metadata["tags"] == ["parameters"]
 
 
 def test_progress_lines_are_told_from_warnings():
