@@ -14,6 +14,7 @@ network (:func:`perturbx.book.offline.external_resources`).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -22,6 +23,7 @@ from sphinx.errors import ExtensionError
 from sphinx.util import logging
 
 from . import __version__
+from .book.chapter import RESULTS_DIR
 from .book.offline import copy_mathjax, external_resources
 from .book.publishing import executed_problems
 from .book.runner import chapter_paths
@@ -39,12 +41,16 @@ def check_chapters(app: Sphinx) -> None:
 
 
 def serve_offline(app: Sphinx, exception: Exception | None) -> None:
-    """After a successful HTML build: copy MathJax next to the pages, then refuse the build if a page or stylesheet
-    would fetch anything from the network (listing each file and address)."""
+    """After a successful HTML build: copy MathJax and the chapters' result tables (``book/results`` ->
+    ``results/``) next to the pages, then refuse the build if a page or stylesheet would fetch anything from the
+    network (listing each file and address)."""
     if exception is not None or app.builder.format != "html":
         return
     outdir = Path(app.outdir)
     copy_mathjax(outdir / "_static")
+    results = Path(app.srcdir) / "book" / RESULTS_DIR.name
+    if results.is_dir():  # every table as CSV beside the pages that show it (book/<chapter>.html -> ../results/)
+        shutil.copytree(results, outdir / RESULTS_DIR.name, dirs_exist_ok=True)
     found = external_resources(outdir)
     if found:
         listed = "\n".join(f"  {page}: {url}" for page, url in found)

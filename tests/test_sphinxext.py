@@ -69,3 +69,11 @@ def test_a_page_that_loads_mathjax_from_a_cdn_fails_the_build(tmp_path):
     assert result.returncode != 0
     assert "must load nothing from the network" in result.stdout + result.stderr
     assert "book/00_only.html: https://cdn.jsdelivr.net/npm/mathjax" in result.stdout + result.stderr
+
+
+def test_the_result_tables_are_published_beside_the_pages(tmp_path):
+    (tmp_path / "book" / "results" / "00_only").mkdir(parents=True)
+    (tmp_path / "book" / "results" / "00_only" / "table.csv").write_text("model,auc\nx,0.9\n")
+    result = build(tmp_path, executed_notebook([]))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert (tmp_path / "_build" / "html" / "results" / "00_only" / "table.csv").read_text() == "model,auc\nx,0.9\n"
