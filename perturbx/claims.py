@@ -85,3 +85,15 @@ def claims_table(claims: Sequence[Claim]) -> pd.DataFrame:
     return pd.DataFrame([{"paper": c.paper, "claim": c.claim, "data": c.data, "verdict": c.verdict,
                           "evidence": "; ".join(e.text for e in c.evidence)} for c in claims],
                         columns=["paper", "claim", "data", "verdict", "evidence"])
+
+
+def claims_markdown(table: pd.DataFrame) -> str:
+    """The claims of a :func:`claims_table` as a Markdown list for a chapter's verdict box: per claim, the verdict,
+    the paper's claim, the data and scale it was tested on, and our result (the evidence). Every number in it comes
+    from the table, so a box filled with it (``Chapter.glue_markdown``) cannot disagree with the chapter's tables."""
+    items = []
+    for _, row in table.iterrows():
+        evidence = "; ".join(part for part in str(row["evidence"]).split("; ") if part)
+        items.append(f"- **{row['verdict']}**: {row['claim']}\n  - *Data:* {row['data']}\n"
+                     f"  - *Our result:* {evidence or 'no decided evidence'}")
+    return "\n".join(items)

@@ -77,3 +77,17 @@ def test_the_result_tables_are_published_beside_the_pages(tmp_path):
     result = build(tmp_path, executed_notebook([]))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert (tmp_path / "_build" / "html" / "results" / "00_only" / "table.csv").read_text() == "model,auc\nx,0.9\n"
+
+
+def test_a_verdict_box_is_filled_from_a_glued_value_computed_later_in_the_chapter(tmp_path):
+    """The box comes first in the chapter, the cell that computes its text later (myst-nb glue)."""
+    glued = nbformat.v4.new_output(
+        "display_data", data={"application/papermill.record/text/markdown": "- **holds**: the claim, r = 0.91"},
+        metadata={"scrapbook": {"name": "claims_box", "mime_prefix": "application/papermill.record/"}})
+    notebook = executed_notebook([glued])
+    notebook.cells.insert(0, nbformat.v4.new_markdown_cell(
+        "::::{admonition} Verdict\n:::{glue:md} claims_box\n:format: myst\n:::\n::::"))
+    result = build(tmp_path, notebook)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    page = (tmp_path / "_build" / "html" / "book" / "00_only.html").read_text()
+    assert "<strong>holds</strong>: the claim, r = 0.91" in page and "admonition" in page
