@@ -18,6 +18,7 @@ import pandas as pd
 
 from . import papers
 from .book import PROVENANCE_FILE, RESULTS_DIR, RUNS_LOG
+from .datasets import registry
 from .experiments import drp, expression, generative, signatures
 from .metrics import format_mean_sd
 
@@ -235,3 +236,32 @@ def package_table(results: Results) -> pd.DataFrame:
     if table.shape[1] > 1 and table.nunique(axis=1, dropna=False).eq(1).all():
         return table.iloc[:, :1].set_axis(["every chapter"], axis=1)
     return table
+
+
+def run_box(results: Results, chapter: str, sizes_mb: dict[str, float] | None = None) -> str:
+    """Markdown for a chapter's "Run this chapter" box, from what earlier runs measured: the command per profile,
+    the wall time of the latest successful run per profile and device (``runs.csv``), the peak memory of the
+    published run and the data files it verified with their total size (its provenance record).
+
+    Args:
+        sizes_mb: data file name -> size in MB (default: the registry's sizes).
+    """
+    if sizes_mb is None:
+        sizes_mb = registry().table().set_index("name")["size_mb"].to_dict()
+    lines = [f"- **Command:** `perturbx book run --chapters {chapter} --profile quick` (or `smoke` for a check in "
+             f"minutes, `full --device cuda` on a GPU); `make book CHAPTERS={chapter} PROFILE=quick` does the same "
+             "after setting up the environment."]
+    times = run_times(results)
+    if chapter in times.index:
+        measured = [f"{run}: {seconds / 60:.1f} min" for run, seconds in times.loc[chapter].dropna().items()]
+        lines.append(f"- **Measured wall time** (latest successful run per profile and device): {'; '.join(measured)}.")
+    record = results.provenance.get(chapter, {})
+    if record.get("peak_memory_mb"):
+        lines.append(f"- **Peak memory** of the published run ({record['profile']}, {record['device_name']}): "
+                     f"{record['peak_memory_mb'] / 1024:.1f} GB.")
+    files = sorted(record.get("data", {}))
+    if files:
+        total = sum(sizes_mb.get(name, 0.0) for name in files)
+        lines.append(f"- **Data:** {len(files)} registered files, {total:.0f} MB in all, fetched and verified on first "
+                     f"use (`perturbx data fetch {' '.join(files)}`).")
+    return "\n".join(lines)

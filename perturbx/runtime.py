@@ -16,6 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+try:
+    import resource
+except ImportError:  # Windows has no getrusage
+    resource = None
+
 DEVICE_ENV = "PERTURBX_DEVICE"
 _SEED_BOUND = 2**31
 
@@ -76,6 +81,16 @@ def select_device(requested: str | None = None) -> str:
     if choice == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device 'cuda' was requested but torch sees no CUDA device; use 'cpu' or unset ${DEVICE_ENV}")
     return choice
+
+
+def peak_memory_mb() -> float:
+    """The peak resident memory of this process or of the largest of its finished child processes (MB), as the
+    operating system counts it (``getrusage``; 0 where it is not available)."""
+    if resource is None:
+        return 0.0
+    kilobytes = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                    resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    return round(kilobytes / 1024, 1)  # Linux reports kB
 
 
 def describe_device(device: str) -> str:

@@ -157,3 +157,17 @@ def test_claims_table_collects_every_chapters_claims(tmp_path):
     assert list(table["chapter"]) == ["03_gnn"] and table.loc[0, "verdict"] == "partly"
     assert table.loc[0, "commit"] == "abc123"
     assert reproduction.claims_table(Results.load(tmp_path / "02_drp")).empty
+
+
+def test_run_box_gives_the_command_measured_times_memory_and_data(results, tmp_path):
+    pd.DataFrame([
+        {"chapter": "02_drp", "status": "ok", "profile": "quick", "device": "cpu", "wall_time_s": 900.0},
+        {"chapter": "02_drp", "status": "ok", "profile": "smoke", "device": "cpu", "wall_time_s": 60.0},
+        {"chapter": "02_drp", "status": "failed", "profile": "full", "device": "cuda", "wall_time_s": 5.0},
+    ]).to_csv(tmp_path / "runs.csv", index=False)
+    record = json.loads((tmp_path / "02_drp" / "provenance.json").read_text()) | {"peak_memory_mb": 3072.0}
+    (tmp_path / "02_drp" / "provenance.json").write_text(json.dumps(record))
+    box = reproduction.run_box(Results.load(tmp_path), "02_drp", sizes_mb={"plate": 12.4})
+    assert "`perturbx book run --chapters 02_drp --profile quick`" in box
+    assert "quick on cpu: 15.0 min" in box and "smoke on cpu: 1.0 min" in box and "full on cuda" not in box
+    assert "3.0 GB" in box and "1 registered files, 12 MB" in box

@@ -34,7 +34,7 @@ import pandas as pd
 
 from .. import __version__
 from ..datasets.fetcher import DataLog, use_data_log
-from ..runtime import describe_device, git_commit, package_versions, seed_everything, select_device
+from ..runtime import describe_device, git_commit, package_versions, peak_memory_mb, seed_everything, select_device
 
 PROFILES = ("smoke", "quick", "full")
 PROFILE_ENV = "PERTURBX_PROFILE"
@@ -146,11 +146,13 @@ class Chapter:
 
     def record(self) -> dict:
         """The provenance record: what ran (title, profile, seeds, tables), where (device, commit), with what
-        (package versions, sha256 of every data file the chapter verified) and how long (seconds)."""
+        (package versions, sha256 of every data file the chapter verified), how long (seconds) and how much memory
+        (the peak resident memory of the chapter's process or of its largest worker, MB)."""
         return {"title": self.title, "profile": self.profile, "seed": self.seed, "seeds": self.seed_lists,
                 "device": self.device, "device_name": describe_device(self.device), "commit": git_commit(),
                 "started_utc": self.started_utc, "finished_utc": utc_now(),
                 "kernel_wall_time_s": round(time.perf_counter() - self.started, 1),
+                "peak_memory_mb": peak_memory_mb(),
                 "packages": package_versions(), "data": self.data_log.as_dict(), "tables": list(self.tables)}
 
     def provenance(self, record: dict | None = None) -> str:

@@ -127,6 +127,6 @@ def test_seeds_follow_the_profile_and_are_recorded(monkeypatch):
     assert chapter.seeds("cross-validation", smoke=1, quick=2, full=4) == [3, 4, 5, 6]
     record = chapter.record()
     assert record["seeds"] == {"cross-validation": [3, 4, 5, 6]} and record["profile"] == "full"
-    for key in ("commit", "device_name", "packages", "data", "tables", "kernel_wall_time_s"):
+    for key in ("commit", "device_name", "packages", "data", "tables", "kernel_wall_time_s", "peak_memory_mb"):
         assert key in record
     assert record["packages"]["torch"].startswith("2.13.0")
