@@ -163,3 +163,24 @@ def executed_problems(notebook) -> list[str]:
     if last is None or not any("Provenance:" in output.get("text", "") for output in last.get("outputs", [])):
         problems.append("the last code cell printed no 'Provenance:' line: the chapter did not finish")
     return problems
+
+
+# A result-looking number typed into prose: three or more decimals (0.835) or a spread (0.91 ± 0.01). Definitions
+# such as "95% interval", "10 % for validation" or "an AUROC of 0.5 is chance" stay allowed.
+_TYPED_RESULT = re.compile(r"(?<![\w.])\d*\.\d{3,}(?![\w.])|±")
+_NOT_PROSE = re.compile(r"```.*?```|`[^`]*`|\$\$.*?\$\$|\$[^$\n]*\$|\{glue[^}]*\}`[^`]*`", re.DOTALL)
+
+
+def typed_results(notebook) -> list[str]:
+    """Numbers that look like results typed into a chapter's Markdown cells (outside code, math and glue), one
+    line each naming the cell; prose must quote computed values (``{glue:md}``) so that text and tables cannot
+    disagree. A paper's reported number belongs in a labelled table column, not in prose."""
+    found = []
+    for number, cell in enumerate(notebook.cells, 1):
+        if cell.cell_type != "markdown":
+            continue
+        prose = _NOT_PROSE.sub(" ", cell.source)
+        for match in _TYPED_RESULT.finditer(prose):
+            context = prose[max(0, match.start() - 40):match.end() + 20].replace("\n", " ").strip()
+            found.append(f"cell {number}: {match.group()!r} in '...{context}...'")
+    return found

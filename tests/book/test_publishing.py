@@ -7,7 +7,13 @@ import nbformat
 import pytest
 from tqdm.std import tqdm
 
-from perturbx.book.publishing import executed_problems, hide_injected_parameters, is_progress_line, tidy_streams
+from perturbx.book.publishing import (
+    executed_problems,
+    hide_injected_parameters,
+    is_progress_line,
+    tidy_streams,
+    typed_results,
+)
 
 
 def executed_notebook(*outputs_per_cell, finished: bool = True):
@@ -97,3 +103,15 @@ def test_executed_problems_finds_cells_that_never_ran():
     notebook = executed_notebook([])
     notebook.cells.insert(1, nbformat.v4.new_code_cell("y = 2"))
     assert executed_problems(notebook) == ["cell 2: never executed"]
+
+
+def test_typed_results_finds_numbers_that_should_come_from_the_tables():
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("They report a ROC AUC of 0.910 vs 0.883; ours is 0.85 ± 0.01."),
+        nbformat.v4.new_markdown_cell("A 95% interval, 10 % for validation, chance is 0.5, `lr=0.0005` in code, "
+                                      "$\\sigma = 0.125$ in math and {glue:text}`auc` from the run."),
+        nbformat.v4.new_code_cell("print(0.910)"),
+    ])
+    found = typed_results(notebook)
+    assert [line.split(":")[0] for line in found] == ["cell 1"] * 3
+    assert "'0.910'" in found[0] and "'0.883'" in found[1] and "'±'" in found[2]
