@@ -140,6 +140,7 @@ class Chapter:
             self.results_dir.mkdir(parents=True, exist_ok=True)
             flat = frame if _is_default_index(frame) else frame.reset_index()
             flat.to_csv(self.results_dir / f"{name}.csv", index=False)
+            _show_download_link(self.results_dir.name, name, flat.shape)
         twins = [c for c in frame.columns if isinstance(c, str) and c.endswith(("_mean", "_sd"))
                  and c.rsplit("_", 1)[0] in frame.columns]
         return frame.drop(columns=twins)
@@ -205,3 +206,24 @@ def start_chapter(title: str, profile: str = "quick", seed: int = 0, device: str
     seed_everything(chapter.seed)
     print(f"{title}: profile {chapter.profile}, seed {chapter.seed}, {describe_device(chapter.device)}")
     return chapter
+
+
+TABLE_LINK_CLASS = "perturbx-table-csv"
+
+
+def table_link_html(chapter: str, name: str, shape: tuple[int, int]) -> str:
+    """The HTML of a table's download link as the book shows it: the CSV the runner wrote, copied into the
+    rendered book at ``results/<chapter>/<name>.csv`` (relative to a chapter page, ``../results/...``)."""
+    return (f'<p class="{TABLE_LINK_CLASS}">Full table ({shape[0]} rows x {shape[1]} columns): '
+            f'<a href="../results/{chapter}/{name}.csv" download>{name}.csv</a></p>')
+
+
+def _show_download_link(chapter: str, name: str, shape: tuple[int, int]) -> None:
+    """Display :func:`table_link_html` in the running notebook (nothing outside IPython)."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import HTML, display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        display(HTML(table_link_html(chapter, name, shape)))

@@ -130,3 +130,11 @@ def test_seeds_follow_the_profile_and_are_recorded(monkeypatch):
     for key in ("commit", "device_name", "packages", "data", "tables", "kernel_wall_time_s", "peak_memory_mb"):
         assert key in record
     assert record["packages"]["torch"].startswith("2.13.0")
+
+
+def test_a_tables_download_link_points_at_its_csv_in_the_rendered_book():
+    from perturbx.book.chapter import TABLE_LINK_CLASS, table_link_html
+
+    html = table_link_html("02_drp", "ccle_paper_protocol", (7, 12))
+    assert f'class="{TABLE_LINK_CLASS}"' in html and 'href="../results/02_drp/ccle_paper_protocol.csv"' in html
+    assert "7 rows x 12 columns" in html

@@ -95,6 +95,9 @@ def test_runner_writes_tables_provenance_and_a_runs_log(tmp_path, monkeypatch):
     assert record["seeds"] == {"main": [0, 1]} and record["tables"] == ["scores"]
     assert record["wall_time_s"] >= record["kernel_wall_time_s"] > 0
     assert pd.read_csv(results / "01_tables" / "scores.csv")["seed"].tolist() == [0, 1]
+    stored = json.dumps(nbformat.read(tmp_path / "01_tables.ipynb", as_version=4).cells[-2].outputs)
+    assert 'href=\\"../results/01_tables/scores.csv\\"' in stored, "the table's download link is shown"
+    assert record["peak_memory_mb"] > 0
     runs = pd.read_csv(results / "runs.csv")
     assert runs[["chapter", "status", "profile"]].values.tolist() == [["01_tables", "ok", "smoke"],
                                                                     ["02_broken", "failed", "smoke"]]
