@@ -265,3 +265,8 @@ def run_box(results: Results, chapter: str, sizes_mb: dict[str, float] | None = 
         lines.append(f"- **Data:** {len(files)} registered files, {total:.0f} MB in all, fetched and verified on first "
                      f"use (`perturbx data fetch {' '.join(files)}`).")
     return "\n".join(lines)
+
+
+def run_box_for(chapter: str) -> str:
+    """:func:`run_box` of ``chapter`` from the book's results folder (for the chapter's own setup cell)."""
+    return run_box(Results.load(), chapter)
