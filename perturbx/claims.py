@@ -88,12 +88,16 @@ def claims_table(claims: Sequence[Claim]) -> pd.DataFrame:
 
 
 def claims_markdown(table: pd.DataFrame) -> str:
-    """The claims of a :func:`claims_table` as a Markdown list for a chapter's verdict box: per claim, the verdict,
-    the paper's claim, the data and scale it was tested on, and our result (the evidence). Every number in it comes
-    from the table, so a box filled with it (``Chapter.glue_markdown``) cannot disagree with the chapter's tables."""
-    items = []
+    """The claims of a :func:`claims_table` as Markdown for a chapter's verdict box: the data and scale they were
+    tested on (once when every claim shares it), then per claim the verdict, the paper's claim and our result (the
+    evidence). Every number in it comes from the table, so a box filled with it (``Chapter.glue_markdown``) cannot
+    disagree with the chapter's tables."""
+    shared = table["data"].nunique() == 1
+    lines = [f"*Data and scale:* {table['data'].iat[0]}", ""] if shared and len(table) else []
     for _, row in table.iterrows():
         evidence = "; ".join(part for part in str(row["evidence"]).split("; ") if part)
-        items.append(f"- **{row['verdict']}**: {row['claim']}\n  - *Data:* {row['data']}\n"
-                     f"  - *Our result:* {evidence or 'no decided evidence'}")
-    return "\n".join(items)
+        lines.append(f"- **{row['verdict']}**: {row['claim']}")
+        if not shared:
+            lines.append(f"  - *Data:* {row['data']}")
+        lines.append(f"  - *Our result:* {evidence or 'no decided evidence'}")
+    return "\n".join(lines)

@@ -37,5 +37,7 @@ def test_claims_markdown_lists_verdict_claim_data_and_result():
     table = claims_table([Claim("P", "A beats B", "toy data, 3 seeds",
                                 (Evidence("A beats B (+0.04)", True), Evidence("A ties with C", False)))])
     text = claims_markdown(table)
-    assert text.startswith("- **partly**: A beats B\n")
-    assert "*Data:* toy data, 3 seeds" in text and "*Our result:* A beats B (+0.04); A ties with C" in text
+    assert text.startswith("*Data and scale:* toy data, 3 seeds\n\n- **partly**: A beats B\n")
+    assert "*Our result:* A beats B (+0.04); A ties with C" in text
+    two = claims_table([Claim("P", "A beats B", "set 1"), Claim("P", "C beats D", "set 2")])
+    assert "  - *Data:* set 2" in claims_markdown(two) and "Data and scale" not in claims_markdown(two)

@@ -86,7 +86,7 @@ def test_a_verdict_box_is_filled_from_a_glued_value_computed_later_in_the_chapte
         metadata={"scrapbook": {"name": "claims_box", "mime_prefix": "application/papermill.record/"}})
     notebook = executed_notebook([glued])
     notebook.cells.insert(0, nbformat.v4.new_markdown_cell(
-        "::::{admonition} Verdict\n:::{glue:md} claims_box\n:format: myst\n:::\n::::"))
+        "::::{admonition} Verdict\n:class: important\n\n:::{glue:md} claims_box\n:format: myst\n:::\n::::"))
     result = build(tmp_path, notebook)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     page = (tmp_path / "_build" / "html" / "book" / "00_only.html").read_text()
