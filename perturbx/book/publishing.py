@@ -166,8 +166,8 @@ def executed_problems(notebook) -> list[str]:
 
 
 # A result-looking number typed into prose: three or more decimals (0.835) or a spread (0.91 ± 0.01). Definitions
-# such as "95% interval", "10 % for validation" or "an AUROC of 0.5 is chance" stay allowed.
-_TYPED_RESULT = re.compile(r"(?<![\w.])\d*\.\d{3,}(?![\w.])|±")
+# such as "95% interval", "10 % for validation", "mean ± sd" or "an AUROC of 0.5 is chance" stay allowed.
+_TYPED_RESULT = re.compile(r"(?<![\w.])\d*\.\d{3,}(?![\w.])|\d\s*±|±\s*\d")
 _NOT_PROSE = re.compile(r"```.*?```|`[^`]*`|\$\$.*?\$\$|\$[^$\n]*\$|\{glue[^}]*\}`[^`]*`", re.DOTALL)
 
 

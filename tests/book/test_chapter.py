@@ -11,6 +11,7 @@ import torch
 
 from perturbx import book
 from perturbx.book import resolve_profile, start_chapter
+from perturbx.book.publishing import typed_results
 from perturbx.book.runner import chapter_paths
 
 from ..conftest import REPO_ROOT
@@ -85,6 +86,13 @@ def test_no_code_cell_is_longer_than_15_lines(path):
                   for number, cell in enumerate(notebook.cells, 1)
                   if cell.cell_type == "code" and len(cell.source.splitlines()) > MAX_CELL_LINES]
     assert long_cells == [], f"{path.name}: code cells over {MAX_CELL_LINES} lines: {', '.join(long_cells)}"
+
+
+@pytest.mark.parametrize("path", chapter_paths(), ids=lambda p: p.stem)
+def test_no_chapter_types_a_result_into_its_prose(path):
+    """Numbers in a chapter's text are quoted from computed values (glue), so text and tables cannot disagree."""
+    typed = typed_results(nbformat.read(path, as_version=4))
+    assert typed == [], f"{path.name}: numbers typed into prose, glue them from the tables instead: {typed}"
 
 
 def test_every_chapter_is_in_the_table_of_contents():

@@ -108,10 +108,10 @@ def test_executed_problems_finds_cells_that_never_ran():
 def test_typed_results_finds_numbers_that_should_come_from_the_tables():
     notebook = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell("They report a ROC AUC of 0.910 vs 0.883; ours is 0.85 ± 0.01."),
-        nbformat.v4.new_markdown_cell("A 95% interval, 10 % for validation, chance is 0.5, `lr=0.0005` in code, "
+        nbformat.v4.new_markdown_cell("A 95% interval, mean ± sd, 10 % for validation, chance is 0.5, `lr=0.0005` in code, "
                                       "$\\sigma = 0.125$ in math and {glue:text}`auc` from the run."),
         nbformat.v4.new_code_cell("print(0.910)"),
     ])
     found = typed_results(notebook)
     assert [line.split(":")[0] for line in found] == ["cell 1"] * 3
-    assert "'0.910'" in found[0] and "'0.883'" in found[1] and "'±'" in found[2]
+    assert "'0.910'" in found[0] and "'0.883'" in found[1] and "'5 ±'" in found[2]
