@@ -107,6 +107,8 @@ def devices(settings) -> set[str]:
     """Devices of every fit configuration of ``settings``."""
     if isinstance(settings, generative.GenerativeSettings):
         return {settings.diffusion_fit.device, settings.encoder_decoder_fit.device, settings.expression.fit.device}
+    if isinstance(settings, drp.DRPSettings):
+        return {settings.fit.device, settings.paper_fit.device}
     return {settings.fit.device}
 
 
