@@ -78,6 +78,12 @@ def select_device(requested: str | None = None) -> str:
     return choice
 
 
+def parallel_jobs(device: str, most: int = 4) -> int:
+    """How many jobs (seeds, folds) to train at once on ``device``: one on a GPU (the jobs would queue on it),
+    otherwise one per CPU core up to ``most`` (small models use cores better as parallel jobs than as threads)."""
+    return 1 if device == "cuda" else max(1, min(most, os.cpu_count() or 1))
+
+
 def describe_device(device: str) -> str:
     """A human-readable name of ``device``: the GPU model, or the CPU model with its core count."""
     if device == "cuda":

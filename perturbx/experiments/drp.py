@@ -34,6 +34,7 @@ from ..datasets.drp import MODALITIES, TEST_DATASET, TRAIN_DATASET, DRPData
 from ..metrics import classification_metrics, compare_models, format_mean_sd, summarise_runs
 from ..models.classical import GradientBoostingDRP, sensitivity_priors
 from ..models.drp import CrossAttentionDRP, DeepDRA, DRPOutput, drp_loss
+from ..runtime import parallel_jobs
 from ..splits import Split, kfold, random_split
 from ..training import FitConfig, FitResult, fit
 from . import protocol
@@ -58,6 +59,7 @@ class DRPSettings(ProfileSettings):
     paper_fit: FitConfig = field(default_factory=lambda: FitConfig(epochs=25, batch_size=64, validation="log"))
     gbm_components: int = 32
     max_train_pairs: int | None = None
+    workers: int = 1  # jobs (seeds, folds) trained at once, each in its own process (protocol.run_jobs)
     # DeepDRA's torch.nn.functional.normalize(x, dim=0): every feature column divided by its L2 norm over the pairs
     # of the set it is in, so the CCLE pairs are scaled with CCLE's own statistics; a fidelity switch, off by default
     column_l2: bool = False
@@ -74,14 +76,16 @@ class DRPSettings(ProfileSettings):
         """Minutes per seed on a CPU: 500 genes; DeepDRA's 25 epochs of batch 64 (paper protocol), early stopping
         within 60 epochs of batch 128 (leakage-free)."""
         return cls(n_genes=500, fit=FitConfig(epochs=60, batch_size=128, early_stopping_patience=6, device=device),
-                   paper_fit=FitConfig(epochs=25, batch_size=64, validation="log", device=device), gbm_components=32)
+                   paper_fit=FitConfig(epochs=25, batch_size=64, validation="log", device=device), gbm_components=32,
+                   workers=parallel_jobs(device))
 
     @classmethod
     def full(cls, device: str = "cpu") -> DRPSettings:
         """All genes; DeepDRA's 25 epochs of batch 64 (paper protocol), early stopping within 100 epochs of batch
         64 (leakage-free)."""
         return cls(n_genes=None, fit=FitConfig(epochs=100, batch_size=64, early_stopping_patience=8, device=device),
-                   paper_fit=FitConfig(epochs=25, batch_size=64, validation="log", device=device), gbm_components=32)
+                   paper_fit=FitConfig(epochs=25, batch_size=64, validation="log", device=device), gbm_components=32,
+                   workers=parallel_jobs(device))
 
     def for_protocol(self, protocol: str) -> DRPSettings:
         """These settings with the fit configuration of ``protocol`` (a key of :data:`PROTOCOLS`) as ``fit``."""
@@ -440,7 +444,7 @@ def cross_validate(data: DRPData, pairs: pd.DataFrame, models: Sequence[str], se
                          job["seed"], kind=f"{flavour} fold {job['fold']}")
 
     jobs = [{"seed": seed, "fold": fold} for seed in seeds for fold in range(1, len(folds[seed][1]) + 1)]
-    runs, results = protocol.run_jobs(jobs, run_one, lambda r: r.metrics, "folds", progress)
+    runs, results = protocol.run_jobs(jobs, run_one, lambda r: r.metrics, "folds", progress, settings.workers)
     return runs, results[tuple(jobs[-1].values())]
 
 
@@ -511,7 +515,7 @@ def cross_dataset(data: DRPData, models: Sequence[str], settings: DRPSettings, s
                          watch_test=watch_test)
 
     runs, results = run_jobs([{"seed": s} for s in seeds], run_one, lambda r: r.metrics, f"seeds ({protocol})",
-                             progress and len(seeds) > 1)
+                             progress and len(seeds) > 1, settings.workers)
     return CrossDatasetRuns(runs, {key[0]: r for key, r in results.items()}, test.reset_index(drop=True), protocol)
 
 

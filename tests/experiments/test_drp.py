@@ -566,3 +566,14 @@ def test_epoch_spread_separates_movement_within_runs_from_spread_between_seeds()
     assert row["range within a run (second half)"] == pytest.approx(0.10)  # epochs 3-4
     assert row["mean change epoch to epoch"] == pytest.approx(0.10)
     assert row["sd over seeds (last epoch)"] == pytest.approx(np.std([0.70, 0.72], ddof=1))
+
+
+def test_cross_dataset_seeds_in_parallel_workers_give_the_serial_numbers():
+    data = cross_dataset_data()
+    settings = DRPSettings(paper_fit=FitConfig(epochs=2, batch_size=8, progress=False, validation="log"))
+    serial = cross_dataset(data, ["drug_prior", "deepdra"], settings, seeds=[0, 1], protocol="paper")
+    parallel = cross_dataset(data, ["drug_prior", "deepdra"], replace(settings, workers=2), seeds=[0, 1],
+                             protocol="paper")
+    pd.testing.assert_frame_equal(parallel.runs.drop(columns="train_seconds"),
+                                  serial.runs.drop(columns="train_seconds"), rtol=1e-5)
+    assert set(parallel.results) == {0, 1} and parallel.last.models["deepdra"] is not None

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from perturbx.experiments import drp, expression, generative, protocol
 from perturbx.experiments.protocol import ModelOutput, ModelRegistry, ModelSpec, SplitResult
 from perturbx.splits import Split
-from perturbx.training import FitResult
+from perturbx.training import FitConfig, FitResult, fit
 
 
 def constant(value: float):
@@ -231,6 +232,30 @@ def test_run_jobs_keys_results_by_job_and_puts_job_columns_first():
     assert runs["split"].tolist() == ["random"] * 4 + ["unseen cell"] * 2
     assert runs["seed"].tolist() == [0, 0, 1, 1, 0, 0]
     assert runs["score"].tolist() == [0.5, 0.5, 0.5, 1.5, 10.0, 10.0]
+
+
+def _squared_error(model, batch):
+    return {"loss": ((model(batch[0]) - batch[1]) ** 2).mean()}
+
+
+def _seeded_fit_job(job):
+    """A job that trains a tiny torch model with the job's seed (module level: workers import it)."""
+    torch.manual_seed(job["seed"])
+    model = torch.nn.Linear(3, 1)
+    x = torch.randn(32, 3, generator=torch.Generator().manual_seed(job["seed"]))
+    fit(model, _squared_error, [x, x.sum(1, keepdim=True)], config=FitConfig(epochs=3, batch_size=8, progress=False,
+                                                                   seed=job["seed"]))
+    weight = float(model.weight.detach().sum())
+    return protocol.SplitResult(Split(np.arange(2), np.arange(0), np.arange(1), "toy"), job["seed"],
+                                pd.DataFrame({"model": ["m"], "score": [weight]}), {})
+
+
+def test_run_jobs_in_parallel_workers_gives_the_same_runs_in_job_order():
+    jobs = [{"seed": s} for s in (3, 1, 2)]
+    serial, _ = protocol.run_jobs(jobs, _seeded_fit_job, lambda r: r.metrics, progress=False)
+    parallel, results = protocol.run_jobs(jobs, _seeded_fit_job, lambda r: r.metrics, progress=False, workers=2)
+    assert list(results) == [(3,), (1,), (2,)] and parallel["seed"].tolist() == [3, 1, 2]
+    np.testing.assert_allclose(parallel["score"], serial["score"], rtol=1e-5)
 
 
 def test_results_table_summarises_per_group_and_drops_all_nan_metrics():
