@@ -54,6 +54,10 @@ class FitConfig:
     progress: bool = True
     description: str = "training"
 
+    def __post_init__(self) -> None:
+        if self.validation not in ("select", "log"):
+            raise ValueError(f"FitConfig.validation must be 'select' or 'log', got {self.validation!r}")
+
 
 @dataclass
 class FitResult:
@@ -137,8 +141,6 @@ def fit(model: torch.nn.Module, loss_fn: LossFunction, train: Batch, val: Batch 
         names of ``epoch_metrics``).
     """
     config = config or FitConfig()
-    if config.validation not in ("select", "log"):
-        raise ValueError(f"FitConfig.validation must be 'select' or 'log', got {config.validation!r}")
     selects = val is not None and config.validation == "select"
     seed_everything(config.seed)
     device = torch.device(config.device)
@@ -155,11 +157,7 @@ def fit(model: torch.nn.Module, loss_fn: LossFunction, train: Batch, val: Batch 
         row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
         row |= {f"train_{k}": v for k, v in _train_epoch(model, loss_fn, loader, train, optimizer, config,
                                                          device).items()}
-        if val is not None:
-            row |= {f"val_{k}": v for k, v in evaluate_loss(model, loss_fn, val, config).items()}
-        if epoch_metrics is not None:
-            model.eval()
-            row |= epoch_metrics(model)
+        row |= _after_epoch(model, loss_fn, val, config, epoch_metrics)
         monitored = _monitored(row, config.monitor, selects)
         scheduler.step(monitored)
         rows.append(row)
@@ -176,6 +174,16 @@ def fit(model: torch.nn.Module, loss_fn: LossFunction, train: Batch, val: Batch 
     seconds = time.perf_counter() - started
     return FitResult(pd.DataFrame(rows), best.epoch if selects else len(rows), seconds,
                      len(train[0]) * len(rows) / seconds)
+
+
+def _after_epoch(model: torch.nn.Module, loss_fn: LossFunction, val: Batch | None, config: FitConfig,
+                 epoch_metrics: EpochMetrics | None) -> dict[str, float]:
+    """The validation loss parts (``val_<part>``) and the diagnostics of ``epoch_metrics`` after one epoch."""
+    row = {f"val_{k}": v for k, v in evaluate_loss(model, loss_fn, val, config).items()} if val is not None else {}
+    if epoch_metrics is not None:
+        model.eval()
+        row |= epoch_metrics(model)
+    return row
 
 
 def step_budget(config: FitConfig, n_train: int, min_steps: int = 0, min_patience_steps: int = 0) -> FitConfig:
