@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/drp_speed.py [--profile quick|full] [--device cpu|cuda] [--seeds 10]
                                              [--genes 500|2000|all] [--protocols paper leakage-free]
-                                             [--models deepdra cross_attention] [--cv]
+                                             [--models deepdra cross_attention] [--workers N] [--cv]
 
 For each protocol (``paper``: DeepDRA's code; ``leakage-free``: early stopping on validation), prints the wall time
 of the CTRP+GDSC -> CCLE run over ``--seeds`` seeds (the chapter's ten-seed experiment by default) and each deep
@@ -64,18 +64,21 @@ def main() -> None:
     parser.add_argument("--protocols", nargs="+", default=list(drp.PROTOCOLS), choices=list(drp.PROTOCOLS))
     parser.add_argument("--models", nargs="+", default=["deepdra", "cross_attention"],
                         choices=drp.MODELS.ids("learned"))
+    parser.add_argument("--workers", type=int, default=None, help="seeds trained at once (default: the profile's)")
     parser.add_argument("--cv", action="store_true", help="time one 5-fold cross-validation per model instead")
     args = parser.parse_args()
     device = select_device(args.device)
     settings = drp.DRPSettings.for_profile(args.profile, device=device)
     if args.genes is not None:
         settings = replace(settings, n_genes=None if args.genes == "all" else int(args.genes))
+    if args.workers is not None:
+        settings = replace(settings, workers=args.workers)
     settings.fit.progress = settings.paper_fit.progress = False
     data = load_drp()
     print(f"{describe_device(device)}; profile {args.profile}: {settings.n_genes or len(data.genes)} genes per omics "
           f"block; paper protocol {settings.paper_fit.epochs} epochs of batch {settings.paper_fit.batch_size}; "
           f"leakage-free up to {settings.fit.epochs} epochs of batch {settings.fit.batch_size} "
-          f"(patience {settings.fit.early_stopping_patience})")
+          f"(patience {settings.fit.early_stopping_patience}); {settings.workers} seed(s) at once")
     rows = cv_rows(data, settings, args.models) if args.cv else ccle_rows(data, settings, args.models,
                                                                            args.protocols, args.seeds)
     with pd.option_context("display.width", 200, "display.precision", 1):

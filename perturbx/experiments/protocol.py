@@ -252,7 +252,8 @@ def run_jobs(jobs: Sequence[dict], run_one: Callable[[dict], SplitResult],
     workers = max(1, min(workers, len(jobs)))
     if workers > 1:
         threads = max(1, torch.get_num_threads() // workers)
-        outcomes = Parallel(n_jobs=workers, backend="loky", return_as="generator")(
+        # max_nbytes=None: send arrays whole; memory-mapped ones arrive read-only, which torch.from_numpy warns about
+        outcomes = Parallel(n_jobs=workers, backend="loky", return_as="generator", max_nbytes=None)(
             delayed(_run_in_worker)(run_one, job, threads) for job in jobs)
     else:
         outcomes = (run_one(job) for job in jobs)

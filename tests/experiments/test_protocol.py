@@ -258,6 +258,19 @@ def test_run_jobs_in_parallel_workers_gives_the_same_runs_in_job_order():
     np.testing.assert_allclose(parallel["score"], serial["score"], rtol=1e-5)
 
 
+def test_parallel_jobs_get_writable_arrays():
+    """joblib memory-maps large arguments read-only by default, and torch.from_numpy warns on those in every
+    worker; the chapters' stored outputs would then show the warning."""
+    big = np.zeros(400_000)  # 3.2 MB, above joblib's 1 MB memory-mapping threshold
+
+    def job(spec):
+        return protocol.SplitResult(Split(np.arange(1), np.arange(0), np.arange(1), "toy"), spec["seed"],
+                                    pd.DataFrame({"model": ["m"], "writable": [float(big.flags.writeable)]}), {})
+
+    runs, _ = protocol.run_jobs([{"seed": 0}, {"seed": 1}], job, lambda r: r.metrics, progress=False, workers=2)
+    assert runs["writable"].tolist() == [1.0, 1.0]
+
+
 def test_results_table_summarises_per_group_and_drops_all_nan_metrics():
     runs = pd.DataFrame({"split": ["a"] * 4, "model": ["m", "m", "n", "n"], "score": [1.0, 3.0, 2.0, 2.0],
                          "partial": [np.nan, 1.0, np.nan, np.nan], "empty": [np.nan] * 4})
