@@ -85,3 +85,19 @@ def claims_table(claims: Sequence[Claim]) -> pd.DataFrame:
     return pd.DataFrame([{"paper": c.paper, "claim": c.claim, "data": c.data, "verdict": c.verdict,
                           "evidence": "; ".join(e.text for e in c.evidence)} for c in claims],
                         columns=["paper", "claim", "data", "verdict", "evidence"])
+
+
+def claims_markdown(table: pd.DataFrame) -> str:
+    """The claims of a :func:`claims_table` as Markdown for a chapter's verdict box: the data and scale they were
+    tested on (once when every claim shares it), then per claim the verdict, the paper's claim and our result (the
+    evidence). Every number in it comes from the table, so a box filled with it (``Chapter.glue_markdown``) cannot
+    disagree with the chapter's tables."""
+    shared = table["data"].nunique() == 1
+    lines = [f"*Data and scale:* {table['data'].iat[0]}", ""] if shared and len(table) else []
+    for _, row in table.iterrows():
+        evidence = "; ".join(part for part in str(row["evidence"]).split("; ") if part)
+        lines.append(f"- **{row['verdict']}**: {row['claim']}")
+        if not shared:
+            lines.append(f"  - *Data:* {row['data']}")
+        lines.append(f"  - *Our result:* {evidence or 'no decided evidence'}")
+    return "\n".join(lines)

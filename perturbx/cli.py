@@ -6,6 +6,8 @@
                                          curate an L1000 matrix (see README: "Curated L1000 format")
     perturbx book run [--profile P] [--device D] [--chapters C ...]
                                          execute the chapters in place with papermill
+    perturbx book tidy [--chapters C ...]
+                                         hide progress bars and injected parameters in stored chapters (no run)
 
 Failures exit with status 1 and one line on stderr that names the file or chapter and the fix; Ctrl-C exits with
 status 130 and the line "perturbx: interrupted". `lincs curate` locks its --out folder (`.<name>.lock` beside it):
@@ -23,7 +25,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from .book.runner import ChapterFailed, chapter_paths, run_chapters
+from .book.runner import ChapterFailed, chapter_paths, run_chapters, tidy_chapters
 from .datasets import DataError, Fetcher, fetch_all, registry
 from .datasets.curate import curate_files
 
@@ -62,6 +64,14 @@ def _book_run(args: argparse.Namespace) -> int:
     for stem, seconds in timings.items():
         print(f"{stem}: {seconds:.1f} s")
     return 0
+
+
+def _book_tidy(args: argparse.Namespace) -> int:
+    unfit = 0
+    for stem, problems in tidy_chapters(chapter_paths(names=args.chapters)).items():
+        print(f"{stem}: tidied" + (f"; NOT fit to publish: {'; '.join(problems[:3])}" if problems else ""))
+        unfit += bool(problems)
+    return 1 if unfit else 0
 
 
 def _lincs_curate(args: argparse.Namespace) -> int:
@@ -164,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=("cpu", "cuda"), default=None, help="device for the chapters' models")
     run.add_argument("--chapters", nargs="+", default=None, help="chapter stems, e.g. 00_intro (default: all)")
     run.set_defaults(handler=_book_run)
+    tidy = book.add_parser("tidy", help="hide progress bars and the injected parameters cell in stored chapters")
+    tidy.add_argument("--chapters", nargs="+", default=None, help="chapter stems (default: all)")
+    tidy.set_defaults(handler=_book_tidy)
     return parser
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -34,7 +35,10 @@ def count_panels(metadata: pd.DataFrame, columns: Sequence[str] = ("cell_id", "d
         frame = metadata.assign(**{column: values})
         sns.countplot(data=frame[frame[column].isin(order)], x=column, hue=hue, order=order, ax=ax)
         ax.set_title(f"profiles per {column}" + (f" (top {top})" if len(order) == top else ""))
-        ax.tick_params(axis="x", rotation=90 if column == columns[0] else 0)
+        crowded = column == columns[0] or len(order) > 6
+        ax.tick_params(axis="x", rotation=90 if column == columns[0] else 45 if crowded else 0)
+        if crowded and column != columns[0]:
+            plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
         if ax is not axes[0] and ax.get_legend():
             ax.get_legend().remove()
     fig.tight_layout()
@@ -59,7 +63,14 @@ def embedding(points: np.ndarray, labels: pd.Series, title: str, axis_names: Seq
               palette: str = "viridis") -> plt.Figure:
     """A 2-D scatter of ``points`` (n, 2) coloured by ``labels``."""
     fig, ax = plt.subplots(figsize=(6.5, 5))
-    sns.scatterplot(x=points[:, 0], y=points[:, 1], hue=labels.to_numpy(), palette=palette, s=22, ax=ax,
+    hue, order = labels.to_numpy(), None
+    if pd.api.types.is_numeric_dtype(labels) and labels.nunique() <= 12:
+        # a few doses are categories: one clearly different colour each, in numeric order (a continuous scale
+        # would make 0.04 and 0.37 the same colour)
+        levels = sorted(labels.dropna().unique())
+        hue, order = labels.map(lambda v: f"{v:g}").to_numpy(), [f"{v:g}" for v in levels]
+        palette = sns.color_palette(palette, len(levels))
+    sns.scatterplot(x=points[:, 0], y=points[:, 1], hue=hue, hue_order=order, palette=palette, s=22, ax=ax,
                     linewidth=0)
     ax.set(xlabel=axis_names[0], ylabel=axis_names[1], title=title)
     ax.legend(title=labels.name, fontsize=8, title_fontsize=9, loc="best")
@@ -126,11 +137,14 @@ def per_group_distribution(table: pd.DataFrame, value: str, group: str, title: s
 def attention_maps(maps: Sequence[np.ndarray], row_labels: Sequence[str], column_labels: Sequence[str],
                    titles: Sequence[str], suptitle: str) -> plt.Figure:
     """Heatmaps of attention weights (rows: queries, columns: keys; each row sums to 1)."""
-    fig, axes = plt.subplots(1, len(maps), figsize=(3.6 * len(maps), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(maps), figsize=(1.2 + 2.9 * len(maps), 3.6), squeeze=False)
     for ax, weights, title in zip(axes[0], maps, titles):
         sns.heatmap(weights, vmin=0, vmax=1, annot=True, fmt=".2f", cmap="Blues", cbar=False, ax=ax,
-                    xticklabels=column_labels, yticklabels=row_labels)
-        ax.set_title(title, fontsize=9)
+                    xticklabels=column_labels, yticklabels=row_labels if ax is axes[0][0] else False)
+        ax.set_title(textwrap.fill(title, 24), fontsize=11)
+        ax.tick_params(axis="x", rotation=30)
+        ax.tick_params(axis="y", rotation=0)
+        plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
     fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
@@ -144,22 +158,32 @@ def model_comparison(runs: pd.DataFrame, metrics: Sequence[str], title: str, hue
         sns.stripplot(data=runs, y="model", x=metric, hue=hue, ax=ax, dodge=True, palette="dark:black", size=3,
                       legend=False)
         ax.set(ylabel="" if ax is not axes[0][0] else "model", title=metric)
-        if ax is not axes[0][-1]:
-            ax.get_legend().remove()
         if ax is not axes[0][0]:
             ax.set_yticklabels([])
+    _legend_below(fig, axes[0])
     fig.suptitle(title)
-    fig.tight_layout()
     return fig
+
+
+def _legend_below(fig: plt.Figure, axes) -> None:
+    """One legend for all panels, below them, where it cannot cover data."""
+    handles, labels = axes[0].get_legend_handles_labels()
+    for ax in axes:
+        if ax.get_legend():
+            ax.get_legend().remove()
+    fig.tight_layout(rect=(0, 0.08 if handles else 0, 1, 1))
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False)
 
 
 def ranked_bars(table: pd.DataFrame, label: str, value: str, title: str, top: int = 15) -> plt.Figure:
     """Horizontal bars of the ``top`` rows of ``table`` ranked by ``value`` (e.g. pathway importance)."""
     shown = table.nlargest(top, value)
-    fig, ax = plt.subplots(figsize=(8, 0.3 * len(shown) + 1.2))
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(shown) + 1.4))
     sns.barplot(data=shown, y=label, x=value, ax=ax, color="tab:blue")
-    ax.set(ylabel="", title=title)
-    ax.set_yticks(ax.get_yticks(), [text[:60] for text in shown[label]], fontsize=8)
+    ax.set(ylabel="")
+    ax.set_title(textwrap.fill(title, 70))
+    ax.set_yticks(ax.get_yticks(), [textwrap.fill(str(text), 45) for text in shown[label]], fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -227,12 +251,12 @@ def spread_scatter(true_sd: np.ndarray, sample_sd: dict[str, np.ndarray], title:
 def metric_curves(table: pd.DataFrame, x: str, metrics: Sequence[str], title: str, hue: str | None = None
                   ) -> plt.Figure:
     """One panel per metric: the metric against ``x`` (e.g. the guidance weight), one line per ``hue``."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.3), squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(max(6.0, 4.0 * len(metrics)), 3.8), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
-        sns.lineplot(data=table, x=x, y=metric, hue=hue, marker="o", ax=ax, legend=ax is axes[0][-1])
+        sns.lineplot(data=table, x=x, y=metric, hue=hue, marker="o", ax=ax)
         ax.set(title=metric, ylabel="")
+    _legend_below(fig, axes[0])
     fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -250,12 +274,24 @@ def epoch_traces(history: pd.DataFrame, value: str, title: str, group: str = "mo
     return fig
 
 
-def headline_dots(table: pd.DataFrame, title: str, panel: str | None = None) -> plt.Figure:
+def _at_least(ax, span: float, values: np.ndarray) -> None:
+    """Widen the x axis to at least ``span`` around ``values``, so that a difference of 0.001 between numbers
+    near 0.99 is not drawn across the whole panel."""
+    low, high = np.nanmin(values), np.nanmax(values)
+    if np.isfinite(low) and high - low < span:
+        middle = (low + high) / 2
+        left, right = middle - span / 2, middle + span / 2
+        if 0 <= low and high <= 1 and right > 1.005:  # a score bounded by 1 (AUC, correlation): stop there
+            left, right = left - (right - 1.005), 1.005
+        ax.set_xlim(left, right)
+
+
+def headline_dots(table: pd.DataFrame, title: str, panel: str | None = None, min_span: float = 0.1) -> plt.Figure:
     """Our mean ± sd over runs (dots with bars) next to the paper's reported value (crosses, where there is one),
     one line per row of a :func:`perturbx.reproduction.headline_table` (``experiment``, ``model``, ``metric``,
     ``ours (mean)``, ``ours (sd)``, ``paper reported``); one panel, with its own x range, per value of the column
-    ``panel`` (all rows in one panel when ``None``). Row labels name the model and whatever else varies within
-    the panel."""
+    ``panel`` (all rows in one panel when ``None``), at least ``min_span`` wide. Row labels name the model and
+    whatever else varies within the panel."""
     groups = list(table.groupby(panel, sort=False)) if panel else [(None, table)]
     heights = [len(part) for _, part in groups]
     fig, axes = plt.subplots(len(groups), 1, figsize=(9, 0.3 * sum(heights) + 1.0 * len(groups) + 0.6),
@@ -272,6 +308,7 @@ def headline_dots(table: pd.DataFrame, title: str, panel: str | None = None) -> 
                        label="paper (reported)")
         ax.set_yticks(y, labels, fontsize=8)
         ax.set_ylim(len(part) - 0.5, -0.5)
+        _at_least(ax, min_span, part[["ours (mean)", "paper reported"]].to_numpy(float))
         ax.set_title(name if name is not None else ", ".join(part["metric"].unique()), fontsize=10)
         ax.legend(fontsize=8, loc="best")
     fig.suptitle(title)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from . import papers
 from .book import PROVENANCE_FILE, RESULTS_DIR, RUNS_LOG
+from .datasets import registry
 from .experiments import drp, expression, generative, signatures
 from .metrics import format_mean_sd
 
@@ -26,7 +27,8 @@ from .metrics import format_mean_sd
 class Headline:
     """One number of the Reproduction page: ``metric`` in the row of ``chapter``'s table ``table`` where every
     column of ``row`` has the given value. The table holds ``<metric>_mean`` and ``<metric>_sd`` over runs (or
-    ``<metric>`` for a single run)."""
+    ``<metric>`` for a single run). ``claim`` is the start of the claim in the chapter's ``claims`` table that this
+    number is evidence for (None for a ceiling or a baseline no claim is about)."""
 
     paper: str
     experiment: str
@@ -36,6 +38,7 @@ class Headline:
     row: dict[str, str] = field(hash=False)
     metric: str
     paper_value: float | None = None
+    claim: str | None = None
 
 
 def _drp(experiment: str, table: str, model_id: str, metric: str, shown_as: str | None = None) -> Headline:
@@ -43,7 +46,18 @@ def _drp(experiment: str, table: str, model_id: str, metric: str, shown_as: str 
     (our protocol's rows carry no paper number)."""
     return Headline(papers.DRP.title, shown_as or experiment, "real: DeepDRA labels, GDSC omics, RDKit drug features",
                     papers.DRP.chapter, table, {"model": drp.MODELS.label(model_id)}, metric,
-                    None if shown_as else papers.drp_reported(experiment, model_id, metric))
+                    None if shown_as else papers.drp_reported(experiment, model_id, metric),
+                    _DRP_CLAIMS[experiment].get(model_id))
+
+
+# Which claim of chapter 02 each drug-response row bears on (by experiment, then model id); the CCLE claims are
+# decided under both protocols.
+_DRP_CLAIMS = {
+    "5-fold CV on CTRP+GDSC": dict.fromkeys(("deepdra", "cross_attention"),
+                                            "Cross-attention beats DeepDRA in 5-fold cross-validation"),
+    "CTRP+GDSC -> CCLE": dict.fromkeys(("deepdra", "cross_attention"), "Cross-attention beats DeepDRA on CCLE")
+    | {"drug_prior": "Cross-attention predicts CCLE responses beyond"},
+}
 
 
 _L1000_DATA = {
@@ -58,8 +72,34 @@ def _expression(paper: papers.Paper, dataset: str, split: str | None, model_id: 
     registry = (signatures.MODELS if dataset == "consensus" else expression.MODELS if paper == papers.GRAPH
                 else generative.MODELS)
     row = {"model": registry.label(model_id)} | ({"split": split} if split is not None else {})
+    claim = (_graph_claim(split, model_id) if paper == papers.GRAPH else _diffusion_claim(model_id, metric))
     return Headline(paper.title, f"{split} split" if split else "5-fold scaffold CV", _L1000_DATA[dataset],
-                    paper.chapter, _L1000_TABLES[dataset], row, metric)
+                    paper.chapter, _L1000_TABLES[dataset], row, metric, claim=claim)
+
+
+_CEILINGS = ("true_mean", "true_distribution", "replicate_ceiling")
+
+
+def _graph_claim(split: str | None, model_id: str) -> str | None:
+    """Chapter 03: rows on compounds never seen in training (unseen-compound split, scaffold CV of the consensus
+    signatures) test its generalisation claim, the random split its accuracy claim."""
+    if model_id in _CEILINGS:
+        return None
+    if split in ("unseen compound", None):
+        return "... also for compounds and cell lines it has never seen"
+    return "The graph model predicts drug-induced expression better than classical regressors"
+
+
+def _diffusion_claim(model_id: str, metric: str) -> str | None:
+    """Chapter 04: Pearson rows test the claim on the mean, distance and spread rows the claims on the spread
+    (against the single-shot encoder-decoder, or against the cheaper sources of spread)."""
+    if model_id in _CEILINGS:
+        return None
+    if metric == "pearson_change":
+        return "The mean of the generated profiles predicts the response better"
+    if model_id in ("encoder_decoder_gaussian", "marginal_draws"):
+        return "... and better than cheaper sources of spread"
+    return "Diffusion samples match the spread of real responses better than a single-shot encoder-decoder"
 
 
 # The page's rows, in reading order. The L1000 papers give no numbers for these experiments: our baselines and the
@@ -153,11 +193,30 @@ def headline_value(results: Results, headline: Headline) -> dict:
     raise MissingResultError(f"{headline.chapter}/{headline.table}.csv has no metric {headline.metric!r}")
 
 
+def headline_verdict(claims: pd.DataFrame, headline: Headline) -> tuple[str, str]:
+    """The claim (full text) that ``headline`` is evidence for and its verdict, from :func:`claims_table`;
+    ``("", "")`` when the headline bears on no claim.
+
+    Raises:
+        MissingResultError: when the chapter decided no claim that starts with ``headline.claim``.
+    """
+    if headline.claim is None:
+        return "", ""
+    mine = (claims[(claims["chapter"] == headline.chapter) & claims["claim"].str.startswith(headline.claim)]
+            if len(claims) else claims)
+    if len(mine) != 1:
+        raise MissingResultError(f"{headline.chapter}/{CLAIMS_TABLE}.csv: {len(mine)} claims start with "
+                                 f"{headline.claim!r}, expected exactly one; run the chapter again or correct the "
+                                 f"headline's claim in perturbx/reproduction.py")
+    return mine.iloc[0]["claim"], mine.iloc[0]["verdict"]
+
+
 def headline_table(results: Results, headlines: Sequence[Headline] = HEADLINES) -> pd.DataFrame:
     """One row per headline: paper, experiment, data, model, metric, ``paper reported``, ``ours`` (mean ± sd over
-    runs as text; numbers in ``ours (mean)`` / ``ours (sd)``), ``ours − paper``, runs, and the chapter's profile,
+    runs as text; numbers in ``ours (mean)`` / ``ours (sd)``), ``ours − paper``, runs, the ``claim`` the number is
+    evidence for with its ``verdict`` (empty for ceilings and unclaimed baselines), and the chapter's profile,
     device and commit from its provenance record."""
-    rows = []
+    rows, claims = [], claims_table(results)
     for headline in headlines:
         value = headline_value(results, headline)
         record = results.provenance.get(headline.chapter, {})
@@ -167,7 +226,8 @@ def headline_table(results: Results, headlines: Sequence[Headline] = HEADLINES) 
             "paper reported": headline.paper_value if headline.paper_value is not None else np.nan,
             "ours": format_mean_sd(value["mean"], value["sd"]), "ours (mean)": value["mean"], "ours (sd)": value["sd"],
             "ours − paper": value["mean"] - headline.paper_value if headline.paper_value is not None else np.nan,
-            "runs": value["runs"], "chapter": headline.chapter, "profile": record.get("profile", "unknown"),
+            "runs": value["runs"], **dict(zip(("claim", "verdict"), headline_verdict(claims, headline))),
+            "chapter": headline.chapter, "profile": record.get("profile", "unknown"),
             "device": record.get("device_name", "unknown"), "commit": record.get("commit", "unknown"),
         })
     return pd.DataFrame(rows)
@@ -241,3 +301,37 @@ def package_table(results: Results) -> pd.DataFrame:
     if table.shape[1] > 1 and table.nunique(axis=1, dropna=False).eq(1).all():
         return table.iloc[:, :1].set_axis(["every chapter"], axis=1)
     return table
+
+
+def run_box(results: Results, chapter: str, sizes_mb: dict[str, float] | None = None) -> str:
+    """Markdown for a chapter's "Run this chapter" box, from what earlier runs measured: the command per profile,
+    the wall time of the latest successful run per profile and device (``runs.csv``), the peak memory of the
+    published run and the data files it verified with their total size (its provenance record).
+
+    Args:
+        sizes_mb: data file name -> size in MB (default: the registry's sizes).
+    """
+    if sizes_mb is None:
+        sizes_mb = registry().table().set_index("name")["size_mb"].to_dict()
+    lines = [f"- **Command:** `perturbx book run --chapters {chapter} --profile quick` (or `smoke` for a check in "
+             f"minutes, `full --device cuda` on a GPU); `make book CHAPTERS={chapter} PROFILE=quick` does the same "
+             "after setting up the environment."]
+    times = run_times(results)
+    if chapter in times.index:
+        measured = [f"{run}: {seconds / 60:.1f} min" for run, seconds in times.loc[chapter].dropna().items()]
+        lines.append(f"- **Measured wall time** (latest successful run per profile and device): {'; '.join(measured)}.")
+    record = results.provenance.get(chapter, {})
+    if record.get("peak_memory_mb"):
+        lines.append(f"- **Peak memory** of the published run ({record['profile']}, {record['device_name']}): "
+                     f"{record['peak_memory_mb'] / 1024:.1f} GB.")
+    files = sorted(record.get("data", {}))
+    if files:
+        total = sum(sizes_mb.get(name, 0.0) for name in files)
+        lines.append(f"- **Data:** {len(files)} registered files, {total:.0f} MB in all, fetched and verified on first "
+                     f"use (`perturbx data fetch {' '.join(files)}`).")
+    return "\n".join(lines)
+
+
+def run_box_for(chapter: str) -> str:
+    """:func:`run_box` of ``chapter`` from the book's results folder (for the chapter's own setup cell)."""
+    return run_box(Results.load(), chapter)

@@ -16,6 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+try:
+    import resource
+except ImportError:  # Windows has no getrusage
+    resource = None
+
 DEVICE_ENV = "PERTURBX_DEVICE"
 _SEED_BOUND = 2**31
 
@@ -82,6 +87,16 @@ def parallel_jobs(device: str, most: int = 4) -> int:
     """How many jobs (seeds, folds) to train at once on ``device``: one on a GPU (the jobs would queue on it),
     otherwise one per CPU core up to ``most`` (small models use cores better as parallel jobs than as threads)."""
     return 1 if device == "cuda" else max(1, min(most, os.cpu_count() or 1))
+
+
+def peak_memory_mb() -> float:
+    """The peak resident memory of this process or of the largest of its finished child processes (MB), as the
+    operating system counts it (``getrusage``; 0 where it is not available)."""
+    if resource is None:
+        return 0.0
+    kilobytes = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                    resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    return round(kilobytes / 1024, 1)  # Linux reports kB
 
 
 def describe_device(device: str) -> str:

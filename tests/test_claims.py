@@ -1,6 +1,6 @@
 import pandas as pd
 
-from perturbx.claims import Claim, Evidence, claims_table, verdict
+from perturbx.claims import Claim, Evidence, claims_markdown, claims_table, verdict
 from perturbx.metrics import compare_models
 
 
@@ -31,3 +31,13 @@ def test_claims_table_carries_the_computed_verdict():
     claim = Claim("paper", "m beats b", "toy", (Evidence("x", True), Evidence("y", False)))
     table = claims_table([claim])
     assert table.loc[0, "verdict"] == "partly" and table.loc[0, "evidence"] == "x; y"
+
+
+def test_claims_markdown_lists_verdict_claim_data_and_result():
+    table = claims_table([Claim("P", "A beats B", "toy data, 3 seeds",
+                                (Evidence("A beats B (+0.04)", True), Evidence("A ties with C", False)))])
+    text = claims_markdown(table)
+    assert text.startswith("*Data and scale:* toy data, 3 seeds\n\n- **partly**: A beats B\n")
+    assert "*Our result:* A beats B (+0.04); A ties with C" in text
+    two = claims_table([Claim("P", "A beats B", "set 1"), Claim("P", "C beats D", "set 2")])
+    assert "  - *Data:* set 2" in claims_markdown(two) and "Data and scale" not in claims_markdown(two)

@@ -21,6 +21,8 @@ import nbformat
 import pytest
 
 from perturbx.book import chapter_paths, is_progress_line
+from perturbx.book.chapter import TABLE_LINK_CLASS
+from perturbx.claims import VERDICTS
 
 from .conftest import REPO_ROOT
 
@@ -85,8 +87,8 @@ def browser(tmp_path_factory):
 
 
 def expected_outputs(path: Path) -> dict:
-    """What the stored notebook holds: its title, its provenance line, and the number of HTML tables and PNG
-    figures in its outputs."""
+    """What the stored notebook holds: its title, its provenance line, the number of HTML tables, PNG figures and
+    table download links in its outputs, and the number of verdict boxes (``claims_box`` glued into Markdown)."""
     notebook = nbformat.read(path, as_version=4)
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
     html = [output.data["text/html"] for output in outputs if "text/html" in output.get("data", {})]
@@ -95,7 +97,51 @@ def expected_outputs(path: Path) -> dict:
     return {"title": notebook.cells[0].source.splitlines()[0].lstrip("# ").strip(),
             "provenance": provenance[-1] if provenance else "Provenance: (none stored)",
             "tables": sum(text.count("<table") for text in html),
-            "figures": sum("image/png" in output.get("data", {}) for output in outputs)}
+            "figures": sum("image/png" in output.get("data", {}) for output in outputs),
+            "download_links": sum(text.count(TABLE_LINK_CLASS) for text in html),
+            "verdict_boxes": sum(cell.source.count("{glue:md} claims_box") for cell in notebook.cells
+                                 if cell.cell_type == "markdown")}
+
+
+def assert_downloads_and_verdicts(driver, expected: dict) -> None:
+    """Every table's CSV link is on the page and its file is served; every verdict box shows a computed verdict
+    (the glued text, not the name of the glue)."""
+    from urllib.request import urlopen
+
+    from selenium.webdriver.common.by import By
+
+    links = [a.get_attribute("href") for a in driver.find_elements(By.CSS_SELECTOR, f".{TABLE_LINK_CLASS} a")]
+    assert len(links) == expected["download_links"], "every table has its download link"
+    for href in links:
+        with urlopen(href) as response:  # a local server; a missing CSV raises HTTPError 404
+            assert response.status == 200 and response.read(1), f"empty download {href}"
+    boxes = [box.text for box in driver.find_elements(By.CSS_SELECTOR, ".admonition")
+             if "verdict" in box.text.splitlines()[0]]
+    assert len(boxes) == expected["verdict_boxes"], "every verdict box is rendered"
+    for text in boxes:
+        assert any(verdict in text for verdict in VERDICTS) and "claims_box" not in text, text[:300]
+
+
+def assert_formulas_rendered(driver) -> None:
+    """Every formula of the page was typeset by the book's own MathJax: each ``.math`` element (Sphinx writes
+    ``\\(...\\)`` / ``\\[...\\]`` into them) holds MathJax's output and no TeX delimiter is left in the text."""
+    from selenium.webdriver.common.by import By
+
+    formulas = driver.find_elements(By.CSS_SELECTOR, ".math")
+    if not formulas:
+        return
+    driver.set_script_timeout(60)
+    typeset = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "if (!window.MathJax || !MathJax.startup) { done('MathJax did not load'); return; }"
+        "MathJax.startup.promise.then(() => done('ok')).catch(e => done(String(e)));")
+    assert typeset == "ok", f"MathJax: {typeset}"
+    scripts = [s.get_attribute("src") for s in driver.find_elements(By.CSS_SELECTOR, "script[src*='mathjax']")]
+    assert scripts and all("/_static/mathjax/" in src for src in scripts), f"MathJax not served by the book: {scripts}"
+    raw = [f.text[:60] for f in formulas if not f.find_elements(By.TAG_NAME, "mjx-container")]
+    assert not raw, f"{len(raw)} of {len(formulas)} formulas were not typeset, e.g. {raw[:3]}"
+    text = driver.find_element(By.TAG_NAME, "body").text
+    assert "\\(" not in text and "\\[" not in text, "raw TeX delimiters left on the page"
 
 
 def full_page_screenshot(driver, target: Path) -> None:
@@ -129,6 +175,8 @@ def test_chapter_page_shows_its_tables_figures_and_no_errors(site, browser, path
         noise = [line for line in block.text.splitlines() if line.strip() and not is_progress_line(line)]
         assert not noise, f"stderr other than progress bars on the page: {noise[:3]}"
     assert expected["provenance"] in text, "the provenance line is shown"
+    assert_formulas_rendered(browser)
+    assert_downloads_and_verdicts(browser, expected)
 
     full_page_screenshot(browser, SCREENSHOTS / f"{path.stem}.png")
     assert (SCREENSHOTS / f"{path.stem}.png").stat().st_size > 10_000
@@ -141,3 +189,6 @@ def test_every_chapter_is_linked_from_the_start_page(site, browser):
     links = {a.get_attribute("href").split("#")[0].rsplit("/", 1)[-1]
              for a in browser.find_elements(By.CSS_SELECTOR, "nav a[href]")}
     assert {f"{path.stem}.html" for path in CHAPTERS} <= links
+    body = {a.get_attribute("href").split("#")[0].rsplit("/", 1)[-1]
+            for a in browser.find_elements(By.CSS_SELECTOR, "article a[href]")}
+    assert {f"{path.stem}.html" for path in CHAPTERS[1:]} <= body, "the start page's text links every chapter"

@@ -6,6 +6,7 @@ import pytest
 
 from perturbx import papers, reproduction
 from perturbx.book import BOOK_DIR, RESULTS_DIR
+from perturbx.claims import VERDICTS
 from perturbx.reproduction import Headline, MissingResultError, Results
 
 
@@ -31,8 +32,9 @@ def results(tmp_path):
     return Results.load(tmp_path)
 
 
-def headline(table="cv", row=None, metric="roc_auc", paper_value=0.883, chapter="02_drp"):
-    return Headline("paper", "experiment", "real", chapter, table, row or {"model": "DeepDRA"}, metric, paper_value)
+def headline(table="cv", row=None, metric="roc_auc", paper_value=0.883, chapter="02_drp", claim=None):
+    return Headline("paper", "experiment", "real", chapter, table, row or {"model": "DeepDRA"}, metric, paper_value,
+                    claim)
 
 
 def test_headline_value_reads_mean_sd_and_runs(results):
@@ -59,6 +61,21 @@ def test_headline_table_sets_ours_beside_the_paper_with_the_chapters_provenance(
     assert table.loc[0, "ours − paper"] == pytest.approx(0.9 - 0.883)
     assert np.isnan(table.loc[1, "paper reported"]) and np.isnan(table.loc[1, "ours − paper"])
     assert table.loc[0, "profile"] == "quick" and table.loc[0, "device"] == "CPU test (2 cores)"
+    assert table.loc[0, "verdict"] == "" and table.loc[0, "claim"] == "", "no claim named, no verdict"
+
+
+def test_a_headline_carries_the_verdict_of_the_claim_it_is_evidence_for(tmp_path):
+    scores = pd.DataFrame({"model": ["DeepDRA"], "roc_auc": [0.9]})
+    claims = pd.DataFrame({"paper": ["p", "p"], "claim": ["Ours beats DeepDRA on CCLE (paper: 0.91)", "Ours is fast"],
+                           "data": ["toy"] * 2, "verdict": ["does not hold", "holds"], "evidence": ["x", "y"]})
+    write_chapter_results(tmp_path, "02_drp", {"cv": scores, "claims": claims})
+    results = Results.load(tmp_path)
+    table = reproduction.headline_table(results, [headline(claim="Ours beats DeepDRA")])
+    assert table.loc[0, "verdict"] == "does not hold"
+    assert table.loc[0, "claim"] == "Ours beats DeepDRA on CCLE (paper: 0.91)"
+    for missing in ("Ours beats nobody", "Ours"):  # no claim, or two claims, start so
+        with pytest.raises(MissingResultError, match=f"claims start with '{missing}'"):
+            reproduction.headline_table(results, [headline(claim=missing)])
 
 
 def test_provenance_and_run_time_tables(results, tmp_path):
@@ -105,6 +122,9 @@ def test_every_headline_is_found_in_the_books_results():
     for item in reproduction.HEADLINES:
         value = reproduction.headline_value(results, item)
         assert np.isfinite(value["mean"]), item
+    claims = reproduction.claims_table(results)
+    verdicts = [reproduction.headline_verdict(claims, item)[1] for item in reproduction.HEADLINES]
+    assert set(verdicts) - {""} <= set(VERDICTS) and len(set(verdicts) - {""}) > 1
     drp = [h for h in reproduction.HEADLINES if h.paper_value is not None]
     assert {h.metric for h in drp} == {"roc_auc", "auprc"} and len(drp) == 8
     # the paper's CCLE numbers sit beside the paper's protocol only
@@ -159,3 +179,17 @@ def test_claims_table_collects_every_chapters_claims(tmp_path):
     assert list(table["chapter"]) == ["03_gnn"] and table.loc[0, "verdict"] == "partly"
     assert table.loc[0, "commit"] == "abc123"
     assert reproduction.claims_table(Results.load(tmp_path / "02_drp")).empty
+
+
+def test_run_box_gives_the_command_measured_times_memory_and_data(results, tmp_path):
+    pd.DataFrame([
+        {"chapter": "02_drp", "status": "ok", "profile": "quick", "device": "cpu", "wall_time_s": 900.0},
+        {"chapter": "02_drp", "status": "ok", "profile": "smoke", "device": "cpu", "wall_time_s": 60.0},
+        {"chapter": "02_drp", "status": "failed", "profile": "full", "device": "cuda", "wall_time_s": 5.0},
+    ]).to_csv(tmp_path / "runs.csv", index=False)
+    record = json.loads((tmp_path / "02_drp" / "provenance.json").read_text()) | {"peak_memory_mb": 3072.0}
+    (tmp_path / "02_drp" / "provenance.json").write_text(json.dumps(record))
+    box = reproduction.run_box(Results.load(tmp_path), "02_drp", sizes_mb={"plate": 12.4})
+    assert "`perturbx book run --chapters 02_drp --profile quick`" in box
+    assert "quick on cpu: 15.0 min" in box and "smoke on cpu: 1.0 min" in box and "full on cuda" not in box
+    assert "3.0 GB" in box and "1 registered files, 12 MB" in box

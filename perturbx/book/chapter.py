@@ -34,7 +34,7 @@ import pandas as pd
 
 from .. import __version__
 from ..datasets.fetcher import DataLog, use_data_log
-from ..runtime import describe_device, git_commit, package_versions, seed_everything, select_device
+from ..runtime import describe_device, git_commit, package_versions, peak_memory_mb, seed_everything, select_device
 
 PROFILES = ("smoke", "quick", "full")
 PROFILE_ENV = "PERTURBX_PROFILE"
@@ -107,6 +107,16 @@ class Chapter:
         self.seed_lists[label] = chosen
         return chosen
 
+    def glue_markdown(self, name: str, text: str) -> str:
+        """Store ``text`` (Markdown) under ``name`` for the chapter's prose: a Markdown cell shows it with
+        ``{glue:md}`` (myst-nb), before or after the cell that computed it, so a verdict box or a sentence that
+        quotes a number is filled from the computation and cannot drift from it. Returns ``text``."""
+        from IPython.display import Markdown
+        from myst_nb import glue
+
+        glue(name, Markdown(text), display=False)
+        return text
+
     def table(self, name: str, frame: pd.DataFrame) -> pd.DataFrame:
         """Register a results table, saved as ``<name>.csv`` (every column, index included) under the runner.
 
@@ -130,17 +140,20 @@ class Chapter:
             self.results_dir.mkdir(parents=True, exist_ok=True)
             flat = frame if _is_default_index(frame) else frame.reset_index()
             flat.to_csv(self.results_dir / f"{name}.csv", index=False)
+            _show_download_link(self.results_dir.name, name, flat.shape)
         twins = [c for c in frame.columns if isinstance(c, str) and c.endswith(("_mean", "_sd"))
                  and c.rsplit("_", 1)[0] in frame.columns]
         return frame.drop(columns=twins)
 
     def record(self) -> dict:
         """The provenance record: what ran (title, profile, seeds, tables), where (device, commit), with what
-        (package versions, sha256 of every data file the chapter verified) and how long (seconds)."""
+        (package versions, sha256 of every data file the chapter verified), how long (seconds) and how much memory
+        (the peak resident memory of the chapter's process or of its largest worker, MB)."""
         return {"title": self.title, "profile": self.profile, "seed": self.seed, "seeds": self.seed_lists,
                 "device": self.device, "device_name": describe_device(self.device), "commit": git_commit(),
                 "started_utc": self.started_utc, "finished_utc": utc_now(),
                 "kernel_wall_time_s": round(time.perf_counter() - self.started, 1),
+                "peak_memory_mb": peak_memory_mb(),
                 "packages": package_versions(), "data": self.data_log.as_dict(), "tables": list(self.tables)}
 
     def provenance(self, record: dict | None = None) -> str:
@@ -193,3 +206,24 @@ def start_chapter(title: str, profile: str = "quick", seed: int = 0, device: str
     seed_everything(chapter.seed)
     print(f"{title}: profile {chapter.profile}, seed {chapter.seed}, {describe_device(chapter.device)}")
     return chapter
+
+
+TABLE_LINK_CLASS = "perturbx-table-csv"
+
+
+def table_link_html(chapter: str, name: str, shape: tuple[int, int]) -> str:
+    """The HTML of a table's download link as the book shows it: the CSV the runner wrote, copied into the
+    rendered book at ``results/<chapter>/<name>.csv`` (relative to a chapter page, ``../results/...``)."""
+    return (f'<p class="{TABLE_LINK_CLASS}">Full table ({shape[0]} rows x {shape[1]} columns): '
+            f'<a href="../results/{chapter}/{name}.csv" download>{name}.csv</a></p>')
+
+
+def _show_download_link(chapter: str, name: str, shape: tuple[int, int]) -> None:
+    """Display :func:`table_link_html` in the running notebook (nothing outside IPython)."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import HTML, display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        display(HTML(table_link_html(chapter, name, shape)))

@@ -57,22 +57,23 @@ def _merge_streams(outputs: list) -> tuple[list, int]:
 
 
 def _rendered_text(output) -> str:
-    """The text of a stream output as a terminal shows it; blank lines of stderr (erased bars) dropped."""
+    """The text of a stream output as a terminal shows it; on stderr, blank lines (erased bars) and progress bars
+    dropped: a bar is for the person running the chapter, not for its reader."""
     text = _render_terminal(output.text)
     if output.name == "stderr":
-        text = "\n".join(line for line in text.split("\n") if line.strip())
+        text = "\n".join(line for line in text.split("\n") if line.strip() and not is_progress_line(line))
         text = text + "\n" if text else ""
     return text
 
 
 def tidy_streams(notebook) -> int:
-    """Make stored progress-bar output readable, in place.
+    """Keep progress bars out of the stored outputs, in place.
 
     A progress bar redraws itself with carriage returns, and a kernel sends each redraw as a separate stream
-    message, so a stored notebook holds hundreds of fragments that a browser renders as separate blocks.
-    Consecutive stream outputs of one name are merged and rendered as a terminal would show them (every line keeps
-    only its last redraw, nested bars included); stderr lines left blank (bars that erase themselves when done)
-    are dropped.
+    message, so a stored notebook holds hundreds of fragments. Consecutive stream outputs of one name are merged
+    and rendered as a terminal would show them (every line keeps only its last redraw, nested bars included); then
+    the progress-bar lines and blank lines of stderr are dropped, so a reader sees results and no bars (someone
+    running the chapter interactively still sees them live).
 
     Args:
         notebook: an ``nbformat`` notebook (version 4); its code cells' outputs are replaced.
@@ -97,6 +98,22 @@ def tidy_streams(notebook) -> int:
             kept.append(output)
         cell.outputs = kept
     return removed
+
+
+INJECTED_PARAMETERS_TAG = "injected-parameters"  # papermill's tag of the cell it adds with a run's parameters
+HIDDEN_TAG = "remove-cell"  # myst-nb leaves a cell with this tag out of the HTML
+
+
+def hide_injected_parameters(notebook) -> int:
+    """Tag the parameters cell papermill injected so that the HTML leaves it out (the provenance line states the
+    profile and seed a chapter ran with); returns how many cells were tagged."""
+    tagged = 0
+    for cell in notebook.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if INJECTED_PARAMETERS_TAG in tags and HIDDEN_TAG not in tags:
+            tags.append(HIDDEN_TAG)
+            tagged += 1
+    return tagged
 
 
 def is_progress_line(line: str) -> bool:
@@ -146,3 +163,24 @@ def executed_problems(notebook) -> list[str]:
     if last is None or not any("Provenance:" in output.get("text", "") for output in last.get("outputs", [])):
         problems.append("the last code cell printed no 'Provenance:' line: the chapter did not finish")
     return problems
+
+
+# A result-looking number typed into prose: three or more decimals (0.835) or a spread (0.91 ± 0.01). Definitions
+# such as "95% interval", "10 % for validation", "mean ± sd" or "an AUROC of 0.5 is chance" stay allowed.
+_TYPED_RESULT = re.compile(r"(?<![\w.])\d*\.\d{3,}(?![\w.])|\d\s*±|±\s*\d")
+_NOT_PROSE = re.compile(r"```.*?```|`[^`]*`|\$\$.*?\$\$|\$[^$\n]*\$|\{glue[^}]*\}`[^`]*`", re.DOTALL)
+
+
+def typed_results(notebook) -> list[str]:
+    """Numbers that look like results typed into a chapter's Markdown cells (outside code, math and glue), one
+    line each naming the cell; prose must quote computed values (``{glue:md}``) so that text and tables cannot
+    disagree. A paper's reported number belongs in a labelled table column, not in prose."""
+    found = []
+    for number, cell in enumerate(notebook.cells, 1):
+        if cell.cell_type != "markdown":
+            continue
+        prose = _NOT_PROSE.sub(" ", cell.source)
+        for match in _TYPED_RESULT.finditer(prose):
+            context = prose[max(0, match.start() - 40):match.end() + 20].replace("\n", " ").strip()
+            found.append(f"cell {number}: {match.group()!r} in '...{context}...'")
+    return found

@@ -26,7 +26,7 @@ import papermill
 
 from ..runtime import DEVICE_ENV, select_device
 from .chapter import BOOK_DIR, PROFILES, PROVENANCE_FILE, RESULTS_ENV, RUNS_LOG, utc_now
-from .publishing import executed_problems, strip_ansi, tidy_streams
+from .publishing import executed_problems, hide_injected_parameters, strip_ansi, tidy_streams
 
 RUNS_LOG_COLUMNS = ("chapter", "status", "profile", "device", "device_name", "commit", "finished_utc", "wall_time_s")
 
@@ -149,16 +149,25 @@ def _execute(path: Path, parameters: dict, folder: Path) -> None:
 
 
 def _tidy_and_check(path: Path) -> list[str]:
-    """Tidy the executed notebook's progress output in place; returns what makes it unfit to publish."""
+    """Tidy the executed notebook in place (progress bars out of the outputs, the injected parameters cell hidden);
+    returns what makes it unfit to publish."""
     if not path.exists():
         return ["the notebook was not written"]
     executed = nbformat.read(path, as_version=4)
     tidy_streams(executed)
+    hide_injected_parameters(executed)
     record = executed.metadata.get("papermill", {})
     if not isinstance(record.get("input_path", ""), str):  # papermill stores a notebook given as input whole
         record["input_path"] = str(path)
     nbformat.write(executed, path)
     return executed_problems(executed)
+
+
+def tidy_chapters(chapters: Sequence[Path]) -> dict[str, list[str]]:
+    """Apply the runner's tidying to stored chapters without executing them (progress bars out of the outputs, the
+    injected parameters cell hidden): for chapters executed before that rule, so that their numbers stay those of
+    their run. Returns, per chapter stem, what still makes it unfit to publish (empty: fit)."""
+    return {path.stem: _tidy_and_check(Path(path)) for path in chapters}
 
 
 def _finish_record(path: Path, folder: Path, elapsed: float, run: dict, problems: list[str]) -> list[str]:

@@ -33,6 +33,8 @@ class DataFile:
         sha256: lowercase hex digest of the exact bytes.
         size: size in bytes.
         licence, citation, description: human-readable provenance.
+        citation_key: the key of ``citation`` in the registry's ``[citations]`` table, which is also its key in the
+            book's bibliography (``references.bib``); empty for a citation written out in the entry itself.
         url: raw URL pinned to a commit (exactly one of ``url`` and ``pypi`` is set).
         pypi: ``"package==version"`` of a PyPI wheel that holds the file as ``member``.
         member: path of the file inside that wheel.
@@ -53,6 +55,7 @@ class DataFile:
     member: str | None = None
     wheel_sha256: str | None = None
     pickle_globals: tuple[str, ...] | None = None
+    citation_key: str = ""
 
     def __post_init__(self) -> None:
         where = f"registry entry {self.name!r}"
@@ -101,7 +104,8 @@ class Registry:
         entries = []
         for name, fields in document["files"].items():
             fields = dict(fields)
-            fields["citation"] = citations.get(fields["citation"], fields["citation"])
+            key = fields["citation"]
+            fields["citation"], fields["citation_key"] = citations.get(key, key), key if key in citations else ""
             if "pickle_globals" in fields:
                 fields["pickle_globals"] = tuple(fields["pickle_globals"])
             entries.append(DataFile(name=name, **fields))
@@ -133,7 +137,8 @@ class Registry:
         return list(self._files)
 
     def table(self) -> pd.DataFrame:
-        """One row per file: name, path, size in MB, licence, source, sha256, citation and description."""
+        """One row per file: name, path, size in MB, licence, source, sha256, citation, citation key (its key in
+        the book's bibliography) and description."""
         rows = [
             {
                 "name": entry.name,
@@ -143,6 +148,7 @@ class Registry:
                 "source": entry.source,
                 "sha256": entry.sha256,
                 "citation": entry.citation,
+                "citation_key": entry.citation_key,
                 "description": entry.description,
             }
             for entry in self

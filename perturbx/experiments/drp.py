@@ -412,6 +412,18 @@ def results_table(runs: pd.DataFrame, experiment: str | None = None, subset: str
     return shown
 
 
+SHOWN_METRICS = ("roc_auc", "auprc", "accuracy")
+
+
+def shown_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """The columns a chapter shows of a :func:`results_table`: ROC AUC, AUPRC and accuracy, each followed by the
+    paper's value where the paper reports one for a row of the table, and the number of runs (the CSV of the
+    table keeps every metric)."""
+    columns = [column for metric in SHOWN_METRICS for column in (metric, f"paper {metric}")
+               if column in table.columns and table[column].notna().any()]
+    return table[columns + ["runs"]]
+
+
 def cross_validate(data: DRPData, pairs: pd.DataFrame, models: Sequence[str], settings: DRPSettings,
                    seeds: Sequence[int], k: int = 5, group_by: str | None = None, undersample_first: bool = False,
                    max_folds: int | None = None, progress: bool = True) -> tuple[pd.DataFrame, SplitResult]:

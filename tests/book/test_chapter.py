@@ -11,6 +11,7 @@ import torch
 
 from perturbx import book
 from perturbx.book import resolve_profile, start_chapter
+from perturbx.book.publishing import typed_results
 from perturbx.book.runner import chapter_paths
 
 from ..conftest import REPO_ROOT
@@ -87,6 +88,13 @@ def test_no_code_cell_is_longer_than_15_lines(path):
     assert long_cells == [], f"{path.name}: code cells over {MAX_CELL_LINES} lines: {', '.join(long_cells)}"
 
 
+@pytest.mark.parametrize("path", chapter_paths(), ids=lambda p: p.stem)
+def test_no_chapter_types_a_result_into_its_prose(path):
+    """Numbers in a chapter's text are quoted from computed values (glue), so text and tables cannot disagree."""
+    typed = typed_results(nbformat.read(path, as_version=4))
+    assert typed == [], f"{path.name}: numbers typed into prose, glue them from the tables instead: {typed}"
+
+
 def test_every_chapter_is_in_the_table_of_contents():
     toc = (REPO_ROOT / "_toc.yml").read_text()
     for path in chapter_paths():
@@ -127,6 +135,14 @@ def test_seeds_follow_the_profile_and_are_recorded(monkeypatch):
     assert chapter.seeds("cross-validation", smoke=1, quick=2, full=4) == [3, 4, 5, 6]
     record = chapter.record()
     assert record["seeds"] == {"cross-validation": [3, 4, 5, 6]} and record["profile"] == "full"
-    for key in ("commit", "device_name", "packages", "data", "tables", "kernel_wall_time_s"):
+    for key in ("commit", "device_name", "packages", "data", "tables", "kernel_wall_time_s", "peak_memory_mb"):
         assert key in record
     assert record["packages"]["torch"].startswith("2.13.0")
+
+
+def test_a_tables_download_link_points_at_its_csv_in_the_rendered_book():
+    from perturbx.book.chapter import TABLE_LINK_CLASS, table_link_html
+
+    html = table_link_html("02_drp", "ccle_paper_protocol", (7, 12))
+    assert f'class="{TABLE_LINK_CLASS}"' in html and 'href="../results/02_drp/ccle_paper_protocol.csv"' in html
+    assert "7 rows x 12 columns" in html

@@ -7,7 +7,13 @@ import nbformat
 import pytest
 from tqdm.std import tqdm
 
-from perturbx.book.publishing import executed_problems, is_progress_line, tidy_streams
+from perturbx.book.publishing import (
+    executed_problems,
+    hide_injected_parameters,
+    is_progress_line,
+    tidy_streams,
+    typed_results,
+)
 
 
 def executed_notebook(*outputs_per_cell, finished: bool = True):
@@ -39,8 +45,8 @@ def test_tidy_streams_keeps_the_last_redraw_of_each_bar():
     ]
     notebook = nbformat.v4.new_notebook(cells=[cell])
     removed = tidy_streams(notebook)
-    assert [(o.name, o.text) for o in cell.outputs] == [("stderr", "folds: 100%| 2/2\n"), ("stdout", "result line\n")]
-    assert removed == 4
+    assert [(o.name, o.text) for o in cell.outputs] == [("stdout", "result line\n")]  # no bar is stored
+    assert removed == 5
 
 
 def test_tidy_streams_renders_nested_progress_bars_as_a_terminal_shows_them():
@@ -52,9 +58,19 @@ def test_tidy_streams_renders_nested_progress_bars_as_a_terminal_shows_them():
     assert "\x1b[A" in text
     cell = nbformat.v4.new_code_cell("")
     cell.outputs = [stream("stderr", piece) for piece in re.split(r"(?=\r)", text) if piece]  # one per redraw
+    cell.outputs.append(stream("stderr", "a warning the reader must see\n"))
     tidy_streams(nbformat.v4.new_notebook(cells=[cell]))
     (output,) = cell.outputs
-    assert output.text.startswith("splits: 100%|") and output.text.count("\n") == 1
+    assert output.text == "a warning the reader must see\n"  # both bars and their redraws gone
+
+
+def test_the_injected_parameters_cell_is_hidden_from_the_html():
+    injected = nbformat.v4.new_code_cell('profile = "smoke"', metadata={"tags": ["injected-parameters"]})
+    own = nbformat.v4.new_code_cell('profile = "quick"', metadata={"tags": ["parameters"]})
+    notebook = nbformat.v4.new_notebook(cells=[own, injected])
+    assert hide_injected_parameters(notebook) == 1 and hide_injected_parameters(notebook) == 0
+    assert injected.metadata["tags"] == ["injected-parameters", "remove-cell"]
+    assert own.metadata["tags"] == ["parameters"]
 
 
 def test_progress_lines_are_told_from_warnings():
@@ -87,3 +103,15 @@ def test_executed_problems_finds_cells_that_never_ran():
     notebook = executed_notebook([])
     notebook.cells.insert(1, nbformat.v4.new_code_cell("y = 2"))
     assert executed_problems(notebook) == ["cell 2: never executed"]
+
+
+def test_typed_results_finds_numbers_that_should_come_from_the_tables():
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("They report a ROC AUC of 0.910 vs 0.883; ours is 0.85 ± 0.01."),
+        nbformat.v4.new_markdown_cell("A 95% interval, mean ± sd, 10 % for validation, chance is 0.5, `lr=0.0005` in code, "
+                                      "$\\sigma = 0.125$ in math and {glue:text}`auc` from the run."),
+        nbformat.v4.new_code_cell("print(0.910)"),
+    ])
+    found = typed_results(notebook)
+    assert [line.split(":")[0] for line in found] == ["cell 1"] * 3
+    assert "'0.910'" in found[0] and "'0.883'" in found[1] and "'5 ±'" in found[2]

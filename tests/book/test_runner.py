@@ -95,6 +95,9 @@ def test_runner_writes_tables_provenance_and_a_runs_log(tmp_path, monkeypatch):
     assert record["seeds"] == {"main": [0, 1]} and record["tables"] == ["scores"]
     assert record["wall_time_s"] >= record["kernel_wall_time_s"] > 0
     assert pd.read_csv(results / "01_tables" / "scores.csv")["seed"].tolist() == [0, 1]
+    stored = json.dumps(nbformat.read(tmp_path / "01_tables.ipynb", as_version=4).cells[-2].outputs)
+    assert 'href=\\"../results/01_tables/scores.csv\\"' in stored, "the table's download link is shown"
+    assert record["peak_memory_mb"] > 0
     runs = pd.read_csv(results / "runs.csv")
     assert runs[["chapter", "status", "profile"]].values.tolist() == [["01_tables", "ok", "smoke"],
                                                                     ["02_broken", "failed", "smoke"]]
@@ -106,3 +109,27 @@ def test_runner_refuses_a_chapter_that_ran_but_printed_a_warning(tmp_path, monke
     with pytest.raises(ChapterFailed, match="not fit to publish(.|\n)*stderr: UserWarning: ill-conditioned"):
         run_chapters(chapter_paths(tmp_path), profile="smoke")
     assert "failed" in (tmp_path / "results" / "runs.csv").read_text()
+
+
+def test_a_run_hides_the_injected_parameters_and_stores_no_progress_bar(tmp_path, monkeypatch):
+    monkeypatch.delenv("PERTURBX_PROFILE", raising=False)
+    body = "from tqdm import tqdm\nfor _ in tqdm(range(3), desc='folds'):\n    pass\nprint('done')"
+    path = write_chapter(tmp_path, "01_bars.ipynb", body)
+    run_chapters([path], profile="smoke")
+    notebook = nbformat.read(path, as_version=4)
+    injected = [c for c in notebook.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "remove-cell" in injected[0].metadata["tags"]
+    stored = json.dumps(notebook.cells[-2].outputs)
+    assert "done" in stored and "folds" not in stored
+
+
+def test_tidy_chapters_cleans_a_stored_chapter_without_running_it(tmp_path):
+    path = write_chapter(tmp_path, "01_stored.ipynb", "x = 1")
+    notebook = nbformat.read(path, as_version=4)
+    for number, cell in enumerate(c for c in notebook.cells if c.cell_type == "code"):
+        cell.execution_count = number + 1
+    notebook.cells[3].outputs = [nbformat.v4.new_output("stream", name="stderr", text="folds: 100%|█| 5/5 [00:01]\n")]
+    notebook.cells[-1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="Provenance: x\n")]
+    nbformat.write(notebook, path)
+    assert runner.tidy_chapters([path]) == {"01_stored": []}
+    assert nbformat.read(path, as_version=4).cells[3].outputs == []

@@ -14,8 +14,8 @@ def test_project_registry_entries_are_complete():
     assert len({e.path for e in entries}) == len(entries)
     for entry in entries:
         assert entry.licence and entry.description and entry.size > 0
-        # citations are resolved from their short keys to full references
-        assert len(entry.citation) > 40, entry.name
+        # citations are resolved from their short keys to full references; the key is kept for the bibliography
+        assert len(entry.citation) > 40 and entry.citation_key, entry.name
         if entry.url:
             # pinned to a 40-hex commit, never a branch name
             assert entry.url.startswith("https://raw.githubusercontent.com/")

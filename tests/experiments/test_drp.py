@@ -36,6 +36,7 @@ from perturbx.experiments.drp import (
     protocol_table,
     results_table,
     run_split,
+    shown_columns,
     train_deep,
     undersample,
     width_sweep,
@@ -339,6 +340,11 @@ def test_results_table_adds_the_papers_numbers_by_model_id():
     assert table.loc["cross-attention", "paper f1"] == reported["cross_attention"]["f1"]
     assert np.isnan(table.loc["drug prior", "paper auprc"])  # the paper has no priors
     assert not any(c.startswith("paper") for c in results_table(runs, "an experiment of our own").columns)
+    shown = shown_columns(table)
+    assert list(shown.columns) == ["roc_auc", "paper roc_auc", "auprc", "paper auprc", "accuracy", "paper accuracy",
+                                   "runs"]
+    ours_only = shown_columns(results_table(runs, "an experiment of our own"))
+    assert list(ours_only.columns) == ["roc_auc", "auprc", "accuracy", "runs"]
 
 
 def drp_protocol_pairs(n_cells: int = 30, n_drugs: int = 8, seed: int = 0) -> pd.DataFrame:
