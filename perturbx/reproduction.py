@@ -313,14 +313,15 @@ def run_box(results: Results, chapter: str, sizes_mb: dict[str, float] | None = 
     """
     if sizes_mb is None:
         sizes_mb = registry().table().set_index("name")["size_mb"].to_dict()
-    lines = [f"- **Command:** `perturbx book run --chapters {chapter} --profile quick` (or `smoke` for a check in "
-             f"minutes, `full --device cuda` on a GPU); `make book CHAPTERS={chapter} PROFILE=quick` does the same "
-             "after setting up the environment."]
+    record = results.provenance.get(chapter, {})
+    profile = record.get("profile", "quick")
+    lines = [f"- **Command:** `perturbx book run --chapters {chapter} --profile {profile}` (the published run's "
+             f"profile; `smoke` checks the chapter in minutes, `--device cuda` trains on a GPU); "
+             f"`make book CHAPTERS={chapter} PROFILE={profile}` does the same after setting up the environment."]
     times = run_times(results)
     if chapter in times.index:
         measured = [f"{run}: {seconds / 60:.1f} min" for run, seconds in times.loc[chapter].dropna().items()]
         lines.append(f"- **Measured wall time** (latest successful run per profile and device): {'; '.join(measured)}.")
-    record = results.provenance.get(chapter, {})
     if record.get("peak_memory_mb"):
         lines.append(f"- **Peak memory** of the published run ({record['profile']}, {record['device_name']}): "
                      f"{record['peak_memory_mb'] / 1024:.1f} GB.")

@@ -20,6 +20,7 @@ test rows, and summarise over seeds. A protocol instance (:mod:`~perturbx.experi
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -232,6 +233,12 @@ def _run_in_worker(run_one: Callable[[dict], SplitResult], job: dict, threads: i
     return run_one(job)
 
 
+# loky retires a worker whose memory grew by more than 300 MB since it started (a leak check) and starts a new one
+# for the remaining jobs; every job still completes, but the executor warns in this process, where a chapter's
+# stored output would show it.
+WORKER_RETIRED_WARNING = "A worker stopped while some jobs were given to the executor"
+
+
 def run_jobs(jobs: Sequence[dict], run_one: Callable[[dict], SplitResult],
              summarise: Callable[[SplitResult], pd.DataFrame], description: str = "splits",
              progress: bool = True, workers: int = 1) -> tuple[pd.DataFrame, dict[tuple, SplitResult]]:
@@ -258,11 +265,13 @@ def run_jobs(jobs: Sequence[dict], run_one: Callable[[dict], SplitResult],
     else:
         outcomes = (run_one(job) for job in jobs)
     frames, results = [], {}
-    for job, result in zip(jobs, tqdm(outcomes, desc=description, total=len(jobs), disable=not progress,
-                                      leave=False, mininterval=5.0)):
-        results[tuple(job.values())] = result
-        summary = summarise(result)
-        frames.append(summary.assign(**job)[[*job, *summary.columns]])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=WORKER_RETIRED_WARNING, category=UserWarning)
+        for job, result in zip(jobs, tqdm(outcomes, desc=description, total=len(jobs), disable=not progress,
+                                          leave=False, mininterval=5.0)):
+            results[tuple(job.values())] = result
+            summary = summarise(result)
+            frames.append(summary.assign(**job)[[*job, *summary.columns]])
     return pd.concat(frames, ignore_index=True), results
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -269,6 +271,22 @@ def test_parallel_jobs_get_writable_arrays():
 
     runs, _ = protocol.run_jobs([{"seed": 0}, {"seed": 1}], job, lambda r: r.metrics, progress=False, workers=2)
     assert runs["writable"].tolist() == [1.0, 1.0]
+
+
+def test_run_jobs_silences_only_the_retired_worker_warning():
+    """loky warns when its memory check retires a worker while jobs wait (every job still runs); other warnings
+    of the jobs still reach the chapter."""
+    def job(spec):
+        retired = protocol.WORKER_RETIRED_WARNING + ". This can be caused by a memory leak."
+        warnings.warn(retired, UserWarning, stacklevel=1)
+        warnings.warn("a warning of the job itself", UserWarning, stacklevel=1)
+        return split_result(spec["seed"])
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        runs, _ = protocol.run_jobs([{"seed": 0}, {"seed": 1}], job, lambda r: r.metrics, progress=False)
+    assert [str(w.message) for w in caught] == ["a warning of the job itself"] * 2
+    assert runs["seed"].tolist() == [0, 0, 1, 1]
 
 
 def test_results_table_summarises_per_group_and_drops_all_nan_metrics():
