@@ -511,24 +511,35 @@ def cross_dataset(data: DRPData, models: Sequence[str], settings: DRPSettings, s
     Args:
         watch_test: log the CCLE ROC AUC after every epoch (see :func:`run_split`).
     """
+    jobs = [{"seed": s} for s in seeds]
+    runs, results, test = _ccle_jobs(data, models, settings, jobs, protocol, val_size, watch_test, progress)
+    return CrossDatasetRuns(runs, {key[0]: r for key, r in results.items()}, test, protocol)
+
+
+def _ccle_jobs(data: DRPData, models: Sequence[str], settings: DRPSettings, jobs: Sequence[dict], protocol: str,
+               val_size: float = 0.1, watch_test: bool = False,
+               progress: bool = True) -> tuple[pd.DataFrame, dict[tuple, SplitResult], pd.DataFrame]:
+    """:func:`cross_dataset`'s runs for ``jobs`` of ``{"seed": s}``, or ``{"width": n_genes, "seed": s}`` to train
+    at another number of genes per omics block; returns run_jobs' (runs, results) and the CCLE pairs."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose one of {sorted(PROTOCOLS)}")
     train_all, test = data.dataset(TRAIN_DATASET), data.dataset(TEST_DATASET)
     subsets = {"not labelled in training": ~test["labelled_in_training"].to_numpy()}
     balance, used_settings = PROTOCOLS[protocol].balance_training, settings.for_protocol(protocol)
-    if len(seeds) > 1:  # one bar over seeds, not one per fit
+    if len(jobs) > 1:  # one bar over jobs, not one per fit
         used_settings = replace(used_settings, fit=replace(used_settings.fit, progress=False))
 
     def run_one(job: dict) -> SplitResult:
         pairs = undersample(train_all, job["seed"]) if balance else train_all.reset_index(drop=True)
         split = random_split(len(pairs), test_size=val_size, val_size=0.0, seed=job["seed"])
-        return run_split(data, pairs.iloc[split.train], pairs.iloc[split.test], test, models, used_settings,
+        job_settings = replace(used_settings, n_genes=job["width"]) if "width" in job else used_settings
+        return run_split(data, pairs.iloc[split.train], pairs.iloc[split.test], test, models, job_settings,
                          job["seed"], test_subsets=subsets, kind=f"{TRAIN_DATASET} -> {TEST_DATASET}",
                          watch_test=watch_test)
 
-    runs, results = run_jobs([{"seed": s} for s in seeds], run_one, lambda r: r.metrics, f"seeds ({protocol})",
-                             progress and len(seeds) > 1, settings.workers)
-    return CrossDatasetRuns(runs, {key[0]: r for key, r in results.items()}, test.reset_index(drop=True), protocol)
+    runs, results = run_jobs(jobs, run_one, lambda r: r.metrics, f"seeds ({protocol})", progress and len(jobs) > 1,
+                             settings.workers)
+    return runs, results, test.reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------------- CCLE decomposed
@@ -594,13 +605,13 @@ def ccle_decomposition(ccle: CrossDatasetRuns, models: Sequence[str]) -> pd.Data
 def width_sweep(data: DRPData, widths: Sequence[int | None], models: Sequence[str], settings: DRPSettings,
                 seeds: Sequence[int], protocol: str = "paper") -> pd.DataFrame:
     """:func:`cross_dataset` runs at each number of genes per omics block (None: all), stacked with a ``genes``
-    column (the number of genes used); to show whether the CCLE number depends on the feature width."""
-    frames = []
-    for width in widths:
-        ccle = cross_dataset(data, models, replace(settings, n_genes=width), seeds, protocol=protocol,
-                             progress=False)
-        frames.append(ccle.runs.assign(genes=width or len(data.genes)))
-    return pd.concat(frames, ignore_index=True)
+    column (the number of genes used); to show whether the CCLE number depends on the feature width. Every (width,
+    seed) is one job of a single :func:`~perturbx.experiments.protocol.run_jobs`, widest first, so that parallel
+    workers stay busy while the slowest fits run."""
+    widest_first = sorted(widths, key=lambda width: width or len(data.genes), reverse=True)
+    jobs = [{"width": width, "seed": seed} for width in widest_first for seed in seeds]
+    runs, _, _ = _ccle_jobs(data, models, settings, jobs, protocol, progress=False)
+    return runs.assign(genes=runs.pop("width").map(lambda width: len(data.genes) if pd.isna(width) else int(width)))
 
 
 def decide_claims(paper_ccle: CrossDatasetRuns, leakage_free_ccle: CrossDatasetRuns, cv_runs: pd.DataFrame,

@@ -523,8 +523,15 @@ def test_ccle_decomposition_puts_each_model_beside_the_drug_identity_oracle():
 
 def test_width_sweep_stacks_runs_with_the_number_of_genes():
     data = cross_dataset_data()
-    runs = width_sweep(data, [2, None], ["drug_prior"], DRPSettings(), seeds=[0])
-    assert sorted(runs["genes"].unique()) == [2, N_GENES]
+    tiny = FitConfig(epochs=1, batch_size=8, progress=False, validation="log")
+    runs = width_sweep(data, [2, None], ["drug_prior", "deepdra"], DRPSettings(paper_fit=tiny), seeds=[0, 1])
+    assert runs["genes"].tolist()[::4] == [N_GENES, N_GENES, 2, 2]  # widest first, seeds within a width
+    for width in (2, None):  # the same runs as cross_dataset at that width
+        alone = cross_dataset(data, ["drug_prior", "deepdra"], DRPSettings(n_genes=width, paper_fit=tiny), [0, 1],
+                              protocol="paper", progress=False).runs
+        swept = runs[runs["genes"] == (width or N_GENES)].reset_index(drop=True)
+        measured = ["seed", "model", "subset", "roc_auc", "auprc"]
+        pd.testing.assert_frame_equal(swept[measured], alone[measured])
 
 
 def comparison_runs(deepdra_auc: list[float], ours_auc: list[float], prior_auc: list[float]) -> pd.DataFrame:
