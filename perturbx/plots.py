@@ -260,6 +260,20 @@ def metric_curves(table: pd.DataFrame, x: str, metrics: Sequence[str], title: st
     return fig
 
 
+def epoch_traces(history: pd.DataFrame, value: str, title: str, group: str = "model") -> plt.Figure:
+    """``value`` after every epoch (e.g. the test ROC AUC), one panel per ``group`` value, one thin line per seed:
+    how far a number moves within one run, next to how far it moves between seeds."""
+    groups = list(dict.fromkeys(history[group]))
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.4), squeeze=False, sharey=True)
+    for ax, name in zip(axes[0], groups):
+        part = history[history[group] == name]
+        sns.lineplot(data=part, x="epoch", y=value, units="seed", estimator=None, lw=0.8, alpha=0.7, ax=ax)
+        ax.set(title=name, ylabel=value if ax is axes[0][0] else "")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def _at_least(ax, span: float, values: np.ndarray) -> None:
     """Widen the x axis to at least ``span`` around ``values``, so that a difference of 0.001 between numbers
     near 0.99 is not drawn across the whole panel."""

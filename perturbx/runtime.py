@@ -83,6 +83,12 @@ def select_device(requested: str | None = None) -> str:
     return choice
 
 
+def parallel_jobs(device: str, most: int = 4) -> int:
+    """How many jobs (seeds, folds) to train at once on ``device``: one on a GPU (the jobs would queue on it),
+    otherwise one per CPU core up to ``most`` (small models use cores better as parallel jobs than as threads)."""
+    return 1 if device == "cuda" else max(1, min(most, os.cpu_count() or 1))
+
+
 def peak_memory_mb() -> float:
     """The peak resident memory of this process or of the largest of its finished child processes (MB), as the
     operating system counts it (``getrusage``; 0 where it is not available)."""

@@ -127,6 +127,8 @@ def test_every_headline_is_found_in_the_books_results():
     assert set(verdicts) - {""} <= set(VERDICTS) and len(set(verdicts) - {""}) > 1
     drp = [h for h in reproduction.HEADLINES if h.paper_value is not None]
     assert {h.metric for h in drp} == {"roc_auc", "auprc"} and len(drp) == 8
+    # the paper's CCLE numbers sit beside the paper's protocol only
+    assert {h.table for h in drp if h.experiment == "CTRP+GDSC -> CCLE"} == {"ccle_paper_protocol"}
 
 
 def test_headlines_name_models_by_label_and_take_the_papers_numbers_by_id():

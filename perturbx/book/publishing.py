@@ -116,6 +116,19 @@ def hide_injected_parameters(notebook) -> int:
     return tagged
 
 
+def replace_glued_markdown(notebook, name: str, text: str) -> int:
+    """Replace the Markdown stored by ``glue(name, Markdown(...))`` (myst-nb's glue, through papermill's record
+    outputs) with ``text``, in place; returns how many glued outputs of that name were replaced (0: none)."""
+    replaced = 0
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            scrap = output.get("metadata", {}).get("scrapbook", {})
+            if scrap.get("name") == name:
+                output["data"][f"{scrap.get('mime_prefix', '')}text/markdown"] = text
+                replaced += 1
+    return replaced
+
+
 def is_progress_line(line: str) -> bool:
     """Whether a line of stderr is a tqdm progress bar (which a chapter may show) rather than a warning."""
     return bool(_PROGRESS_LINE.search(line))

@@ -26,7 +26,13 @@ import papermill
 
 from ..runtime import DEVICE_ENV, select_device
 from .chapter import BOOK_DIR, PROFILES, PROVENANCE_FILE, RESULTS_ENV, RUNS_LOG, utc_now
-from .publishing import executed_problems, hide_injected_parameters, strip_ansi, tidy_streams
+from .publishing import (
+    executed_problems,
+    hide_injected_parameters,
+    replace_glued_markdown,
+    strip_ansi,
+    tidy_streams,
+)
 
 RUNS_LOG_COLUMNS = ("chapter", "status", "profile", "device", "device_name", "commit", "finished_utc", "wall_time_s")
 
@@ -117,6 +123,8 @@ def _run_chapter(path: Path, parameters: dict, results: Path) -> float:
         problems = _tidy_and_check(path)
         problems = _finish_record(path, folder, elapsed, run, problems)
         _append_run(results / RUNS_LOG, run)
+    if not problems:
+        fill_run_box(path, results)
     if problems:
         raise ChapterFailed(f"chapter {path.name} ran but is not fit to publish:\n"
                             + "\n".join(f"    {p}" for p in problems)
@@ -163,11 +171,34 @@ def _tidy_and_check(path: Path) -> list[str]:
     return executed_problems(executed)
 
 
-def tidy_chapters(chapters: Sequence[Path]) -> dict[str, list[str]]:
+def tidy_chapters(chapters: Sequence[Path], results_dir: Path | str | None = None) -> dict[str, list[str]]:
     """Apply the runner's tidying to stored chapters without executing them (progress bars out of the outputs, the
-    injected parameters cell hidden): for chapters executed before that rule, so that their numbers stay those of
-    their run. Returns, per chapter stem, what still makes it unfit to publish (empty: fit)."""
-    return {path.stem: _tidy_and_check(Path(path)) for path in chapters}
+    injected parameters cell hidden, the run box filled from the results of their last run): for chapters executed
+    before these rules, so that their numbers stay those of their run. Returns, per chapter stem, what still makes
+    it unfit to publish (empty: fit)."""
+    problems = {}
+    for path in map(Path, chapters):
+        problems[path.stem] = _tidy_and_check(path)
+        results = Path(results_dir) if results_dir is not None else path.parent / "results"
+        if (results / path.stem / PROVENANCE_FILE).exists():
+            fill_run_box(path, results)
+    return problems
+
+
+RUN_BOX = "run_box"
+
+
+def fill_run_box(path: Path, results: Path) -> bool:
+    """Rewrite the chapter's glued ``run_box`` (:func:`perturbx.reproduction.run_box`, which the chapter glued from
+    its previous run when it started) with what this run measured: its wall time in the runs log, its peak memory
+    and its data files from the provenance record just written. Returns whether the chapter has a run box."""
+    from ..reproduction import Results, run_box  # imported here: the reproduction page pulls in every experiment
+
+    executed = nbformat.read(path, as_version=4)
+    if not replace_glued_markdown(executed, RUN_BOX, run_box(Results.load(results), path.stem)):
+        return False
+    nbformat.write(executed, path)
+    return True
 
 
 def _finish_record(path: Path, folder: Path, elapsed: float, run: dict, problems: list[str]) -> list[str]:

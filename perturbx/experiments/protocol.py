@@ -20,6 +20,7 @@ test rows, and summarise over seeds. A protocol instance (:mod:`~perturbx.experi
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -27,6 +28,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 import pandas as pd
 import torch
+from joblib import Parallel, delayed
 from tqdm.std import tqdm
 
 from ..book.chapter import PROFILES
@@ -225,9 +227,21 @@ class SplitResult:
         return {i: o.seconds for i, o in self.outputs.items()}
 
 
+def _run_in_worker(run_one: Callable[[dict], SplitResult], job: dict, threads: int) -> SplitResult:
+    """``run_one(job)`` in a worker process with ``threads`` torch threads (workers share the machine's cores)."""
+    torch.set_num_threads(threads)
+    return run_one(job)
+
+
+# loky retires a worker whose memory grew by more than 300 MB since it started (a leak check) and starts a new one
+# for the remaining jobs; every job still completes, but the executor warns in this process, where a chapter's
+# stored output would show it.
+WORKER_RETIRED_WARNING = "A worker stopped while some jobs were given to the executor"
+
+
 def run_jobs(jobs: Sequence[dict], run_one: Callable[[dict], SplitResult],
              summarise: Callable[[SplitResult], pd.DataFrame], description: str = "splits",
-             progress: bool = True) -> tuple[pd.DataFrame, dict[tuple, SplitResult]]:
+             progress: bool = True, workers: int = 1) -> tuple[pd.DataFrame, dict[tuple, SplitResult]]:
     """Run ``run_one(job)`` for every job and stack ``summarise(result)`` with the job's keys.
 
     Args:
@@ -235,16 +249,29 @@ def run_jobs(jobs: Sequence[dict], run_one: Callable[[dict], SplitResult],
             runs table and, as a tuple of values, the key of the results dict.
         run_one: runs one job.
         summarise: one row per model of a result (must include ``model``).
+        workers: jobs run at once, each in its own process (joblib's loky backend) with an equal share of this
+            process's torch threads; small CPU models train faster as parallel jobs than with more threads. Every
+            job seeds its own models, so the numbers do not depend on ``workers`` beyond floating-point order.
 
     Returns:
         (runs, results): the stacked summaries with the job keys first, and job key tuple -> :class:`SplitResult`.
     """
+    workers = max(1, min(workers, len(jobs)))
+    if workers > 1:
+        threads = max(1, torch.get_num_threads() // workers)
+        # max_nbytes=None: send arrays whole; memory-mapped ones arrive read-only, which torch.from_numpy warns about
+        outcomes = Parallel(n_jobs=workers, backend="loky", return_as="generator", max_nbytes=None)(
+            delayed(_run_in_worker)(run_one, job, threads) for job in jobs)
+    else:
+        outcomes = (run_one(job) for job in jobs)
     frames, results = [], {}
-    for job in tqdm(jobs, desc=description, disable=not progress, leave=False, mininterval=5.0):
-        result = run_one(job)
-        results[tuple(job.values())] = result
-        summary = summarise(result)
-        frames.append(summary.assign(**job)[[*job, *summary.columns]])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=WORKER_RETIRED_WARNING, category=UserWarning)
+        for job, result in zip(jobs, tqdm(outcomes, desc=description, total=len(jobs), disable=not progress,
+                                          leave=False, mininterval=5.0)):
+            results[tuple(job.values())] = result
+            summary = summarise(result)
+            frames.append(summary.assign(**job)[[*job, *summary.columns]])
     return pd.concat(frames, ignore_index=True), results
 
 

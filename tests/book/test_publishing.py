@@ -11,6 +11,7 @@ from perturbx.book.publishing import (
     executed_problems,
     hide_injected_parameters,
     is_progress_line,
+    replace_glued_markdown,
     tidy_streams,
     typed_results,
 )
@@ -115,3 +116,18 @@ def test_typed_results_finds_numbers_that_should_come_from_the_tables():
     found = typed_results(notebook)
     assert [line.split(":")[0] for line in found] == ["cell 1"] * 3
     assert "'0.910'" in found[0] and "'0.883'" in found[1] and "'5 ±'" in found[2]
+
+
+def test_replace_glued_markdown_rewrites_only_the_named_glue():
+    record = "application/papermill.record/"
+    glued = [nbformat.v4.new_output("display_data", data={f"{record}text/markdown": f"old {name}",
+                                                          f"{record}text/plain": "<Markdown>"},
+                                    metadata={"scrapbook": {"name": name, "mime_prefix": record}})
+             for name in ("run_box", "claims_box")]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("glue", outputs=glued),
+                                               nbformat.v4.new_markdown_cell("text")])
+    assert replace_glued_markdown(notebook, "run_box", "new") == 1
+    outputs = notebook.cells[0].outputs
+    assert outputs[0]["data"][f"{record}text/markdown"] == "new"
+    assert outputs[1]["data"][f"{record}text/markdown"] == "old claims_box"
+    assert replace_glued_markdown(notebook, "missing", "x") == 0

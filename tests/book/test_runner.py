@@ -133,3 +133,19 @@ def test_tidy_chapters_cleans_a_stored_chapter_without_running_it(tmp_path):
     nbformat.write(notebook, path)
     assert runner.tidy_chapters([path]) == {"01_stored": []}
     assert nbformat.read(path, as_version=4).cells[3].outputs == []
+
+
+def test_the_run_box_is_filled_with_what_the_run_measured(tmp_path, monkeypatch):
+    """A chapter glues its run box when it starts (from the previous run); the runner rewrites it after the run
+    with this run's wall time, peak memory and data files."""
+    monkeypatch.delenv("PERTURBX_PROFILE", raising=False)
+    body = ("from perturbx import reproduction\n"
+            "chapter.glue_markdown('run_box', reproduction.run_box_for('01_boxed'))")
+    path = write_chapter(tmp_path, "01_boxed.ipynb", body)
+    run_chapters([path], profile="smoke")
+    glued = [o["data"]["application/papermill.record/text/markdown"]
+             for cell in nbformat.read(path, as_version=4).cells for o in cell.get("outputs", [])
+             if o.get("metadata", {}).get("scrapbook", {}).get("name") == "run_box"]
+    assert len(glued) == 1
+    assert "smoke on cpu:" in glued[0] and "Peak memory" in glued[0], glued[0]
+    assert runner.fill_run_box(write_chapter(tmp_path, "02_plain.ipynb", "x = 1"), tmp_path / "results") is False

@@ -1,10 +1,13 @@
 """The drug-response chapter's protocol on a toy dataset: priors, undersampling, features fitted on training pairs,
 one split with every kind of model, the evaluation helpers and the two experiments."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 
 from perturbx import papers
 from perturbx.datasets.drp import TEST_DATASET, TRAIN_DATASET, DRPData
@@ -12,20 +15,32 @@ from perturbx.experiments.drp import (
     DEFAULT_MODELS,
     METRICS,
     MODELS,
+    PROTOCOLS,
+    CrossDatasetRuns,
     DRPSettings,
     FeatureBlocks,
     PairBatch,
     PairLoss,
+    ccle_decomposition,
+    column_l2_scaled,
     cross_dataset,
     cross_validate,
+    decide_claims,
+    drug_identity_oracle,
+    drug_rate_shift,
+    epoch_spread,
     pair_batch,
     per_drug_auc,
     predict_deep,
     prepare_features,
+    protocol_table,
     results_table,
     run_split,
+    shown_columns,
     train_deep,
     undersample,
+    width_sweep,
+    within_drug_auc,
 )
 from perturbx.models.classical import sensitivity_priors
 from perturbx.models.drp import DeepDRA, drp_loss
@@ -67,9 +82,9 @@ def fake_data(seed: int = 0) -> DRPData:
 
 def test_models_by_id():
     assert MODELS.ids() == ["drug_prior", "cell_prior", "drug_cell_prior", "gradient_boosting", "deepdra",
-                            "cross_attention", "cross_attention_single"]
-    assert MODELS.ids("learned") == ["deepdra", "cross_attention", "cross_attention_single"]
-    assert DEFAULT_MODELS == tuple(MODELS.ids()[:-1])  # the one-token ablation only on request
+                            "cross_attention", "cross_attention_blocks"]
+    assert MODELS.ids("learned") == ["deepdra", "cross_attention", "cross_attention_blocks"]
+    assert DEFAULT_MODELS == tuple(MODELS.ids()[:-1])  # the block-token extension only on request
     assert MODELS.labels(["drug_cell_prior", "deepdra"]) == ["drug + cell prior", "DeepDRA"]
 
 
@@ -325,6 +340,11 @@ def test_results_table_adds_the_papers_numbers_by_model_id():
     assert table.loc["cross-attention", "paper f1"] == reported["cross_attention"]["f1"]
     assert np.isnan(table.loc["drug prior", "paper auprc"])  # the paper has no priors
     assert not any(c.startswith("paper") for c in results_table(runs, "an experiment of our own").columns)
+    shown = shown_columns(table)
+    assert list(shown.columns) == ["roc_auc", "paper roc_auc", "auprc", "paper auprc", "accuracy", "paper accuracy",
+                                   "runs"]
+    ours_only = shown_columns(results_table(runs, "an experiment of our own"))
+    assert list(ours_only.columns) == ["roc_auc", "auprc", "accuracy", "runs"]
 
 
 def drp_protocol_pairs(n_cells: int = 30, n_drugs: int = 8, seed: int = 0) -> pd.DataFrame:
@@ -389,13 +409,24 @@ def test_cross_validate_can_undersample_before_splitting():
     assert natural["n_test"].sum() == len(imbalanced)
 
 
-def test_cross_dataset_trains_on_ctrp_gdsc_and_tests_on_ccle():
+def cross_dataset_data(imbalanced: bool = False) -> DRPData:
+    """The toy data with cell lines 0-8 as CTRP+GDSC and 9-11 as CCLE; ``imbalanced``: the sensitive training pairs
+    of drugs 0-2 turned resistant (14 sensitive, 40 resistant)."""
     data = fake_data()
     pairs = data.pairs
     pairs["dataset"] = np.where(pairs["cell_index"] < 9, TRAIN_DATASET, TEST_DATASET)
     pairs["labelled_in_training"] = (pairs["dataset"] == TEST_DATASET) & (pairs["drug_index"] < 2)
-    runs, last, test = cross_dataset(data, ["drug_prior", "drug_cell_prior"], DRPSettings(), seeds=[0, 1])
-    assert len(test) == 18 and (test["dataset"] == TEST_DATASET).all()
+    if imbalanced:
+        pairs.loc[(pairs["dataset"] == TRAIN_DATASET) & (pairs["label"] == 1) & (pairs["drug_index"] < 3),
+                  "label"] = 0
+    return data
+
+
+def test_cross_dataset_trains_on_ctrp_gdsc_and_tests_on_ccle():
+    data = cross_dataset_data()
+    ccle = cross_dataset(data, ["drug_prior", "drug_cell_prior"], DRPSettings(), seeds=[0, 1], progress=False)
+    runs, last, test = ccle.runs, ccle.last, ccle.test
+    assert len(test) == 18 and (test["dataset"] == TEST_DATASET).all() and ccle.protocol == "leakage-free"
     assert list(runs.columns[:3]) == ["seed", "model", "subset"]
     assert len(runs) == 2 * 2 * 2
     n_test = runs.groupby("subset")["n_test"].unique()
@@ -403,6 +434,124 @@ def test_cross_dataset_trains_on_ctrp_gdsc_and_tests_on_ccle():
     assert last.seed == 1 and last.split.kind == f"{TRAIN_DATASET} -> {TEST_DATASET}"
     assert (last.context.train["dataset"] == TRAIN_DATASET).all()
     assert len(last.context.train) + len(last.context.val) == 54
+    assert set(ccle.predictions()) == {(s, m) for s in (0, 1) for m in ("drug prior", "drug + cell prior")}
+    assert ccle.histories().empty  # no deep model
+
+
+def test_the_paper_protocol_balances_training_pairs_and_keeps_the_last_epoch():
+    data = cross_dataset_data(imbalanced=True)
+    settings = DRPSettings(fit=FitConfig(epochs=3, batch_size=8, progress=False, early_stopping_patience=1),
+                           paper_fit=FitConfig(epochs=3, batch_size=8, progress=False, validation="log"))
+    paper = cross_dataset(data, ["drug_prior", "deepdra"], settings, seeds=[0], protocol="paper", watch_test=True)
+    context = paper.last.context
+    used = pd.concat([context.train, context.val])
+    assert len(used) == 28 and used["label"].mean() == 0.5  # 14 of each class, before the validation split
+    deep = paper.runs[(paper.runs["model"] == "DeepDRA") & (paper.runs["subset"] == "all")].iloc[0]
+    assert deep["best_epoch"] == deep["epochs_run"] == 3  # every epoch, the last one's weights
+    history = paper.histories()
+    assert list(history.columns[:3]) == ["seed", "model", "epoch"] and len(history) == 3
+    assert history["test_roc_auc"].between(0, 1).all()  # watched, not used
+    natural = cross_dataset(data, ["drug_prior"], settings, seeds=[0])
+    assert len(natural.last.context.train) + len(natural.last.context.val) == 54
+    with pytest.raises(ValueError, match="unknown protocol 'deepdra'"):
+        cross_dataset(data, ["drug_prior"], settings, seeds=[0], protocol="deepdra")
+    assert set(PROTOCOLS) == {"paper", "leakage-free"}
+    assert settings.for_protocol("paper").fit.validation == "log"
+    assert settings.for_protocol("leakage-free").fit.validation == "select"
+
+
+def test_column_l2_scaling_divides_each_column_by_its_norm_over_the_pairs():
+    data = fake_data()
+    features = prepare_features(data, data.pairs)
+    some = data.pairs.iloc[[0, 1, 7, 7]]  # a pair counted twice counts twice
+    scaled = column_l2_scaled(features, some)
+    for block, original in zip(scaled.cell_blocks, features.cell_blocks):
+        rows = block[some["cell_index"].to_numpy()]
+        norms = np.linalg.norm(rows, axis=0)
+        nonzero = np.linalg.norm(original[some["cell_index"].to_numpy()], axis=0) > 0
+        np.testing.assert_allclose(norms[nonzero], 1.0, rtol=1e-5)
+        assert (block[:, ~nonzero] == 0).all()
+    assert scaled.drug_blocks[1].shape == features.drug_blocks[1].shape
+    assert features.cell_blocks[0].max() == 1.0  # the input is left as it was
+
+
+def test_the_column_l2_switch_scales_training_and_test_pairs_each_by_their_own_norms():
+    data = cross_dataset_data()
+    settings = DRPSettings(paper_fit=FitConfig(epochs=1, batch_size=8, progress=False, validation="log"),
+                           column_l2=True)
+    switched = cross_dataset(data, ["deepdra"], settings, seeds=[0], protocol="paper")
+    plain = cross_dataset(data, ["deepdra"], replace(settings, column_l2=False), seeds=[0], protocol="paper")
+    assert not np.allclose(switched.predictions()[0, "DeepDRA"], plain.predictions()[0, "DeepDRA"])
+
+
+def test_drug_identity_oracle_scores_each_pair_by_its_drugs_test_rate():
+    test = pd.DataFrame({"drug_name": ["a", "a", "a", "b", "b"], "label": [1, 1, 0, 0, 0]})
+    np.testing.assert_allclose(drug_identity_oracle(test), [2 / 3, 2 / 3, 2 / 3, 0, 0])
+
+
+def test_within_drug_auc_averages_over_drugs_per_seed_and_model():
+    test = pd.DataFrame({"drug_name": ["a"] * 4 + ["b"] * 4, "label": [1, 0, 1, 0, 1, 1, 0, 0]})
+    perfect = np.array([0.9, 0.1, 0.8, 0.2, 0.3, 0.4, 0.1, 0.2])  # ranks inside each drug, not across
+    reversed_a = np.array([0.1, 0.9, 0.2, 0.8, 0.3, 0.4, 0.1, 0.2])
+    table = within_drug_auc(test, {(0, "m"): perfect, (1, "m"): reversed_a}, min_pairs=4)
+    assert table["roc_auc"].tolist() == [1.0, 0.5] and table["drugs"].tolist() == [2, 2]
+
+
+def test_drug_rate_shift_orders_drugs_by_how_much_their_rate_moves():
+    train = pd.DataFrame({"drug_id": ["A"] * 4 + ["B"] * 2, "drug_name": ["alpha"] * 4 + ["beta"] * 2,
+                          "label": [1, 1, 1, 0, 0, 0]})
+    test = pd.DataFrame({"drug_id": ["A", "A", "B", "B", "C"], "drug_name": ["a", "a", "b", "b", "c"],
+                         "label": [0, 0, 0, 1, 1]})  # matched by structure (drug_id), shown under the test name
+    table = drug_rate_shift(train, test)
+    assert table.index.tolist() == ["c", "a", "b"]  # no training pairs first, then |-0.75| > |0.5|
+    assert table.loc["c", "training pairs"] == 0 and np.isnan(table.loc["c", "training sensitive rate"])
+    assert table.loc["a", "difference"] == pytest.approx(-0.75)
+    assert table.loc["b", "CCLE pairs"] == 2
+
+
+def test_ccle_decomposition_puts_each_model_beside_the_drug_identity_oracle():
+    data = cross_dataset_data()
+    ccle = cross_dataset(data, ["drug_prior", "cell_prior"], DRPSettings(), seeds=[0, 1, 2], progress=False)
+    table = ccle_decomposition(ccle, ["drug prior", "cell prior"])
+    assert table.index.tolist() == ["drug prior", "cell prior", "drug identity (oracle: the drug's CCLE rate)"]
+    assert (table.loc[["drug prior", "cell prior"], "seeds"] == 3).all()
+    oracle = table.loc["drug identity (oracle: the drug's CCLE rate)"]
+    # three CCLE cell lines of a checkerboard: each drug is 1/3 or 2/3 sensitive, which the oracle reads
+    assert oracle["pooled_mean"] == pytest.approx(roc_auc_score(ccle.test["label"], drug_identity_oracle(ccle.test)))
+    assert oracle["pooled_mean"] > 0.6 and np.isnan(oracle["within_mean"])  # 3 pairs per drug: too few within
+
+
+def test_width_sweep_stacks_runs_with_the_number_of_genes():
+    data = cross_dataset_data()
+    tiny = FitConfig(epochs=1, batch_size=8, progress=False, validation="log")
+    runs = width_sweep(data, [2, None], ["drug_prior", "deepdra"], DRPSettings(paper_fit=tiny), seeds=[0, 1])
+    assert runs["genes"].tolist()[::4] == [N_GENES, N_GENES, 2, 2]  # widest first, seeds within a width
+    for width in (2, None):  # the same runs as cross_dataset at that width
+        alone = cross_dataset(data, ["drug_prior", "deepdra"], DRPSettings(n_genes=width, paper_fit=tiny), [0, 1],
+                              protocol="paper", progress=False).runs
+        swept = runs[runs["genes"] == (width or N_GENES)].reset_index(drop=True)
+        measured = ["seed", "model", "subset", "roc_auc", "auprc"]
+        pd.testing.assert_frame_equal(swept[measured], alone[measured])
+
+
+def comparison_runs(deepdra_auc: list[float], ours_auc: list[float], prior_auc: list[float]) -> pd.DataFrame:
+    rows = [{"seed": s, "fold": 1, "subset": "all", "model": model, "roc_auc": value, "auprc": value}
+            for model, values in (("DeepDRA", deepdra_auc), ("cross-attention", ours_auc),
+                                  ("drug prior", prior_auc)) for s, value in enumerate(values)]
+    return pd.DataFrame(rows)
+
+
+def test_decide_claims_reads_paired_differences_under_both_protocols():
+    wins = comparison_runs([0.80, 0.81, 0.82, 0.83], [0.85, 0.86, 0.86, 0.88], [0.83, 0.83, 0.83, 0.83])
+    ties = comparison_runs([0.80, 0.86, 0.82, 0.85], [0.82, 0.83, 0.84, 0.84], [0.90, 0.90, 0.90, 0.90])
+    paper = CrossDatasetRuns(wins, {}, pd.DataFrame(), "paper")
+    ours = CrossDatasetRuns(ties, {}, pd.DataFrame(), "leakage-free")
+    ccle, cv, prior = decide_claims(paper, ours, ties, "toy")
+    assert ccle.verdict == "partly" and "paper protocol" in ccle.evidence[0].text
+    assert [e.supports for e in ccle.evidence] == [True, True, False]  # a tie under ours counts against
+    assert cv.verdict == "does not hold"
+    assert prior.verdict == "partly"  # beats the prior under the paper protocol, not under ours
+    assert "0.910" in ccle.claim  # the paper's number, read from perturbx.papers
 
 
 def test_results_table_keeps_a_metric_that_is_undefined_for_every_run():
@@ -410,3 +559,34 @@ def test_results_table_keeps_a_metric_that_is_undefined_for_every_run():
                           "accuracy": 0.5}] * 2)
     table = results_table(runs, subset="one class")
     assert table.loc["drug prior", "accuracy_mean"] == 0.5 and np.isnan(table.loc["drug prior", "roc_auc_mean"])
+
+
+def test_protocol_table_reads_the_settings_the_run_uses():
+    settings = DRPSettings.quick()
+    table = protocol_table(settings)
+    assert table.loc["paper", "epochs"] == str(settings.paper_fit.epochs)
+    assert table.loc["paper", "batch size"] == settings.paper_fit.batch_size
+    assert table.loc["paper", "weights kept"] == "last epoch"
+    assert table.loc["leakage-free", "epochs"] == f"up to {settings.fit.epochs}"
+    assert "patience" in table.loc["leakage-free", "validation (10%)"]
+
+
+def test_epoch_spread_separates_movement_within_runs_from_spread_between_seeds():
+    histories = pd.DataFrame({"seed": [0] * 4 + [1] * 4, "model": "m", "epoch": [1, 2, 3, 4] * 2,
+                              "test_roc_auc": [0.5, 0.6, 0.80, 0.70, 0.5, 0.6, 0.82, 0.72]})
+    row = epoch_spread(histories).loc["m"]
+    assert row["seeds"] == 2
+    assert row["range within a run (second half)"] == pytest.approx(0.10)  # epochs 3-4
+    assert row["mean change epoch to epoch"] == pytest.approx(0.10)
+    assert row["sd over seeds (last epoch)"] == pytest.approx(np.std([0.70, 0.72], ddof=1))
+
+
+def test_cross_dataset_seeds_in_parallel_workers_give_the_serial_numbers():
+    data = cross_dataset_data()
+    settings = DRPSettings(paper_fit=FitConfig(epochs=2, batch_size=8, progress=False, validation="log"))
+    serial = cross_dataset(data, ["drug_prior", "deepdra"], settings, seeds=[0, 1], protocol="paper")
+    parallel = cross_dataset(data, ["drug_prior", "deepdra"], replace(settings, workers=2), seeds=[0, 1],
+                             protocol="paper")
+    pd.testing.assert_frame_equal(parallel.runs.drop(columns="train_seconds"),
+                                  serial.runs.drop(columns="train_seconds"), rtol=1e-5)
+    assert set(parallel.results) == {0, 1} and parallel.last.models["deepdra"] is not None

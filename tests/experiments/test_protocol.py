@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from perturbx.experiments import drp, expression, generative, protocol
 from perturbx.experiments.protocol import ModelOutput, ModelRegistry, ModelSpec, SplitResult
 from perturbx.splits import Split
-from perturbx.training import FitResult
+from perturbx.training import FitConfig, FitResult, fit
 
 
 def constant(value: float):
@@ -107,6 +110,8 @@ def devices(settings) -> set[str]:
     """Devices of every fit configuration of ``settings``."""
     if isinstance(settings, generative.GenerativeSettings):
         return {settings.diffusion_fit.device, settings.encoder_decoder_fit.device, settings.expression.fit.device}
+    if isinstance(settings, drp.DRPSettings):
+        return {settings.fit.device, settings.paper_fit.device}
     return {settings.fit.device}
 
 
@@ -229,6 +234,59 @@ def test_run_jobs_keys_results_by_job_and_puts_job_columns_first():
     assert runs["split"].tolist() == ["random"] * 4 + ["unseen cell"] * 2
     assert runs["seed"].tolist() == [0, 0, 1, 1, 0, 0]
     assert runs["score"].tolist() == [0.5, 0.5, 0.5, 1.5, 10.0, 10.0]
+
+
+def _squared_error(model, batch):
+    return {"loss": ((model(batch[0]) - batch[1]) ** 2).mean()}
+
+
+def _seeded_fit_job(job):
+    """A job that trains a tiny torch model with the job's seed (module level: workers import it)."""
+    torch.manual_seed(job["seed"])
+    model = torch.nn.Linear(3, 1)
+    x = torch.randn(32, 3, generator=torch.Generator().manual_seed(job["seed"]))
+    fit(model, _squared_error, [x, x.sum(1, keepdim=True)], config=FitConfig(epochs=3, batch_size=8, progress=False,
+                                                                   seed=job["seed"]))
+    weight = float(model.weight.detach().sum())
+    return protocol.SplitResult(Split(np.arange(2), np.arange(0), np.arange(1), "toy"), job["seed"],
+                                pd.DataFrame({"model": ["m"], "score": [weight]}), {})
+
+
+def test_run_jobs_in_parallel_workers_gives_the_same_runs_in_job_order():
+    jobs = [{"seed": s} for s in (3, 1, 2)]
+    serial, _ = protocol.run_jobs(jobs, _seeded_fit_job, lambda r: r.metrics, progress=False)
+    parallel, results = protocol.run_jobs(jobs, _seeded_fit_job, lambda r: r.metrics, progress=False, workers=2)
+    assert list(results) == [(3,), (1,), (2,)] and parallel["seed"].tolist() == [3, 1, 2]
+    np.testing.assert_allclose(parallel["score"], serial["score"], rtol=1e-5)
+
+
+def test_parallel_jobs_get_writable_arrays():
+    """joblib memory-maps large arguments read-only by default, and torch.from_numpy warns on those in every
+    worker; the chapters' stored outputs would then show the warning."""
+    big = np.zeros(400_000)  # 3.2 MB, above joblib's 1 MB memory-mapping threshold
+
+    def job(spec):
+        return protocol.SplitResult(Split(np.arange(1), np.arange(0), np.arange(1), "toy"), spec["seed"],
+                                    pd.DataFrame({"model": ["m"], "writable": [float(big.flags.writeable)]}), {})
+
+    runs, _ = protocol.run_jobs([{"seed": 0}, {"seed": 1}], job, lambda r: r.metrics, progress=False, workers=2)
+    assert runs["writable"].tolist() == [1.0, 1.0]
+
+
+def test_run_jobs_silences_only_the_retired_worker_warning():
+    """loky warns when its memory check retires a worker while jobs wait (every job still runs); other warnings
+    of the jobs still reach the chapter."""
+    def job(spec):
+        retired = protocol.WORKER_RETIRED_WARNING + ". This can be caused by a memory leak."
+        warnings.warn(retired, UserWarning, stacklevel=1)
+        warnings.warn("a warning of the job itself", UserWarning, stacklevel=1)
+        return split_result(spec["seed"])
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        runs, _ = protocol.run_jobs([{"seed": 0}, {"seed": 1}], job, lambda r: r.metrics, progress=False)
+    assert [str(w.message) for w in caught] == ["a warning of the job itself"] * 2
+    assert runs["seed"].tolist() == [0, 0, 1, 1]
 
 
 def test_results_table_summarises_per_group_and_drops_all_nan_metrics():
