@@ -123,12 +123,11 @@ def _run_chapter(path: Path, parameters: dict, results: Path) -> float:
         problems = _tidy_and_check(path)
         problems = _finish_record(path, folder, elapsed, run, problems)
         _append_run(results / RUNS_LOG, run)
-    if not problems:
-        fill_run_box(path, results)
     if problems:
         raise ChapterFailed(f"chapter {path.name} ran but is not fit to publish:\n"
                             + "\n".join(f"    {p}" for p in problems)
                             + f"\nThe executed notebook was written to {path}.")
+    fill_run_box(path, results)
     return elapsed
 
 
