@@ -185,7 +185,10 @@ def test_chapter_page_shows_its_tables_figures_and_no_errors(site, browser, path
 def test_every_chapter_is_linked_from_the_start_page(site, browser):
     from selenium.webdriver.common.by import By
 
-    browser.get(f"{site}/index.html")  # redirects to the first chapter
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{site}/index.html")  # a meta refresh to the first chapter: wait for it, a busy machine is slow
+    WebDriverWait(browser, 30).until(lambda driver: driver.current_url.endswith(f"{CHAPTERS[0].stem}.html"))
     links = {a.get_attribute("href").split("#")[0].rsplit("/", 1)[-1]
              for a in browser.find_elements(By.CSS_SELECTOR, "nav a[href]")}
     assert {f"{path.stem}.html" for path in CHAPTERS} <= links

@@ -107,15 +107,15 @@ class Chapter:
         self.seed_lists[label] = chosen
         return chosen
 
-    def glue_markdown(self, name: str, text: str) -> str:
+    def glue_markdown(self, name: str, text: str) -> None:
         """Store ``text`` (Markdown) under ``name`` for the chapter's prose: a Markdown cell shows it with
         ``{glue:md}`` (myst-nb), before or after the cell that computed it, so a verdict box or a sentence that
-        quotes a number is filled from the computation and cannot drift from it. Returns ``text``."""
+        quotes a number is filled from the computation and cannot drift from it. Returns nothing, so that a cell
+        ending with it shows no copy of the text as its output."""
         from IPython.display import Markdown
         from myst_nb import glue
 
         glue(name, Markdown(text), display=False)
-        return text
 
     def table(self, name: str, frame: pd.DataFrame) -> pd.DataFrame:
         """Register a results table, saved as ``<name>.csv`` (every column, index included) under the runner.

@@ -143,9 +143,10 @@ def test_the_run_box_is_filled_with_what_the_run_measured(tmp_path, monkeypatch)
             "chapter.glue_markdown('run_box', reproduction.run_box_for('01_boxed'))")
     path = write_chapter(tmp_path, "01_boxed.ipynb", body)
     run_chapters([path], profile="smoke")
-    glued = [o["data"]["application/papermill.record/text/markdown"]
-             for cell in nbformat.read(path, as_version=4).cells for o in cell.get("outputs", [])
+    outputs = [o for cell in nbformat.read(path, as_version=4).cells for o in cell.get("outputs", [])]
+    glued = [o["data"]["application/papermill.record/text/markdown"] for o in outputs
              if o.get("metadata", {}).get("scrapbook", {}).get("name") == "run_box"]
     assert len(glued) == 1
+    assert not [o for o in outputs if o["output_type"] == "execute_result"], "the glue call shows no copy of its text"
     assert "smoke on cpu:" in glued[0] and "Peak memory" in glued[0], glued[0]
     assert runner.fill_run_box(write_chapter(tmp_path, "02_plain.ipynb", "x = 1"), tmp_path / "results") is False
