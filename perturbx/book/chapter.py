@@ -181,7 +181,8 @@ def _is_default_index(frame: pd.DataFrame) -> bool:
 
 
 def start_chapter(title: str, profile: str = "quick", seed: int = 0, device: str | None = None) -> Chapter:
-    """Start a chapter: resolve the profile, seed every generator, pick the device, start the clock.
+    """Start a chapter: resolve the profile, seed every generator, pick the device, start the clock, show tables'
+    floats with three decimals.
 
     The chapter's :class:`~perturbx.datasets.fetcher.DataLog` becomes the one the module-level data functions
     (``datasets.fetch``, ``read_pickle``, ``fetch_all``) record into, so its provenance record lists exactly the
@@ -204,6 +205,8 @@ def start_chapter(title: str, profile: str = "quick", seed: int = 0, device: str
                       results_dir=Path(results) if results else None)
     use_data_log(chapter.data_log)
     seed_everything(chapter.seed)
+    # shown tables carry three decimals (a metric's spread over seeds is in the second); the CSVs keep every digit
+    pd.set_option("display.precision", 3)
     print(f"{title}: profile {chapter.profile}, seed {chapter.seed}, {describe_device(chapter.device)}")
     return chapter
 

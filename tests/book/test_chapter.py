@@ -55,6 +55,13 @@ def test_start_chapter_seeds_every_generator(monkeypatch):
     assert (np.random.rand(), torch.rand(1).item()) == first
 
 
+def test_a_chapter_shows_table_floats_with_three_decimals():
+    with pd.option_context("display.precision", 6):
+        start_chapter("a", seed=0, device="cpu")
+        assert pd.get_option("display.precision") == 3
+        assert "0.123" in pd.DataFrame({"r": [0.1234567]}).to_html()
+
+
 def test_importing_the_chapter_api_does_not_import_the_runner():
     """Chapter kernels import perturbx.book: papermill and nbformat must stay out of them."""
     code = ("import sys, perturbx.book\n"
