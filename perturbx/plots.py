@@ -160,8 +160,8 @@ def model_comparison(runs: pd.DataFrame, metrics: Sequence[str], title: str, hue
         ax.set(ylabel="" if ax is not axes[0][0] else "model", title=metric)
         if ax is not axes[0][0]:
             ax.set_yticklabels([])
+    fig.suptitle(title)  # before the layout, which then keeps the panel titles clear of it
     _legend_below(fig, axes[0])
-    fig.suptitle(title)
     return fig
 
 
@@ -255,8 +255,8 @@ def metric_curves(table: pd.DataFrame, x: str, metrics: Sequence[str], title: st
     for ax, metric in zip(axes[0], metrics):
         sns.lineplot(data=table, x=x, y=metric, hue=hue, marker="o", ax=ax)
         ax.set(title=metric, ylabel="")
+    fig.suptitle(title)  # before the layout, which then keeps the panel titles clear of it
     _legend_below(fig, axes[0])
-    fig.suptitle(title)
     return fig
 
 

@@ -184,7 +184,6 @@ def test_chapter_page_shows_its_tables_figures_and_no_errors(site, browser, path
 
 def test_every_chapter_is_linked_from_the_start_page(site, browser):
     from selenium.webdriver.common.by import By
-
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(f"{site}/index.html")  # a meta refresh to the first chapter: wait for it, a busy machine is slow

@@ -180,9 +180,16 @@ def _is_default_index(frame: pd.DataFrame) -> bool:
     return (isinstance(index, pd.RangeIndex) and index.name is None and index.start == 0 and index.step == 1)
 
 
+def shown_float(value: float) -> str:
+    """How a chapter's table shows a float: four significant digits, never in powers of ten between 1e-4 and 1e4
+    (a paired difference of 0.00096 reads as such, not 9.576e-04), thousands with separators and no decimals.
+    The CSVs keep every digit."""
+    return f"{value:,.0f}" if abs(value) >= 1e4 else f"{value:.4g}"
+
+
 def start_chapter(title: str, profile: str = "quick", seed: int = 0, device: str | None = None) -> Chapter:
     """Start a chapter: resolve the profile, seed every generator, pick the device, start the clock, show tables'
-    floats with three decimals.
+    floats with :func:`shown_float`.
 
     The chapter's :class:`~perturbx.datasets.fetcher.DataLog` becomes the one the module-level data functions
     (``datasets.fetch``, ``read_pickle``, ``fetch_all``) record into, so its provenance record lists exactly the
@@ -205,8 +212,7 @@ def start_chapter(title: str, profile: str = "quick", seed: int = 0, device: str
                       results_dir=Path(results) if results else None)
     use_data_log(chapter.data_log)
     seed_everything(chapter.seed)
-    # shown tables carry three decimals (a metric's spread over seeds is in the second); the CSVs keep every digit
-    pd.set_option("display.precision", 3)
+    pd.set_option("display.float_format", shown_float)
     print(f"{title}: profile {chapter.profile}, seed {chapter.seed}, {describe_device(chapter.device)}")
     return chapter
 
