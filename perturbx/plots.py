@@ -227,9 +227,8 @@ def sample_clouds(reference: np.ndarray, samples: dict[str, np.ndarray], title: 
         ax.scatter(projected[:, 0], projected[:, 1], s=10, color="tab:red", alpha=0.8, label="generated")
         ax.set(title=name, xlabel="PC1")
     axes[0][0].set_ylabel("PC2")
-    axes[0][0].legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
+    _legend_below(fig, axes[0])
     return fig
 
 

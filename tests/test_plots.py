@@ -6,6 +6,7 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
 
 from perturbx import plots  # noqa: E402
 
@@ -17,8 +18,21 @@ def _runs() -> pd.DataFrame:
                          "roc_auc": rng.uniform(0.8, 0.9, 18), "auprc": rng.uniform(0.7, 0.9, 18)})
 
 
-def test_model_comparison_keeps_its_title_and_legend_clear_of_the_panels():
-    fig = plots.model_comparison(_runs(), ["roc_auc", "auprc"], "CTRP+GDSC -> CCLE", hue="protocol")
+def _sweep() -> pd.DataFrame:
+    return pd.DataFrame({"guidance": [0.0, 1.0, 2.0] * 2, "series": ["SKBR3"] * 3 + ["simulator"] * 3,
+                         "pearson_change": [0.03, 0.035, 0.034, 0.028, 0.033, 0.035],
+                         "spread_ratio": [1.16, 1.15, 1.14, 1.26, 1.15, 1.07]})
+
+
+@pytest.mark.parametrize("draw", [
+    lambda: plots.model_comparison(_runs(), ["roc_auc", "auprc"], "CTRP+GDSC -> CCLE", hue="protocol"),
+    lambda: plots.metric_curves(_sweep(), "guidance", ["pearson_change", "spread_ratio"], "Guidance sweep",
+                                hue="series"),
+    lambda: plots.sample_clouds(np.random.default_rng(0).normal(size=(50, 20)),
+                                {"diffusion": np.random.default_rng(1).normal(size=(30, 20))}, "One condition"),
+], ids=["model_comparison", "metric_curves", "sample_clouds"])
+def test_panel_figures_keep_their_title_and_legend_clear_of_the_panels(draw):
+    fig = draw()
     renderer = fig.canvas.get_renderer()
     title = fig._suptitle.get_window_extent(renderer)
     legend = fig.legends[0].get_window_extent(renderer)

@@ -93,6 +93,8 @@ class Chapter:
     data_log: DataLog = field(default_factory=DataLog)
     started: float = field(default_factory=time.perf_counter)
     started_utc: str = field(default_factory=utc_now)
+    # taken when the chapter starts: the code it imported then is the code that ran, whatever is committed later
+    commit: str = field(default_factory=lambda: git_commit())
 
     def pick(self, *, smoke: T, quick: T, full: T) -> T:
         """The value for the profile in force, e.g. ``n_epochs = chapter.pick(smoke=1, quick=20, full=200)``."""
@@ -150,7 +152,7 @@ class Chapter:
         (package versions, sha256 of every data file the chapter verified), how long (seconds) and how much memory
         (the peak resident memory of the chapter's process or of its largest worker, MB)."""
         return {"title": self.title, "profile": self.profile, "seed": self.seed, "seeds": self.seed_lists,
-                "device": self.device, "device_name": describe_device(self.device), "commit": git_commit(),
+                "device": self.device, "device_name": describe_device(self.device), "commit": self.commit,
                 "started_utc": self.started_utc, "finished_utc": utc_now(),
                 "kernel_wall_time_s": round(time.perf_counter() - self.started, 1),
                 "peak_memory_mb": peak_memory_mb(),

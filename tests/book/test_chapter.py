@@ -149,6 +149,15 @@ def test_seeds_follow_the_profile_and_are_recorded(monkeypatch):
     assert record["packages"]["torch"].startswith("2.13.0")
 
 
+def test_the_recorded_commit_is_the_one_checked_out_when_the_chapter_started(monkeypatch):
+    from perturbx.book import chapter as chapter_module
+
+    monkeypatch.setattr(chapter_module, "git_commit", lambda: "aaaa")
+    chapter = start_chapter("x", seed=0, device="cpu")
+    monkeypatch.setattr(chapter_module, "git_commit", lambda: "bbbb+dirty")  # committed or edited while it ran
+    assert chapter.record()["commit"] == "aaaa"
+
+
 def test_a_tables_download_link_points_at_its_csv_in_the_rendered_book():
     from perturbx.book.chapter import TABLE_LINK_CLASS, table_link_html
 
