@@ -4,7 +4,7 @@
 localhost and every chapter is opened in headless Chromium (Debian's ``chromium`` and ``chromium-driver``, installed
 by ``make browser``, which ``make test`` runs). Each page must show every table and figure its notebook stores, its
 provenance line, and no error output, traceback or warning. A full-page screenshot of each chapter is written to
-``_build/screenshots/<chapter>.png`` for a person to look at.
+``_build/screenshots/<chapter>.png`` (a long chapter in parts ``<chapter>-1.png``, ...) for a person to look at.
 """
 
 from __future__ import annotations
@@ -144,12 +144,22 @@ def assert_formulas_rendered(driver) -> None:
     assert "\\(" not in text and "\\[" not in text, "raw TeX delimiters left on the page"
 
 
-def full_page_screenshot(driver, target: Path) -> None:
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(SCREENSHOT_WIDTH, min(int(height) + 100, MAX_SCREENSHOT_HEIGHT))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    assert driver.save_screenshot(str(target)), f"no screenshot written to {target}"
+def full_page_screenshots(driver, stem: str) -> list[Path]:
+    """The whole page as ``<stem>.png`` when it fits in one capture, else as consecutive parts ``<stem>-1.png``,
+    ``<stem>-2.png``, ... (each at most ``MAX_SCREENSHOT_HEIGHT`` high), so that a long chapter is seen to its end."""
+    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
+    driver.set_window_size(SCREENSHOT_WIDTH, min(height + 200, MAX_SCREENSHOT_HEIGHT))
+    step = int(driver.execute_script("return window.innerHeight"))  # the window's own frame takes some height
+    parts = -(-height // step)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for stale in SCREENSHOTS.glob(f"{stem}*.png"):
+        stale.unlink()
+    targets = [SCREENSHOTS / (f"{stem}.png" if parts == 1 else f"{stem}-{part + 1}.png") for part in range(parts)]
+    for part, target in enumerate(targets):
+        driver.execute_script(f"window.scrollTo(0, {part * step});")
+        assert driver.save_screenshot(str(target)), f"no screenshot written to {target}"
     driver.set_window_size(1280, 1000)
+    return targets
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
@@ -178,8 +188,7 @@ def test_chapter_page_shows_its_tables_figures_and_no_errors(site, browser, path
     assert_formulas_rendered(browser)
     assert_downloads_and_verdicts(browser, expected)
 
-    full_page_screenshot(browser, SCREENSHOTS / f"{path.stem}.png")
-    assert (SCREENSHOTS / f"{path.stem}.png").stat().st_size > 10_000
+    assert all(shot.stat().st_size > 10_000 for shot in full_page_screenshots(browser, path.stem))
 
 
 def test_every_chapter_is_linked_from_the_start_page(site, browser):
