@@ -47,14 +47,16 @@ def count_panels(metadata: pd.DataFrame, columns: Sequence[str] = ("cell_id", "d
 
 def correlation_distributions(groups: dict[str, np.ndarray], title: str, xlabel: str = "Pearson r") -> plt.Figure:
     """Overlaid densities (and medians) of several sets of correlations, e.g. replicate vs random pairs."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(7, 4.6))
     for label, values in groups.items():
         values = np.asarray(values)[np.isfinite(values)]
         sns.kdeplot(values, ax=ax, label=f"{label} (n={len(values)}, median {np.median(values):.2f})",
                     fill=True, alpha=0.25, cut=0, common_norm=False)
     ax.set_xlabel(xlabel)
     ax.set_title(title)
-    ax.legend(loc="upper left", fontsize=9)
+    # below the axes: inside, it covered the peak of the densities
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2 if len(groups) > 3 else 1, fontsize=9,
+              frameon=False)
     fig.tight_layout()
     return fig
 

@@ -40,3 +40,13 @@ def test_panel_figures_keep_their_title_and_legend_clear_of_the_panels(draw):
         panel = ax.get_tightbbox(renderer)  # the axes with their title and tick labels
         assert title.y0 >= panel.y1 - 1, "the figure title overlaps a panel's title"
         assert legend.y1 <= panel.y0 + 1, "the legend covers a panel"
+
+
+def test_correlation_densities_keep_their_legend_off_the_data():
+    rng = np.random.default_rng(0)
+    fig = plots.correlation_distributions({f"dose {d}": rng.normal(0.9, 0.05, 40) for d in range(6)}, "by dose")
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    legend, data_area = ax.get_legend().get_window_extent(renderer), ax.get_window_extent(renderer)
+    assert legend.y1 <= data_area.y0, "the legend covers the densities"
+    assert legend.y0 >= 0, "the legend is cut off at the bottom of the figure"
