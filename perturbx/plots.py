@@ -54,9 +54,7 @@ def correlation_distributions(groups: dict[str, np.ndarray], title: str, xlabel:
                     fill=True, alpha=0.25, cut=0, common_norm=False)
     ax.set_xlabel(xlabel)
     ax.set_title(title)
-    # below the axes: inside, it covered the peak of the densities
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2 if len(groups) > 3 else 1, fontsize=9,
-              frameon=False)
+    _legend_under_axes(ax, len(groups))
     fig.tight_layout()
     return fig
 
@@ -165,6 +163,12 @@ def model_comparison(runs: pd.DataFrame, metrics: Sequence[str], title: str, hue
     fig.suptitle(title)  # before the layout, which then keeps the panel titles clear of it
     _legend_below(fig, axes[0])
     return fig
+
+
+def _legend_under_axes(ax, entries: int) -> None:
+    """The axes' legend below its x label, where it cannot cover the data (inside, it covered density peaks)."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2 if entries > 3 else 1, fontsize=9,
+              frameon=False)
 
 
 def _legend_below(fig: plt.Figure, axes) -> None:
@@ -337,13 +341,13 @@ def replicate_ceiling(table: pd.DataFrame, value: str, title: str, x: str = "dos
 def count_distributions(groups: dict[str, np.ndarray], title: str, xlabel: str) -> plt.Figure:
     """Overlaid histograms (log-scaled counts axis, density per group) of counts such as signatures per compound,
     with each group's median in the legend."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 5))
     values = {label: np.asarray(v, dtype=float)[np.asarray(v) > 0] for label, v in groups.items()}
     bins = np.logspace(0, np.log10(max(v.max() for v in values.values())) + 0.05, 30)
     for label, v in values.items():
         ax.hist(v, bins=bins, density=True, histtype="step", lw=2,
                 label=f"{label} (n={len(v):,}, median {np.median(v):g})")
     ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel="density", title=title)
-    ax.legend(fontsize=9, loc="upper right")
+    _legend_under_axes(ax, len(values))
     fig.tight_layout()
     return fig

@@ -42,9 +42,13 @@ def test_panel_figures_keep_their_title_and_legend_clear_of_the_panels(draw):
         assert legend.y1 <= panel.y0 + 1, "the legend covers a panel"
 
 
-def test_correlation_densities_keep_their_legend_off_the_data():
-    rng = np.random.default_rng(0)
-    fig = plots.correlation_distributions({f"dose {d}": rng.normal(0.9, 0.05, 40) for d in range(6)}, "by dose")
+@pytest.mark.parametrize("draw", [
+    lambda rng: plots.correlation_distributions({f"dose {d}": rng.normal(0.9, 0.05, 40) for d in range(6)}, "by dose"),
+    lambda rng: plots.count_distributions({"real": rng.integers(1, 900, 300), "simulated": rng.integers(1, 50, 300)},
+                                          "Sparsity", "conditions"),
+], ids=["correlation_distributions", "count_distributions"])
+def test_single_axes_figures_keep_their_legend_off_the_data(draw):
+    fig = draw(np.random.default_rng(0))
     renderer = fig.canvas.get_renderer()
     ax = fig.axes[0]
     legend, data_area = ax.get_legend().get_window_extent(renderer), ax.get_window_extent(renderer)
