@@ -21,7 +21,7 @@ def test_data_list_names_every_file(capsys):
     out = capsys.readouterr().out
     for entry in registry():
         assert entry.name in out and entry.licence in out
-    assert "22 files" in out
+    assert "25 files" in out
 
 
 def test_fetch_needs_all_or_names(capsys):

@@ -10,7 +10,7 @@ from ..conftest import data_file
 
 def test_project_registry_entries_are_complete():
     entries = list(registry())
-    assert len(entries) == 22
+    assert len(entries) == 25
     assert len({e.path for e in entries}) == len(entries)
     for entry in entries:
         assert entry.licence and entry.description and entry.size > 0
