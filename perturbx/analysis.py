@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .datasets.lincs import CuratedL1000
+from .datasets.curated import CuratedL1000
 from .metrics import pearson_rows
 
 PAIR_KINDS = ("replicates", "same compound, adjacent doses", "different compounds, same dose")

@@ -81,8 +81,10 @@ def _lincs_curate(args: argparse.Namespace) -> int:
                                    notice=lambda line: print(f"perturbx: {line}", file=sys.stderr))
     dropped = sum(summary["dropped"].values())
     state = "up to date (inputs and parameters unchanged)" if reused else "written"
+    unmeasured = len(summary.get("genes_not_measured", []))
+    genes = f"{summary['n_genes']} genes" + (f" ({unmeasured} not measured: NaN)" if unmeasured else "")
     print(f"{args.out}: {state}; {summary['n_profiles']} profiles, {summary['n_compounds']} compounds, "
-          f"{summary['n_cells']} cell lines, {summary['n_genes']} genes; {dropped} records dropped "
+          f"{summary['n_cells']} cell lines, {genes}; {dropped} records dropped "
           f"({', '.join(f'{k}: {v}' for k, v in summary['dropped'].items()) or 'none'})")
     return 0
 

@@ -11,7 +11,8 @@ from perturbx.analysis import (
     replicate_agreement,
     split_half_ceiling,
 )
-from perturbx.datasets.lincs import CuratedL1000, curate
+from perturbx.datasets.curated import CuratedL1000
+from perturbx.datasets.lincs import curate
 
 from .datasets.test_lincs import COMPOUNDS, basal_table, tiny_plate
 

@@ -39,6 +39,7 @@ from tqdm.std import tqdm  # text bars: stored notebook outputs stay readable (s
 from .fetcher import fetch
 
 N_LANDMARKS = 978
+MAX_MISSING_LANDMARKS = 19  # about 2%: a file lacking more is not an L1000 landmark matrix
 MISSING = -666
 _BLOCK_BYTES = 64 << 20  # read GCTX matrices in blocks of about this many bytes
 
@@ -93,13 +94,16 @@ def landmark_positions(row_ids: pd.Index | np.ndarray, row_meta: pd.DataFrame | 
     """Positions of the 978 landmark genes among a matrix's rows, in landmark (Entrez) order.
 
     Rows are matched by Entrez id from a ``pr_gene_id``/``gene_id`` metadata column, else from the row ids
-    themselves, else by symbol (``pr_gene_symbol``/``gene_symbol`` or the ids).
+    themselves, else by symbol (``pr_gene_symbol``/``gene_symbol`` or the ids). A file may lack up to
+    :data:`MAX_MISSING_LANDMARKS` landmark genes (e.g. the deconvolution study's UNI plates measure 976): their
+    position is -1, and the readers give them NaN columns flagged as not measured, never filled in.
 
     Returns:
-        int array of shape (978,): ``values[positions]`` puts the rows in landmark order.
+        int array of shape (978,): ``values[positions]`` puts the rows in landmark order; -1 = not in the file.
 
     Raises:
-        GeneMatchError: not all 978 landmark genes could be matched, or one matched several rows.
+        GeneMatchError: more than :data:`MAX_MISSING_LANDMARKS` landmark genes could not be matched, or one
+            matched several rows.
     """
     landmarks = landmark_genes()
     row_meta = row_meta if row_meta is not None else pd.DataFrame(index=pd.Index(row_ids))
@@ -123,14 +127,10 @@ def landmark_positions(row_ids: pd.Index | np.ndarray, row_meta: pd.DataFrame | 
         if n_found > best[0]:
             best = (n_found, how, keys, wanted)
         if n_found == N_LANDMARKS:
-            hits = keys[found]
-            duplicated = hits[hits.duplicated()].unique()
-            if len(duplicated):
-                raise GeneMatchError(f"{source}: landmark genes {list(duplicated[:5])} match several rows "
-                                     f"({how}). Fix: remove duplicated rows or give a gene table with unique ids.")
-            position = pd.Series(np.flatnonzero(found.to_numpy()), index=hits.to_numpy())
-            return position.loc[wanted.to_numpy()].to_numpy()
+            return _positions(keys, found, wanted, how, source)
     n_found, how, keys, wanted = best
+    if n_found >= N_LANDMARKS - MAX_MISSING_LANDMARKS:
+        return _positions(keys, keys.isin(set(wanted.tolist())), wanted, how, source)
     missing = [] if keys is None else [str(g) for g in wanted if g not in set(keys.tolist())][:5]
     detail = f"the best match ({how}) found {n_found}, missing e.g. {', '.join(missing)}" if n_found else \
         f"none matched (row ids look like {', '.join(map(str, list(row_ids)[:3]))})"
@@ -138,6 +138,26 @@ def landmark_positions(row_ids: pd.Index | np.ndarray, row_meta: pd.DataFrame | 
         f"{source}: cannot match the {N_LANDMARKS} L1000 landmark genes to the matrix rows: {detail}. "
         "Fix: give a gene table (geneinfo_beta.txt or gene_info.txt) that maps the row ids to Entrez ids."
     )
+
+
+def _positions(keys: pd.Series, found: pd.Series, wanted: pd.Series, how: str, source: str) -> np.ndarray:
+    """Row of every wanted gene (-1 where absent); a gene matching several rows is an error."""
+    hits = keys[found]
+    duplicated = hits[hits.duplicated()].unique()
+    if len(duplicated):
+        raise GeneMatchError(f"{source}: landmark genes {list(duplicated[:5])} match several rows "
+                             f"({how}). Fix: remove duplicated rows or give a gene table with unique ids.")
+    position = pd.Series(np.flatnonzero(found.to_numpy()), index=hits.to_numpy())
+    return position.reindex(wanted.to_numpy()).fillna(-1).to_numpy(np.int64)
+
+
+def take_landmarks(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """float32 (n_profiles, 978) from (n_profiles, n_rows) values: the landmark columns in order, NaN where a
+    position is -1 (a gene the file does not measure)."""
+    out = np.full((len(values), len(positions)), np.nan, dtype=np.float32)
+    present = positions >= 0
+    out[:, present] = values[:, positions[present]]
+    return out
 
 
 # --------------------------------------------------------------------------------------------------- matrices
@@ -150,11 +170,17 @@ class L1000Matrix:
         values: float32 array (n_profiles, 978), genes in :func:`landmark_genes` order.
         columns: per-profile metadata as found in the file (index: profile id), -666 replaced by NaN.
         source: the file it came from.
+        measured: bool (978,): the landmark genes the file holds (the others' columns are NaN).
     """
 
     values: np.ndarray
     columns: pd.DataFrame
     source: str
+    measured: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.measured is None:
+            self.measured = np.ones(N_LANDMARKS, dtype=bool)
 
 
 def _decode(array: np.ndarray) -> np.ndarray:
@@ -278,10 +304,10 @@ def read_gctx(path: Path | str, genes: pd.DataFrame | None = None, columns: np.n
             if contiguous:
                 first = int(ordered[0]) + start
                 matrix.read_direct(buffer, np.s_[first:first + stop - start, :], np.s_[0:stop - start, :])
-                out[order[start:stop]] = buffer[: stop - start, rows]
+                out[order[start:stop]] = take_landmarks(buffer[: stop - start], rows)
             else:
-                out[order[start:stop]] = matrix[ordered[start:stop], :][:, rows]
-    return L1000Matrix(values=out, columns=col_meta.iloc[wanted], source=str(path))
+                out[order[start:stop]] = take_landmarks(matrix[ordered[start:stop], :], rows)
+    return L1000Matrix(values=out, columns=col_meta.iloc[wanted], source=str(path), measured=rows >= 0)
 
 
 def read_gct(path: Path | str, genes: pd.DataFrame | None = None) -> L1000Matrix:
@@ -298,11 +324,11 @@ def read_gct(path: Path | str, genes: pd.DataFrame | None = None) -> L1000Matrix
     if genes is not None:
         row_meta = row_meta.join(genes, how="left", rsuffix="_genes")
     rows = landmark_positions(gct.data_df.index, row_meta, source=str(path))
-    values = gct.data_df.to_numpy(dtype=np.float32)[rows].T.copy()
+    values = take_landmarks(gct.data_df.to_numpy(dtype=np.float32).T, rows)
     col_meta = _missing_to_nan(gct.col_metadata_df.copy())
     col_meta.index = col_meta.index.astype(str).rename("id")
     col_meta.columns.name = None
-    return L1000Matrix(values=values, columns=col_meta, source=str(path))
+    return L1000Matrix(values=values, columns=col_meta, source=str(path), measured=rows >= 0)
 
 
 def _check_gct_header(path: Path) -> None:
@@ -482,13 +508,19 @@ def time_to_h(value, unit=None) -> float:
 # Harmonised column -> the names the public releases use for it, in order of preference.
 ALIASES = {
     "pert_id": ["pert_id"],
-    "pert_iname": ["pert_iname", "cmap_name", "pert_name"],
+    "pert_iname": ["pert_iname", "cmap_name", "pert_name", "pert_desc"],
     "pert_type": ["pert_type"],
     "cell_id": ["cell_id", "cell_iname", "cell_mfc_name"],
     "plate": ["det_plate", "rna_plate", "bead_batch"],
     "qc_pass": ["qc_pass", "is_gold"],
 }
 PROFILE_ID_COLUMNS = ["sig_id", "inst_id", "distil_id", "id", "cid"]
+# Dose and time: (number column, unit column) pairs in order of preference (CMap releases write pert_dose; the CMap
+# MATLAB test plates write exp_pert_dose), else one column holding both as text ("10 um", "24 h").
+QUANTITY_COLUMNS = {
+    "dose_um": ([("pert_dose", "pert_dose_unit"), ("exp_pert_dose", "exp_pert_dose_unit")], "pert_idose"),
+    "time_h": ([("pert_time", "pert_time_unit"), ("exp_pert_time", "exp_pert_time_unit")], "pert_itime"),
+}
 
 
 def _first(frame: pd.DataFrame, names: list[str]) -> pd.Series | None:
@@ -527,17 +559,19 @@ def harmonise(columns: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.Data
     if tidy["plate"].isna().all():  # instance ids are "<plate>:<well>"
         ids = pd.Series(tidy.index, index=tidy.index)
         tidy["plate"] = ids.str.rsplit(":", n=1).str[0].where(ids.str.count(":") == 1)
+    # the CMap MATLAB test plates write TRT_CP, CTL_VEHICLE
+    tidy["pert_type"] = tidy["pert_type"].map(lambda kind: kind.lower() if isinstance(kind, str) else kind)
     problems = []
-    for target, (number, unit, one_string), convert in (
-        ("dose_um", ("pert_dose", "pert_dose_unit", "pert_idose"), dose_to_um),
-        ("time_h", ("pert_time", "pert_time_unit", "pert_itime"), time_to_h),
-    ):
-        if number in columns.columns and unit in columns.columns:
-            pairs = zip(columns[number], columns[unit])
+    for target, convert in (("dose_um", dose_to_um), ("time_h", time_to_h)):
+        number_units, one_string = QUANTITY_COLUMNS[target]
+        pair = next(((n, u) for n, u in number_units if n in columns.columns and u in columns.columns), None)
+        if pair is not None:
+            pairs = zip(columns[pair[0]], columns[pair[1]])
         elif one_string in columns.columns:
             pairs = ((value, None) for value in columns[one_string])
         else:
-            raise MetadataError(f"{source}: no {target.split('_')[0]} columns (looked for {number} + {unit}, or "
+            looked = ", ".join(f"{n} + {u}" for n, u in number_units)
+            raise MetadataError(f"{source}: no {target.split('_')[0]} columns (looked for {looked}, or "
                                 f"{one_string}). Fix: give the matching metadata table.")
         values = []
         for profile_id, (value, value_unit) in zip(tidy.index, pairs):

@@ -32,9 +32,10 @@ from rdkit import Chem
 
 from .. import chem
 from .cmap import N_LANDMARKS, landmark_genes
+from .curated import METADATA_COLUMNS, CuratedL1000, DropReport
 from .errors import DataError
 from .fetcher import fetch
-from .lincs import METADATA_COLUMNS, CuratedL1000, DropReport
+from .stages import assemble
 
 SIGNATURES_REGISTRY_NAME = "lincs_consensus_drugbank"
 STRUCTURES_REGISTRY_NAME = "drugbank_structures"
@@ -257,14 +258,9 @@ def _drop_duplicate_structures(table: pd.DataFrame, values: np.ndarray, structur
 
 
 def _assemble(table: pd.DataFrame, values: np.ndarray, source: str, drops: DropReport) -> CuratedL1000:
-    n = len(table)
-    metadata = pd.DataFrame({
-        "profile_id": table.index.to_numpy(), "source": source, "level": LEVEL, "compound_id": table.index.to_numpy(),
-        "compound_name": table["compound_name"].to_numpy(), "canonical_smiles": table["canonical_smiles"].to_numpy(),
-        "compound_group": table["compound_group"].to_numpy(), "smiles_source": SMILES_SOURCE,
-        "cell_id": np.full(n, np.nan, dtype=object), "dose_um": np.full(n, np.nan), "time_h": np.full(n, np.nan),
-        "plate": np.full(n, np.nan, dtype=object), "basal_source": BASAL_SOURCE,
-    })[METADATA_COLUMNS]
-    expression = values[table["row"].to_numpy()].astype(np.float32)
-    basal = np.full((n, N_LANDMARKS), np.nan, dtype=np.float32)
-    return CuratedL1000(expression, basal, metadata, drops.table(), landmark_genes()[["gene_id", "gene_symbol"]])
+    """The kept signatures: no cell line, dose, time or basal profile (a consensus pools over them)."""
+    table = table.rename_axis("profile_id").assign(
+        compound_id=table.index.to_numpy(), smiles_source=SMILES_SOURCE, cell_id=np.nan, dose_um=np.nan,
+        time_h=np.nan, plate=np.nan, basal_source=BASAL_SOURCE)
+    basal = np.full((len(table), N_LANDMARKS), np.nan, dtype=np.float32)
+    return assemble(table, values, basal, source, LEVEL, drops, METADATA_COLUMNS)

@@ -26,16 +26,25 @@ import numpy as np
 import pandas as pd
 import rdata
 
-from .. import chem
 from .cmap import N_LANDMARKS, check_unique_profile_ids, harmonise, landmark_genes
+from .curated import REPLICATE_COLUMNS, CuratedL1000, DropReport
 from .errors import DataError
 from .fetcher import fetch
-from .lincs import METADATA_COLUMNS, CuratedL1000, DropReport, compound_table
+from .reference_tables import compound_table
+from .stages import (
+    assemble,
+    canonicalise,
+    check_accounting,
+    check_doses,
+    non_finite_counts,
+    plate_control_means,
+    smiles_by_name,
+)
 
 REGISTRY_NAME = "cmapbox_pset_skbr3"
 LEVEL = 3
 BASAL_VEHICLE = "DMSO"
-PHARMACOSET_COLUMNS = [*METADATA_COLUMNS, "replicate_group"]
+PHARMACOSET_COLUMNS = REPLICATE_COLUMNS
 R_CONSTRUCTOR_WARNING = "Missing constructor for R class"  # rdata's UserWarning for every S4 class it keeps plain
 R_DATA_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"RDX2\n", b"RDX3\n", b"RDA2\n", b"RDA3\n")  # compressed or not
 GENE_ID_COLUMNS = ("pr_gene_id", "gene_id", "EntrezGene.ID", "ENTREZID")
@@ -76,7 +85,7 @@ def read_pharmacoset(path: Path | str | None = None, *, source: str | None = Non
         path: the ``.rda`` file; ``None`` fetches registry ``cmapbox_pset_skbr3`` (CMapBox ``psetSub.rda``).
         source: name of the input in the metadata and drop table (default: the registry name, else the file name).
         compounds: LINCS compound table for structures the drug table lacks (default
-            :func:`~perturbx.datasets.lincs.compound_table`, read only when needed).
+            :func:`~perturbx.datasets.reference_tables.compound_table`, read only when needed).
 
     Returns:
         ``(curated, dropped)``: the :class:`CuratedL1000` (metadata columns :data:`PHARMACOSET_COLUMNS`) and its
@@ -232,7 +241,7 @@ def curate_pharmacoset(expression: np.ndarray, gene_ids, samples: pd.DataFrame, 
         drugs: drug table indexed by drug id; optional columns ``pert_iname``, ``canonical_smiles``.
         source: name of the input in the metadata and the drop table.
         compounds: LINCS compound table indexed by 13-character BRD id with ``smiles`` and ``pert_iname`` (default
-            :func:`~perturbx.datasets.lincs.compound_table`, read only for compounds the drug table lacks).
+            :func:`~perturbx.datasets.reference_tables.compound_table`, read only for compounds the drug table lacks).
 
     Returns:
         ``(curated, dropped)``: float32 expression and basal (n_kept, 978) in landmark order, metadata columns
@@ -250,12 +259,12 @@ def curate_pharmacoset(expression: np.ndarray, gene_ids, samples: pd.DataFrame, 
     tidy["drug_key"] = samples["drugid"].fillna(samples["pert_id"]) if "drugid" in samples else samples["pert_id"]
     drops = DropReport(source)
     controls, treatments = _split_wells(tidy, values, drops)
-    treatments = _check_doses(treatments, unit_problems, drops)
+    treatments = check_doses(treatments, unit_problems, drops)
     treatments = _resolve_structures(treatments, _plain_table(drugs), compounds, drops)
     treatments, basal, used = _pair_plate_basal(treatments, controls, values, drops)
     _report_controls(controls, used, drops)
-    curated = _assemble(treatments, values, basal, source, drops)
-    _check_accounting(samples.index, curated, source)
+    curated = assemble(treatments, values, basal, source, LEVEL, drops, PHARMACOSET_COLUMNS)
+    check_accounting(samples.index, curated, source)
     return curated, curated.dropped
 
 
@@ -289,7 +298,7 @@ def _landmark_values(expression: np.ndarray, gene_ids, n_samples: int, source: s
 
 def _split_wells(tidy: pd.DataFrame, values: np.ndarray, drops: DropReport) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(DMSO control wells with finite values, compound treatments with finite values); the rest is dropped."""
-    non_finite = np.count_nonzero(~np.isfinite(values), axis=1)
+    non_finite = non_finite_counts(values)
     is_control = tidy["pert_type"] == "ctl_vehicle"
     others = tidy.index[~is_control & (tidy["pert_type"] != "trt_cp")]
     drops.add(others, [f"not a compound treatment: pert_type {t}" for t in tidy.loc[others, "pert_type"]])
@@ -308,23 +317,6 @@ def _split_wells(tidy: pd.DataFrame, values: np.ndarray, drops: DropReport) -> t
     return controls[bad == 0], treatments[bad_treated == 0]
 
 
-def _check_doses(treatments: pd.DataFrame, unit_problems: pd.DataFrame, drops: DropReport) -> pd.DataFrame:
-    """Drop treatments whose dose or time is unreadable, missing, or not finite and > 0."""
-    problems = unit_problems.groupby("profile_id")["reason"].first()
-    unreadable = treatments.index.isin(problems.index)
-    drops.add(treatments.index[unreadable], [f"unreadable dose/time: {problems[i]}"
-                                             for i in treatments.index[unreadable]])
-    treatments = treatments[~unreadable]
-    missing = treatments["dose_um"].isna() | treatments["time_h"].isna()
-    drops.add(treatments.index[missing], "missing dose or time")
-    treatments = treatments[~missing]
-    dose, time = treatments["dose_um"].to_numpy(float), treatments["time_h"].to_numpy(float)
-    invalid = ~(np.isfinite(dose) & (dose > 0) & np.isfinite(time) & (time > 0))
-    drops.add(treatments.index[invalid], [f"invalid dose/time: dose {d:g} µM, time {t:g} h (must be finite and > 0)"
-                                          for d, t in zip(dose[invalid], time[invalid])])
-    return treatments[~invalid]
-
-
 def _resolve_structures(treatments: pd.DataFrame, drugs: pd.DataFrame, compounds: pd.DataFrame | None,
                         drops: DropReport) -> pd.DataFrame:
     """Add compound_id, compound_name, canonical_smiles, compound_group, smiles_source; drop what has none."""
@@ -336,19 +328,11 @@ def _resolve_structures(treatments: pd.DataFrame, drugs: pd.DataFrame, compounds
                                           "the drug table nor the LINCS compound table"
                                           for c in treatments["compound_id"][missing]])
     treatments = treatments[~missing]
-    canonical, group, invalid = {}, {}, {}
-    for compound, smiles in table["smiles"].dropna().items():
-        try:
-            canonical[compound] = chem.canonical_smiles(smiles, f"compound {compound}")
-            group[compound] = chem.structure_key(smiles, f"compound {compound}")
-        except chem.InvalidSmilesError as error:
-            invalid[compound] = f"invalid SMILES: {error}"
-    bad = treatments["compound_id"].isin(invalid).to_numpy()
-    drops.add(treatments.index[bad], treatments["compound_id"][bad].map(invalid).tolist())
-    treatments = treatments[~bad]
     ids = treatments["compound_id"]
-    return treatments.assign(compound_name=ids.map(table["compound_name"]), canonical_smiles=ids.map(canonical),
-                             compound_group=ids.map(group), smiles_source=ids.map(table["smiles_source"]))
+    treatments = canonicalise(treatments.assign(smiles=ids.map(table["smiles"])), drops)
+    ids = treatments["compound_id"]
+    return treatments.assign(compound_name=ids.map(table["compound_name"]),
+                             smiles_source=ids.map(table["smiles_source"]))
 
 
 def _structures(keys: pd.Series, drugs: pd.DataFrame, compounds: pd.DataFrame | None) -> pd.DataFrame:
@@ -376,16 +360,10 @@ def _lincs_structure(compound: str, name, compounds: pd.DataFrame) -> list | Non
         row = compounds.loc[compound]
         return [name if pd.notna(name) else row.get("pert_iname", np.nan), row["smiles"],
                 "lincs compound table (pert_id)"]
-    if pd.isna(name) or "pert_iname" not in compounds.columns:
+    if pd.isna(name):
         return None
-    same_name = compounds[compounds["pert_iname"].astype(str).str.lower() == str(name).lower()]
-    keys = set()
-    for smiles in same_name["smiles"]:
-        try:
-            keys.add(chem.structure_key(smiles))
-        except chem.InvalidSmilesError:
-            return None
-    return [name, same_name["smiles"].iloc[0], "lincs compound table (name)"] if len(keys) == 1 else None
+    smiles = smiles_by_name(pd.Series([name]), compounds).get(str(name).lower())
+    return None if smiles is None else [name, smiles, "lincs compound table (name)"]
 
 
 def _pair_plate_basal(treatments: pd.DataFrame, controls: pd.DataFrame, values: np.ndarray,
@@ -396,13 +374,10 @@ def _pair_plate_basal(treatments: pd.DataFrame, controls: pd.DataFrame, values: 
         (kept treatments with ``basal_source``, float32 (n_kept, 978) basal log2 expression, the (plate, cell)
         keys used; plate None = the cell line's wells on all plates).
     """
-    means = {}
-    for key, wells in controls.groupby(["plate", "cell_id"]):
-        means[key] = wells["row"].to_numpy()
-    for cell, wells in controls.groupby("cell_id"):
-        means[(None, cell)] = wells["row"].to_numpy()
-    keys = [(plate if pd.notna(plate) else None, cell) for plate, cell in zip(treatments["plate"],
-                                                                              treatments["cell_id"])]
+    means = plate_control_means(controls, values)
+    means |= plate_control_means(controls.assign(plate="*all plates*"), values)  # for instances without a plate
+    keys = [(plate if pd.notna(plate) else "*all plates*", cell) for plate, cell in zip(treatments["plate"],
+                                                                                         treatments["cell_id"])]
     found = np.array([key in means for key in keys], dtype=bool)
     drops.add(treatments.index[~found], [f"no basal expression: plate {p} has no {BASAL_VEHICLE} wells of cell "
                                          f"line {c}" for (p, c), ok in zip(keys, found) if not ok])
@@ -410,11 +385,11 @@ def _pair_plate_basal(treatments: pd.DataFrame, controls: pd.DataFrame, values: 
     basal = np.empty((len(keys), N_LANDMARKS), dtype=np.float32)
     sources = []
     for position, key in enumerate(keys):
-        rows = means[key]
-        basal[position] = values[rows].mean(axis=0)
-        where = "same-plate" if key[0] is not None else "all-plate (no plate information)"
-        sources.append(f"{where} {BASAL_VEHICLE} mean ({len(rows)} wells)")
-    return treatments[found].assign(basal_source=sources), basal, set(keys)
+        basal[position], n_wells = means[key]
+        where = "same-plate" if key[0] != "*all plates*" else "all-plate (no plate information)"
+        sources.append(f"{where} {BASAL_VEHICLE} mean ({n_wells} wells)")
+    return treatments[found].assign(basal_source=sources), basal, {(None if p == "*all plates*" else p, c)
+                                                                   for p, c in keys}
 
 
 def _report_controls(controls: pd.DataFrame, used: set, drops: DropReport) -> None:
@@ -425,30 +400,6 @@ def _report_controls(controls: pd.DataFrame, used: set, drops: DropReport) -> No
     drops.add(controls.index, ["control well: used as basal, not a treatment" if ok else
                                f"control well ({BASAL_VEHICLE}, not used): no kept treatment on plate {plate}"
                                for ok, plate in zip(in_basal, controls["plate"])])
-
-
-def replicate_labels(metadata: pd.DataFrame) -> pd.Series:
-    """One label per condition, ``<compound_id>|<cell_id>|<dose> uM|<time> h``, shared by its replicate wells."""
-    return pd.Series([f"{c}|{cell}|{d:g} uM|{t:g} h" for c, cell, d, t in
-                      zip(metadata["compound_id"], metadata["cell_id"], metadata["dose_um"], metadata["time_h"])],
-                     index=metadata.index, dtype=object)
-
-
-def _assemble(treatments: pd.DataFrame, values: np.ndarray, basal: np.ndarray, source: str,
-              drops: DropReport) -> CuratedL1000:
-    metadata = treatments.reset_index().assign(source=source, level=LEVEL)
-    metadata["replicate_group"] = replicate_labels(metadata)
-    metadata = metadata[PHARMACOSET_COLUMNS].reset_index(drop=True)
-    expression = values[treatments["row"].to_numpy()]
-    return CuratedL1000(expression, basal, metadata, drops.table(), landmark_genes()[["gene_id", "gene_symbol"]])
-
-
-def _check_accounting(ids: pd.Index, curated: CuratedL1000, source: str) -> None:
-    """Every input instance is kept or dropped, exactly once."""
-    seen = pd.Index(curated.metadata["profile_id"]).append(pd.Index(curated.dropped["profile_id"]))
-    if len(seen) != len(ids) or seen.duplicated().any() or not seen.isin(ids).all():
-        raise RuntimeError(f"{source}: curation accounting failed: {len(curated)} kept + {len(curated.dropped)} "
-                           f"dropped for {len(ids)} instances")
 
 
 # --------------------------------------------------------------------------------------------------- controls

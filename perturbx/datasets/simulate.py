@@ -60,8 +60,9 @@ import pandas as pd
 from .. import chem
 from ..pathways import landmark_gene_sets, read_gmt
 from .cmap import N_LANDMARKS, landmark_genes, read_matrix
+from .curated import CuratedL1000
 from .fetcher import fetch
-from .lincs import CuratedL1000, basal_profiles, compound_table
+from .reference_tables import basal_profiles, compound_table
 
 
 @dataclass(frozen=True)

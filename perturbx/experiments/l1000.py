@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from .. import chem
-from ..datasets.lincs import CuratedL1000
+from ..datasets.curated import CuratedL1000
 from ..datasets.simulate import Simulation, SimulationConfig
 from ..models.classical import EXPRESSION_REGRESSORS, ExpressionRegressor
 from ..models.encoder_decoder import dose_scale
@@ -68,12 +68,14 @@ def build_inputs(data: CuratedL1000, gene_graph: GeneGraph | None = None, finger
     """Featurise the compounds of ``data`` (graphs and fingerprints); checks that values are log2 expression.
 
     Raises:
-        ValueError: profiles that are not level 3 (z-scores have no basal to add a change to), naming them.
+        ValueError: profiles that are not level 3 (z-scores have no basal to add a change to), naming them,
+            or landmark genes the data did not measure.
         chem.InvalidSmilesError: a SMILES that cannot be featurised, naming the compound.
     """
     data.require_level(3, "level-3 log2 expression",
                        "expression models need treated and basal profiles in the same units",
                        "data.subset(data.metadata['level'] == 3)")
+    data.require_all_genes("the expression models take and predict all 978 landmark genes")
     meta = data.metadata
     compounds = (meta.groupby("canonical_smiles", sort=True)
                  .agg(compound_name=("compound_name", "first"), compound_group=("compound_group", "first"),

@@ -45,7 +45,7 @@ from sklearn.neighbors import KNeighborsRegressor
 from sklearn.preprocessing import StandardScaler
 
 from .. import chem, explain
-from ..datasets.lincs import CuratedL1000
+from ..datasets.curated import CuratedL1000
 from ..metrics import expression_metrics, pearson_rows
 from ..models.diffusion import ConditionalDiffusion, DiffusionConfig
 from ..models.structure import (
@@ -157,11 +157,12 @@ def build_signature_inputs(data: CuratedL1000, fingerprint_bits: int = 2048) -> 
     """Featurise every drug of ``data`` (graph, fingerprint, scaffold group).
 
     Raises:
-        ValueError: profiles that are not level-5 signatures, naming one.
+        ValueError: profiles that are not level-5 signatures, naming one, or landmark genes not measured.
         chem.InvalidSmilesError: a structure that cannot be featurised, naming the drug.
     """
     data.require_level(5, "level-5 signatures", "this experiment predicts one consensus signature per drug",
                        "read the data with perturbx.datasets.consensus.read_consensus()")
+    data.require_all_genes("the signature models predict all 978 landmark genes")
     meta = data.metadata
     records = [f"drug {i} ({n})" for i, n in zip(meta["compound_id"], meta["compound_name"])]
     smiles = meta["canonical_smiles"].tolist()

@@ -3,6 +3,8 @@ import pandas as pd
 import pytest
 
 from perturbx.datasets.cmap import (
+    MAX_MISSING_LANDMARKS,
+    N_LANDMARKS,
     GeneMatchError,
     MatrixFileError,
     MetadataError,
@@ -98,11 +100,30 @@ def test_ids_only_gctx_with_a_gene_table(gene_space, tmp_path):
     np.testing.assert_allclose(read_matrix(path, genes=genes).values, landmark_truth(2), atol=1e-5)
 
 
-def test_missing_landmarks_are_an_error_not_an_empty_result(gene_space, tmp_path):
+@pytest.mark.parametrize("reader", ["gctx", "gct"])
+def test_a_few_missing_landmarks_are_nan_columns_flagged_as_not_measured(gene_space, tmp_path, reader):
     entrez, _, _ = gene_space
-    keep = entrez != landmark_genes()["gene_id"].iloc[5]
+    absent = landmark_genes()["gene_id"].iloc[[5, 700]].to_numpy()
+    keep = ~np.isin(entrez, absent)
+    values, path = expected_values(entrez[keep], 2), tmp_path / f"m.{reader}"
+    if reader == "gctx":
+        write_gctx(path, values, entrez[keep], ["S0", "S1"])
+    else:
+        write_gct(path, values, pd.DataFrame(index=pd.Index(entrez[keep].astype(str))),
+                  pd.DataFrame(index=pd.Index(["S0", "S1"])))
+    matrix = read_matrix(path)
+    assert np.flatnonzero(~matrix.measured).tolist() == [5, 700]
+    assert np.isnan(matrix.values[:, [5, 700]]).all()  # never filled in
+    np.testing.assert_allclose(matrix.values[:, matrix.measured], landmark_truth(2)[:, matrix.measured], atol=1e-5)
+
+
+def test_more_missing_landmarks_than_allowed_are_an_error(gene_space, tmp_path):
+    entrez, _, _ = gene_space
+    absent = landmark_genes()["gene_id"].iloc[: MAX_MISSING_LANDMARKS + 1].to_numpy()
+    keep = ~np.isin(entrez, absent)
     path = write_gctx(tmp_path / "m.gctx", expected_values(entrez[keep], 2), entrez[keep], ["S0", "S1"])
-    with pytest.raises(GeneMatchError, match=r"found 977, missing e\.g\. " + str(landmark_genes()["gene_id"].iloc[5])):
+    found = N_LANDMARKS - MAX_MISSING_LANDMARKS - 1
+    with pytest.raises(GeneMatchError, match=rf"found {found}, missing e\.g\. {absent[0]}"):
         read_matrix(path)
 
 

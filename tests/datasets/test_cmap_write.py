@@ -4,7 +4,7 @@ import pandas as pd
 
 from perturbx.datasets.cmap import landmark_genes, read_gctx_ids, read_matrix, read_table
 from perturbx.datasets.cmap_write import write_clue_gctx
-from perturbx.datasets.lincs import curate_files
+from perturbx.datasets.curate import curate_files
 
 ASPIRIN = "CC(=O)Oc1ccccc1C(=O)O"
 CAFFEINE = "Cn1c(=O)c2c(ncn2C)n(C)c1=O"

@@ -19,7 +19,7 @@ from perturbx.datasets.consensus import (
     read_signature_table,
     read_structure_table,
 )
-from perturbx.datasets.lincs import METADATA_COLUMNS
+from perturbx.datasets.curated import METADATA_COLUMNS
 
 ASPIRIN = "CC(=O)Oc1ccccc1C(=O)O"
 ASPIRIN_SODIUM = "CC(=O)Oc1ccccc1C(=O)[O-].[Na+]"

@@ -8,7 +8,7 @@ from perturbx.cli import main
 from perturbx.datasets import fetch
 from perturbx.datasets.cmap import MetadataError
 from perturbx.datasets.curate import curate_files, reader_for
-from perturbx.datasets.lincs import CuratedL1000
+from perturbx.datasets.curated import CuratedL1000
 
 from .test_consensus import write_tables
 

@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from perturbx.datasets import DataError, cache_dir, lincs, sha256_of
-from perturbx.datasets.lincs import CuratedL1000, curate_files, load_real_l1000
+from perturbx.datasets import DataError, cache_dir, curate, sha256_of
+from perturbx.datasets.curate import curate_files
+from perturbx.datasets.curated import CuratedL1000
+from perturbx.datasets.lincs import load_real_l1000
 
 from .cmap_files import write_clue_inputs
 
@@ -207,8 +209,8 @@ def test_unusable_out_is_refused_before_any_curation(mirror_env, tmp_path, monke
     def no_curation(*args, **kwargs):
         raise AssertionError("curation work started before --out was checked")
 
-    monkeypatch.setattr(lincs, "sha256_of", no_curation)
-    monkeypatch.setattr(lincs, "read_matrix", no_curation)
+    monkeypatch.setattr(curate, "sha256_of", no_curation)
+    monkeypatch.setattr(curate, "read_matrix", no_curation)
     with pytest.raises(DataError) as caught:
         run(inputs, out)
     message = str(caught.value)

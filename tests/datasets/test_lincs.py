@@ -5,14 +5,10 @@ import pandas as pd
 import pytest
 
 from perturbx.datasets.cmap import L1000Matrix, landmark_genes, read_matrix
-from perturbx.datasets.lincs import (
-    CuratedL1000,
-    basal_profiles,
-    curate,
-    curate_files,
-    load_real_l1000,
-    read_transigen_pairs,
-)
+from perturbx.datasets.curate import curate_files
+from perturbx.datasets.curated import CuratedL1000
+from perturbx.datasets.lincs import curate, load_real_l1000, read_transigen_pairs
+from perturbx.datasets.reference_tables import basal_profiles
 
 from .cmap_files import write_gctx
 
@@ -221,12 +217,13 @@ def test_duplicate_profile_ids_are_an_error_not_a_vanished_profile(mirror_env):
 
 
 def test_each_unreadable_dose_keeps_its_own_reason_whatever_the_row_order():
-    from perturbx.datasets.lincs import DropReport, _filter_doses_and_qc
+    from perturbx.datasets.curated import DropReport
+    from perturbx.datasets.stages import check_doses
 
     treatments = pd.DataFrame({"dose_um": [1.0, 1.0, 1.0], "time_h": [24.0, 24.0, 24.0]}, index=["b", "a", "c"])
     problems = pd.DataFrame({"profile_id": ["a", "b"], "reason": ["dose '5 xg' for a", "dose '7 yg' for b"]})
     drops = DropReport("test")
-    kept = _filter_doses_and_qc(treatments, problems, qc=False, drops=drops)
+    kept = check_doses(treatments, problems, drops, qc=False)
     reasons = drops.table().set_index("profile_id")["reason"]
     assert list(kept.index) == ["c"]
     assert reasons["a"].endswith("for a") and reasons["b"].endswith("for b")

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from perturbx.datasets.cmap_write import write_clue_gctx
-from perturbx.datasets.lincs import compound_table, curate_files
+from perturbx.datasets.curate import curate_files
+from perturbx.datasets.reference_tables import compound_table
 from perturbx.datasets.simulate import LINCS_CORE_CELLS, SimulationConfig, lincs_scale_config, simulate
 
 SMALL = SimulationConfig(n_compounds=8, n_cells=3, doses_um=(0.1, 1.0, 10.0), times_h=(6.0, 24.0),

@@ -11,7 +11,7 @@ import torch
 
 from perturbx import chem
 from perturbx.datasets.cmap import N_LANDMARKS
-from perturbx.datasets.lincs import CuratedL1000
+from perturbx.datasets.curated import CuratedL1000
 from perturbx.experiments import l1000
 from perturbx.experiments.protocol import ModelSpec
 from perturbx.models.classical import ExpressionRegressor

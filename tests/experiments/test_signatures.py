@@ -9,7 +9,7 @@ import torch
 
 from perturbx import chem
 from perturbx.datasets.cmap import N_LANDMARKS
-from perturbx.datasets.lincs import CuratedL1000
+from perturbx.datasets.curated import CuratedL1000
 from perturbx.experiments import signatures
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
