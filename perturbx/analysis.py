@@ -1,7 +1,8 @@
 """Analyses of curated (or simulated) L1000 data: how far profiles that should agree do agree.
 
-Inputs are :class:`~perturbx.datasets.lincs.CuratedL1000` sets; the analyses work on the change from basal
-(``data.change``, treated minus basal log2 expression, float32 (n, 978)).
+Inputs are :class:`~perturbx.datasets.curated.CuratedL1000` sets; the analyses work on the change from basal
+(``data.change``, treated minus basal, float32 (n, 978)), over the genes the input measured
+(``data.measured``: a plate that lacks some landmark genes has NaN there, and they are left out).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def change_correlations(data: CuratedL1000, seed: int = 0, max_pairs: int = 2000
         "same compound, adjacent doses": _adjacent_dose_pairs(meta),
         "different compounds, same dose": _different_compound_pairs(meta, rng),
     }
-    change = data.change
+    change = data.change[:, data.measured]  # genes the file did not measure are NaN
     frames = []
     for kind, found in pairs.items():
         if not found:
@@ -105,7 +106,7 @@ def replicate_agreement(data: CuratedL1000, group_column: str = REPLICATE_GROUP)
         :data:`CONDITION_COLUMNS` that the metadata has, ``n_replicates``, ``n_pairs`` (n(n-1)/2) and
         ``mean_r``, ``min_r``, ``max_r`` over its pairs (Pearson r over the 978 genes, dimensionless).
     """
-    change = data.change
+    change = data.change[:, data.measured]  # genes the file did not measure are NaN
     rows = []
     for group, members in _replicate_sets(data.metadata, group_column):
         r = np.corrcoef(change[members].astype(np.float64))[np.triu_indices(len(members), k=1)]
@@ -142,7 +143,7 @@ def split_half_ceiling(data: CuratedL1000, n_splits: int = 100, seed: int = 0,
         (sd over splits) and ``r_spearman_brown``.
     """
     rng = np.random.default_rng(seed)
-    change = data.change.astype(np.float64)
+    change = data.change[:, data.measured].astype(np.float64)  # genes the file did not measure are NaN
     rows = []
     for group, members in _replicate_sets(data.metadata, group_column):
         halves = _half_splits(len(members), n_splits, rng)

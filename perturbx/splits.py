@@ -6,6 +6,8 @@
 - :func:`level_split`: for each of some compounds, one of its levels of a design factor held out (an interior dose,
   one of its times), so that the model has seen the compound at its other levels and the level with other compounds.
 - :func:`kfold`: k folds, plain, stratified by a label, or grouped.
+- :func:`plate_transfer_split`: train on one plate (or source), test on the compounds of another plate that the
+  first never measured: a real unseen-compound test across plates.
 
 Every split is checked for disjointness (and, for group splits, for groups shared across parts) before it is
 returned; a violation raises ``AssertionError``. Built on scikit-learn's splitters.
@@ -99,6 +101,35 @@ def group_split(groups: np.ndarray, test_size: float = 0.2, val_size: float = 0.
 def unseen_compound_split(metadata, **kwargs) -> Split:
     """:func:`group_split` on ``metadata["compound_group"]`` (structure key: salts and stereo removed)."""
     return group_split(metadata["compound_group"].to_numpy(), kind="unseen compound", **kwargs)
+
+
+def plate_transfer_split(metadata, train: str, test: str, column: str = "source", val_size: float = 0.1,
+                         seed: int = 0) -> Split:
+    """Train (and validate) on the rows of ``train``; test on the rows of ``test`` whose compound group is not in
+    ``train``. Rows of ``test`` whose compound the training plate measured are in no part.
+
+    Args:
+        metadata: curated metadata with ``compound_group`` and ``column``.
+        train, test: values of ``column`` (e.g. ``"l1000_level3_a375_plate"``, ``"l1000_level3_a375_6h_plate"``).
+        val_size: fraction of the training plate's compound groups held out for validation.
+        seed: for the validation groups.
+
+    Raises:
+        ValueError: ``train`` or ``test`` has no rows, or the test plate has no compound the training plate lacks.
+    """
+    source, groups = metadata[column].to_numpy(), metadata["compound_group"].to_numpy()
+    train_rows, test_rows = np.flatnonzero(source == train), np.flatnonzero(source == test)
+    for name, rows in ((train, train_rows), (test, test_rows)):
+        if not len(rows):
+            raise ValueError(f"plate transfer split: no rows with {column} == {name!r}")
+    unseen = test_rows[~np.isin(groups[test_rows], groups[train_rows])]
+    if not len(unseen):
+        raise ValueError(f"plate transfer split: every compound of {test!r} is also in {train!r}")
+    inner = group_split(groups[train_rows], test_size=val_size, val_size=0.0, seed=seed) if val_size else None
+    fit, val = (train_rows[inner.train], train_rows[inner.test]) if inner else (train_rows, train_rows[:0])
+    split = Split(np.sort(fit), np.sort(val), np.sort(unseen), "plate transfer")
+    assert_disjoint(split, groups)
+    return split
 
 
 def unseen_cell_split(metadata, **kwargs) -> Split:

@@ -8,6 +8,7 @@ from perturbx.splits import (
     group_split,
     kfold,
     level_split,
+    plate_transfer_split,
     random_split,
     unseen_cell_split,
     unseen_compound_split,
@@ -123,3 +124,14 @@ def test_level_split_needs_enough_levels_and_trains_on_unknown_ones():
     dose[compounds == "K0"] = np.nan  # unknown doses: never held out
     split = level_split(compounds, dose, interior=True, val_size=0.0)
     assert "K0" not in set(compounds[split.test]) and len(split.val) == 0
+
+
+def test_plate_transfer_split_tests_only_compounds_the_training_plate_lacks():
+    meta = pd.DataFrame({"source": ["A"] * 6 + ["B"] * 4,
+                         "compound_group": ["c1", "c1", "c2", "c3", "c4", "c5", "c1", "n1", "n2", "n2"]})
+    split = plate_transfer_split(meta, "A", "B", val_size=0.2, seed=0)
+    assert split.test.tolist() == [7, 8, 9]  # c1 was measured on A: not a test of an unseen compound
+    assert set(split.train) | set(split.val) == set(range(6)) and len(split.val) > 0
+    assert not set(meta["compound_group"][split.val]) & set(meta["compound_group"][split.train])
+    with pytest.raises(ValueError, match="every compound of 'A' is also in 'A'"):
+        plate_transfer_split(meta, "A", "A")

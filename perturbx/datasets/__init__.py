@@ -6,7 +6,15 @@
 - :mod:`~perturbx.datasets.safe_pickle`: the restricted unpickler used for the registered pickles.
 - :mod:`~perturbx.datasets.cmap`: CMap GCT/GCTX readers (levels 3-5, both public layouts), dose and time units;
   :mod:`~perturbx.datasets.cmap_write`: the CLUE-layout GCTX writer.
-- :mod:`~perturbx.datasets.lincs`: L1000 curation (treatments paired with basal expression, every drop reported).
+- :mod:`~perturbx.datasets.curated`: the curated L1000 format (:class:`CuratedL1000`, the drop report), written
+  whole or not at all by :mod:`~perturbx.datasets.output_folder`.
+- :mod:`~perturbx.datasets.stages`: the curation stages every L1000 reader composes (non-finite values, doses and
+  times, structures, same-plate DMSO basal, assembly and accounting).
+- :mod:`~perturbx.datasets.lincs`: CMap GCT/GCTX curation (treatments paired with basal expression, every drop
+  reported) and the cached real sets; :mod:`~perturbx.datasets.well_annotations`: plates described by a
+  well-annotation table; :mod:`~perturbx.datasets.pharmacoset`, :mod:`~perturbx.datasets.consensus`: the other
+  formats; :mod:`~perturbx.datasets.curate`: the ``perturbx lincs curate`` command over all of them;
+  :mod:`~perturbx.datasets.reference_tables`: compound structures and cell-line basal expression.
 - :mod:`~perturbx.datasets.drp`: DeepDRA's labels with GDSC omics and RDKit drug features.
 - :mod:`~perturbx.datasets.simulate`: the semi-synthetic L1000 generator with known truth.
 

@@ -5,7 +5,7 @@ DrugBank drug: column ``perturbagen`` (DrugBank id) and 978 columns named by lan
 weighted mean moderated z-score of the drug's LINCS phase I signatures over all cell lines, doses and times.
 ``drugbank.tsv`` (registry ``drugbank_structures``, DrugBank 4.2) gives each DrugBank id its name, groups and InChI.
 
-:func:`read_consensus` reads both and :func:`curate_consensus` makes a :class:`~perturbx.datasets.lincs.CuratedL1000`
+:func:`read_consensus` reads both and :func:`curate_consensus` makes a :class:`~perturbx.datasets.curated.CuratedL1000`
 of one profile per drug:
 
 - structure: canonical SMILES from the InChI (RDKit), with amide hydrogens on nitrogen (see
@@ -188,7 +188,7 @@ def curate_consensus(signatures: pd.DataFrame, structures: pd.DataFrame, *,
 
     Returns:
         ``(curated, dropped)``: expression float32 (n_kept, 978) consensus z-scores, basal float32 (n_kept, 978) all
-        NaN, metadata columns :data:`~perturbx.datasets.lincs.METADATA_COLUMNS` (level 5; cell_id, dose_um, time_h
+        NaN, metadata columns :data:`~perturbx.datasets.curated.METADATA_COLUMNS` (level 5; cell_id, dose_um, time_h
         and plate NaN), and the drop table.
     """
     drops = DropReport(source)

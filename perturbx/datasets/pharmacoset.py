@@ -9,7 +9,7 @@ kinase inhibitors at 4 doses x 2 times with 3-5 replicate wells per condition, o
 each plate with its own DMSO wells.
 
 :func:`read_pharmacoset` reads such a file; :func:`curate_pharmacoset` is the pure curation over the parsed pieces
-(tests give it tiny hand-made inputs). The result is a :class:`~perturbx.datasets.lincs.CuratedL1000` like
+(tests give it tiny hand-made inputs). The result is a :class:`~perturbx.datasets.curated.CuratedL1000` like
 :func:`~perturbx.datasets.lincs.curate` makes (level 3, basal = same-plate DMSO mean), plus a ``replicate_group``
 column: one label per condition (compound, cell line, dose, time), shared by its replicate wells.
 """
