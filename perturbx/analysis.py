@@ -116,6 +116,37 @@ def replicate_agreement(data: CuratedL1000, group_column: str = REPLICATE_GROUP)
     return pd.DataFrame(rows)
 
 
+def other_compound_agreement(data: CuratedL1000, group_column: str = REPLICATE_GROUP) -> pd.DataFrame:
+    """Per condition, how well its wells agree with the wells of *other* compounds in the same cell line, dose and
+    time: the mean Pearson r of their changes from basal over every such pair. The baseline of
+    :func:`replicate_agreement`: what two wells share through the plate, the vehicle and the design alone.
+
+    Args:
+        data: curated profiles with a ``group_column`` and ``compound_group``; ``data.change`` is float32 (n, 978).
+        group_column: the metadata column naming each profile's condition.
+
+    Returns:
+        One row per condition that has wells of other compounds beside it: ``group_column``, the condition's
+        :data:`CONDITION_COLUMNS` that the metadata has, ``n_pairs`` and ``mean_r_other`` (dimensionless).
+    """
+    meta = data.metadata.reset_index(drop=True)
+    if group_column not in meta.columns:
+        raise KeyError(f"metadata has no {group_column!r} column: replicate analyses need one label per condition")
+    change = data.change[:, data.measured].astype(np.float64)  # genes the file did not measure are NaN
+    rows = []
+    for block in meta.groupby(["cell_id", "time_h", "dose_um"]).indices.values():
+        r = np.corrcoef(change[block])
+        groups, compounds = meta[group_column].to_numpy()[block], meta["compound_group"].to_numpy()[block]
+        for group in pd.unique(groups):
+            mine = groups == group
+            others = compounds != compounds[mine][0]
+            if others.any():
+                rows.append({group_column: group, **_condition(meta, block[mine]),
+                             "n_pairs": int(mine.sum() * others.sum()),
+                             "mean_r_other": float(r[np.ix_(mine, others)].mean())})
+    return pd.DataFrame(rows)
+
+
 def split_half_ceiling(data: CuratedL1000, n_splits: int = 100, seed: int = 0,
                        group_column: str = REPLICATE_GROUP) -> pd.DataFrame:
     """Split-half replicate ceiling of the Pearson r of change, per condition.

@@ -8,6 +8,7 @@ from perturbx.analysis import (
     dmso_spread,
     leave_one_out_ceiling,
     leave_one_out_means,
+    other_compound_agreement,
     replicate_agreement,
     split_half_ceiling,
 )
@@ -169,3 +170,15 @@ def test_dmso_spread_per_gene_and_within_plates():
     np.testing.assert_allclose(only_total["sd"], scale, rtol=0.35)
     with pytest.raises(ValueError, match="n_wells >= 2"):
         dmso_spread(wells[:1])
+
+
+def test_other_compound_agreement_measures_what_the_plate_shares():
+    data = replicate_set(signal=1.0, noise=1.0, n_conditions=20, n_replicates=4)
+    data.metadata["compound_group"] = data.metadata["compound_id"]
+    independent = other_compound_agreement(data)
+    assert len(independent) == 20 and (independent["n_pairs"] == 4 * 76).all()
+    assert abs(independent["mean_r_other"].mean()) < 0.02
+    shared = np.random.default_rng(5).normal(size=978).astype(np.float32)  # one shift every well of the plate has
+    data.expression += shared
+    assert other_compound_agreement(data)["mean_r_other"].mean() == pytest.approx(1 / 3, abs=0.03)  # 1 / (1 + 1 + 1)
+    assert replicate_agreement(data)["mean_r"].mean() == pytest.approx(2 / 3, abs=0.03)  # (1 + 1) / (1 + 1 + 1)
