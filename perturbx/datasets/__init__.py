@@ -4,8 +4,9 @@
 - :mod:`~perturbx.datasets.fetcher`: the checksummed fetcher (cache, local mirror, upstream download) and the
   :class:`DataLog` that records every verified file for a chapter's provenance record.
 - :mod:`~perturbx.datasets.safe_pickle`: the restricted unpickler used for the registered pickles.
-- :mod:`~perturbx.datasets.cmap`: CMap GCT/GCTX readers (levels 3-5, both public layouts), dose and time units;
-  :mod:`~perturbx.datasets.cmap_write`: the CLUE-layout GCTX writer.
+- :mod:`~perturbx.datasets.cmap`: CMap GCT/GCTX readers (levels 3-5, both public layouts);
+  :mod:`~perturbx.datasets.units`: doses and times; :mod:`~perturbx.datasets.cmap_write`: the CLUE-layout GCTX
+  writer.
 - :mod:`~perturbx.datasets.curated`: the curated L1000 format (:class:`CuratedL1000`, the drop report), written
   whole or not at all by :mod:`~perturbx.datasets.output_folder`.
 - :mod:`~perturbx.datasets.stages`: the curation stages every L1000 reader composes (non-finite values, doses and

@@ -21,7 +21,6 @@ from __future__ import annotations
 import gzip
 import io
 import logging
-import re
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -36,16 +35,13 @@ import pandas as pd
 from cmapPy.pandasGEXpress import parse_gct, setup_GCToo_logger
 from tqdm.std import tqdm  # text bars: stored notebook outputs stay readable (see book.publishing.tidy_streams)
 
+from .errors import MetadataError
 from .fetcher import fetch
+from .units import MISSING, UnitError, dose_to_um, time_to_h
 
 N_LANDMARKS = 978
 MAX_MISSING_LANDMARKS = 19  # about 2%: a file lacking more is not an L1000 landmark matrix
-MISSING = -666
 _BLOCK_BYTES = 64 << 20  # read GCTX matrices in blocks of about this many bytes
-
-
-class MetadataError(ValueError):
-    """Metadata that cannot be used as given; the message names the file, the record and the fix."""
 
 
 class GeneMatchError(MetadataError):
@@ -436,71 +432,6 @@ def read_table(path: Path | str) -> pd.DataFrame:
         raise MetadataError(f"{path}: not a {kind}-separated table ({_first_line(error)}). Fix: give the "
                             f"{kind}-separated table itself (e.g. siginfo_beta.txt).") from error
     return _missing_to_nan(frame)
-
-
-# --------------------------------------------------------------------------------------------------- units
-
-_DOSE_TO_UM = {"um": 1.0, "µm": 1.0, "μm": 1.0, "micromolar": 1.0, "nm": 1e-3, "nanomolar": 1e-3,
-               "mm": 1e3, "millimolar": 1e3, "pm": 1e-6, "m": 1e6, "molar": 1e6}
-_TIME_TO_H = {"h": 1.0, "hr": 1.0, "hrs": 1.0, "hour": 1.0, "hours": 1.0, "m": 1 / 60, "min": 1 / 60,
-              "mins": 1 / 60, "minute": 1 / 60, "minutes": 1 / 60, "d": 24.0, "day": 24.0, "days": 24.0}
-_QUANTITY = re.compile(r"^\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*([^\d\s].*?)?\s*$")
-
-
-class UnitError(MetadataError):
-    """A dose or time whose unit is unknown or whose text cannot be read; never guessed."""
-
-
-def _quantity(value, unit, table: dict[str, float], what: str) -> float:
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return float("nan")
-    text = str(value).strip()
-    if text in ("", str(MISSING), f"{MISSING}.0"):
-        return float("nan")
-    if unit is None or (isinstance(unit, float) and np.isnan(unit)) or str(unit).strip() == "":
-        match = _QUANTITY.match(text)
-        if not match:
-            raise UnitError(f"cannot read {what} {text!r}")
-        number, unit = match.group(1), match.group(2)
-        if unit is None:
-            raise UnitError(f"{what} {text!r} has no unit")
-        if re.search(r"\d", unit):
-            raise UnitError(f"{what} {text!r} is not a single {what}")
-    else:
-        number = text
-    key = str(unit).strip().lower().replace("\u00b5", "µ")
-    if key not in table:
-        shown = text + " " + str(unit) if number == text else text
-        raise UnitError(f"unknown {what} unit {str(unit).strip()!r} in {shown!r}")
-    try:
-        magnitude = float(number)
-    except ValueError:
-        raise UnitError(f"cannot read {what} {text!r}") from None
-    if magnitude == MISSING:
-        return float("nan")
-    return magnitude * table[key]
-
-
-def dose_to_um(value, unit=None) -> float:
-    """A dose in micromolar, from a number plus unit (``10, "uM"``) or one string (``"500 nM"``, ``"10 µM"``).
-
-    Accepted units: pM, nM, µM/uM/um, mM, M (any case, ``µ`` as U+00B5 or U+03BC). Missing (-666/NaN) gives NaN.
-
-    Raises:
-        UnitError: an unknown unit (e.g. ``µg/ml``, which needs a molecular weight) or unreadable text.
-    """
-    return _quantity(value, unit, _DOSE_TO_UM, "dose")
-
-
-def time_to_h(value, unit=None) -> float:
-    """A time in hours, from a number plus unit (``24, "h"``) or one string (``"24 h"``, ``"30 min"``).
-
-    Raises:
-        UnitError: an unknown unit or text that is not one time (e.g. ``"6 h & 4 h"``).
-    """
-    return _quantity(value, unit, _TIME_TO_H, "time")
 
 
 # --------------------------------------------------------------------------------------------------- metadata

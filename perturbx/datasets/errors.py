@@ -37,3 +37,7 @@ class UnsafePickleError(DataError, __import__("pickle").UnpicklingError):
 class CacheDirError(DataError):
     """The cache folder (``PERTURBX_CACHE_DIR``) cannot hold a file: it is a file, not a folder; a file stands where
     one of its sub-folders must be; or it is not writable. The file was not stored."""
+
+
+class MetadataError(ValueError):
+    """Metadata or file content that cannot be used as given; the message names the file, the record and the fix."""

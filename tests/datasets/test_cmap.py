@@ -8,15 +8,13 @@ from perturbx.datasets.cmap import (
     GeneMatchError,
     MatrixFileError,
     MetadataError,
-    UnitError,
-    dose_to_um,
     harmonise,
     landmark_genes,
     read_gctx,
     read_matrix,
     read_table,
-    time_to_h,
 )
+from perturbx.datasets.units import UnitError, dose_to_um, time_to_h
 
 from .cmap_files import write_gct, write_gctx
 
