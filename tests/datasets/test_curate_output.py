@@ -6,7 +6,7 @@ import json
 import multiprocessing
 import os
 import signal
-import time
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -138,15 +138,20 @@ def test_a_second_run_into_the_same_out_fails_at_once(mirror_env, tmp_path):
     in_save, may_finish = context.Event(), context.Event()
     child = context.Process(target=_slow_writer, args=(inputs, out, in_save, may_finish))
     child.start()
-    error, started = None, time.monotonic()
+    # A second run that waited for the lock would wait for the first to finish: the timer lets the first finish
+    # after a while, so that such a run ends (and fails the assertions below) instead of hanging. No wall time is
+    # asserted: failing at once means raising OutputLockedError while the first run still holds the lock.
+    release = threading.Timer(60, may_finish.set)
+    error = None
     try:
         assert in_save.wait(120)
-        started = time.monotonic()
+        release.start()
         run(inputs, out, min_compound_count=3)
     except Exception as caught:  # noqa: BLE001 - inspected below
         error = caught
     finally:
-        waited = time.monotonic() - started
+        holding = not may_finish.is_set()  # the first run was still holding the lock when this one returned
+        release.cancel()
         may_finish.set()
         child.join(120)
     assert child.exitcode == 0
@@ -154,7 +159,7 @@ def test_a_second_run_into_the_same_out_fails_at_once(mirror_env, tmp_path):
     assert len(CuratedL1000.load(out)) == 6  # the first run's result, unmixed
     assert isinstance(error, DataError) and type(error).__name__ == "OutputLockedError"
     assert str(error).startswith(f"--out {out}: another perturbx run is writing it")
-    assert waited < 10
+    assert holding
 
 
 def test_the_lock_is_the_documented_lock_file(mirror_env, tmp_path):

@@ -1,4 +1,3 @@
-import time
 import warnings
 from types import SimpleNamespace
 
@@ -206,12 +205,10 @@ def test_rda_files_that_are_not_a_pharmacoset(tmp_path):
         parse_pharmacoset(tmp_path / "absent.rda")
 
 
-def test_real_cmapbox_pharmacoset(mirror_env):
-    start = time.perf_counter()
+def test_real_cmapbox_pharmacoset(mirror_env):  # its speed: benchmarks/reader_speed.py
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # rdata's "Missing constructor" warnings are filtered
         curated, dropped = read_pharmacoset()
-    assert time.perf_counter() - start < 5
     summary = curated.summary()
     assert summary["n_profiles"] == 307 and summary["n_compounds"] == 10 and summary["n_cells"] == 1
     assert summary["doses_um"] == [0.08, 0.4, 2.0, 10.0] and summary["times_h"] == [6.0, 24.0]

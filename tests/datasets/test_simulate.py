@@ -1,5 +1,4 @@
 import os
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -175,10 +174,8 @@ def test_lincs_truth_methods_work_on_the_sparse_design(lincs_simulation, mirror_
     assert len(truth.causal_genes(cond["compound_id"].iloc[picked[0]])) < 978
 
 
-def test_lincs_smoke_is_fast_and_deterministic(lincs_simulation, mirror_env):
-    started = time.perf_counter()
+def test_lincs_smoke_is_deterministic(lincs_simulation, mirror_env):  # its speed: benchmarks/reader_speed.py
     again = simulate(SMOKE)
-    assert time.perf_counter() - started < 5.0
     np.testing.assert_array_equal(again.data.expression, lincs_simulation.data.expression)
     assert again.truth.conditions.equals(lincs_simulation.truth.conditions)
     other = simulate(replace(SMOKE, seed=1))
