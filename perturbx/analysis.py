@@ -188,6 +188,29 @@ def split_half_ceiling(data: CuratedL1000, n_splits: int = 100, seed: int = 0,
     return pd.DataFrame(rows)
 
 
+def replicate_summary(data: CuratedL1000, ceiling: pd.DataFrame | None = None, seed: int = 0,
+                      group_column: str = REPLICATE_GROUP) -> pd.Series:
+    """One replicate set in one row: its conditions, wells, the baseline of wells of other compounds
+    (:func:`other_compound_agreement`), the agreement of replicate wells (:func:`replicate_agreement`) and the
+    split-half ceiling (:func:`split_half_ceiling`, computed with ``seed`` unless ``ceiling`` is given).
+
+    Returns:
+        Series: conditions, wells per condition (median), r of two wells of different compounds (mean), pairwise
+        r of replicate wells (mean, median), split-half r (mean, median), Spearman-Brown r (mean); r dimensionless.
+    """
+    ceiling = split_half_ceiling(data, seed=seed, group_column=group_column) if ceiling is None else ceiling
+    agreement = replicate_agreement(data, group_column)
+    return pd.Series({
+        "conditions": len(ceiling), "wells per condition (median)": float(ceiling["n_replicates"].median()),
+        "r of two wells of different compounds, mean": other_compound_agreement(data, group_column)["mean_r_other"]
+        .mean(),
+        "pairwise r of replicate wells, mean": agreement["mean_r"].mean(),
+        "pairwise r, median": agreement["mean_r"].median(),
+        "split-half r (ceiling), mean": ceiling["r_split_half"].mean(),
+        "split-half r, median": ceiling["r_split_half"].median(),
+        "Spearman-Brown r, mean": ceiling["r_spearman_brown"].mean()})
+
+
 def leave_one_out_means(change: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """For each profile, the mean change of the *other* profiles of its condition.
 

@@ -25,9 +25,17 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from .book.runner import ChapterFailed, chapter_paths, run_chapters, tidy_chapters
+# Only light modules at the top: `perturbx --help`, `perturbx data list` and argument errors start without torch,
+# torch-geometric, RDKit, pandas or papermill, and Ctrl-C is handled before any heavy import (inside the commands).
+from .book.failures import ChapterFailed
 from .datasets import DataError, Fetcher, fetch_all, registry
-from .datasets.curate import curate_files
+
+
+def curate_files(*args, **kwargs) -> tuple[dict, bool]:
+    """:func:`perturbx.datasets.curate.curate_files`, imported when a curation runs (RDKit, h5py, cmapPy)."""
+    from .datasets.curate import curate_files as curate  # noqa: PLC0415 (a heavy import, see above)
+
+    return curate(*args, **kwargs)
 
 
 def _human_size(size: int) -> str:
@@ -60,6 +68,8 @@ def _data_fetch(args: argparse.Namespace) -> int:
 
 
 def _book_run(args: argparse.Namespace) -> int:
+    from .book.runner import chapter_paths, run_chapters  # noqa: PLC0415 (papermill, torch: see the imports)
+
     timings = run_chapters(chapter_paths(names=args.chapters), profile=args.profile, device=args.device)
     for stem, seconds in timings.items():
         print(f"{stem}: {seconds:.1f} s")
@@ -67,6 +77,8 @@ def _book_run(args: argparse.Namespace) -> int:
 
 
 def _book_tidy(args: argparse.Namespace) -> int:
+    from .book.runner import chapter_paths, tidy_chapters  # noqa: PLC0415 (papermill: see the imports)
+
     unfit = 0
     for stem, problems in tidy_chapters(chapter_paths(names=args.chapters)).items():
         print(f"{stem}: tidied" + (f"; NOT fit to publish: {'; '.join(problems[:3])}" if problems else ""))

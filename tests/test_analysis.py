@@ -10,6 +10,7 @@ from perturbx.analysis import (
     leave_one_out_means,
     other_compound_agreement,
     replicate_agreement,
+    replicate_summary,
     split_half_ceiling,
 )
 from perturbx.datasets.curated import CuratedL1000
@@ -182,3 +183,13 @@ def test_other_compound_agreement_measures_what_the_plate_shares():
     data.expression += shared
     assert other_compound_agreement(data)["mean_r_other"].mean() == pytest.approx(1 / 3, abs=0.03)  # 1 / (1 + 1 + 1)
     assert replicate_agreement(data)["mean_r"].mean() == pytest.approx(2 / 3, abs=0.03)  # (1 + 1) / (1 + 1 + 1)
+
+
+def test_replicate_summary_gathers_the_three_measures():
+    data = replicate_set(signal=1.0, noise=1.0, n_conditions=20, n_replicates=4)
+    data.metadata["compound_group"] = data.metadata["compound_id"]
+    row = replicate_summary(data)
+    assert row["conditions"] == 20 and row["wells per condition (median)"] == 4
+    assert row["pairwise r of replicate wells, mean"] == pytest.approx(replicate_agreement(data)["mean_r"].mean())
+    assert row["split-half r (ceiling), mean"] == pytest.approx(split_half_ceiling(data)["r_split_half"].mean())
+    assert abs(row["r of two wells of different compounds, mean"]) < 0.02

@@ -218,3 +218,20 @@ def test_a_failed_chapter_keeps_its_traceback_on_separate_lines(monkeypatch, cap
     assert main(["book", "run", "--chapters", "00_intro"]) == 1
     err = capsys.readouterr().err
     assert "failed in cell 3" in err and "\n    line one\n    line two" in err
+
+
+HEAVY_MODULES = ("torch", "torch_geometric", "rdkit", "papermill")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["data", "list"], ["data"], ["lincs", "curate", "--bogus"]])
+def test_help_listing_and_argument_errors_import_no_heavy_module(argv):
+    script = ("import sys\n"
+              "from perturbx import cli\n"
+              "try:\n"
+              "    cli.main(sys.argv[1:])\n"
+              "except SystemExit:\n"
+              "    pass\n"
+              f"print(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True,
+                            env=os.environ | {"PYTHONPATH": str(Path.cwd())})
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr

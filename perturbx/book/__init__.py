@@ -10,39 +10,30 @@
   its progress-bar output (``tidy_streams``, ``is_progress_line``); used by the runner, the HTML build
   (:mod:`perturbx.sphinxext`) and the tests.
 
-Importing this package imports neither papermill nor nbformat (chapter kernels import it). The runner's and the
-publishing rule's names are still reachable as ``perturbx.book.<name>`` for older callers, imported on first use;
-new code imports them from their modules.
+- :mod:`perturbx.book.failures`: :class:`ChapterFailed`, which the command line catches without importing a runner.
+
+Importing this package imports none of these modules: each name is imported on first use
+(``perturbx.book.start_chapter`` imports the chapter module; chapter kernels never import papermill or nbformat, and
+the command line starts without pandas or torch). New code imports the names from their modules.
 """
 
 from __future__ import annotations
 
 from importlib import import_module
 
-from .chapter import (
-    BOOK_DIR,
-    PROFILE_ENV,
-    PROFILES,
-    PROVENANCE_FILE,
-    RESULTS_DIR,
-    RESULTS_ENV,
-    RUNS_LOG,
-    Chapter,
-    resolve_profile,
-    start_chapter,
-)
-
 __all__ = ["BOOK_DIR", "PROFILES", "PROFILE_ENV", "PROVENANCE_FILE", "RESULTS_DIR", "RESULTS_ENV", "RUNS_LOG",
            "Chapter", "resolve_profile", "start_chapter"]
 
-# Names that moved to the runner and publishing modules, forwarded lazily so the kernel never imports papermill.
-_FORWARDED = {"run_chapters": "runner", "time_chapter": "runner", "chapter_paths": "runner",
-              "ChapterFailed": "runner", "RUNS_LOG_COLUMNS": "runner", "executed_problems": "publishing",
-              "tidy_streams": "publishing", "is_progress_line": "publishing"}
+# Every name is imported on first use: the command line imports perturbx.book.failures without pandas or torch,
+# and a chapter kernel never imports papermill.
+_FORWARDED = {name: "chapter" for name in __all__} | {
+    "run_chapters": "runner", "time_chapter": "runner", "chapter_paths": "runner", "ChapterFailed": "failures",
+    "RUNS_LOG_COLUMNS": "runner", "executed_problems": "publishing", "tidy_streams": "publishing",
+    "is_progress_line": "publishing"}
 
 
 def __getattr__(name: str) -> object:
-    """``perturbx.book.<name>`` for a name of :mod:`~perturbx.book.runner` or :mod:`~perturbx.book.publishing`."""
+    """``perturbx.book.<name>``, imported from its module on first use."""
     if name in _FORWARDED:
         return getattr(import_module(f"{__name__}.{_FORWARDED[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -26,6 +26,7 @@ import papermill
 
 from ..runtime import DEVICE_ENV, select_device
 from .chapter import BOOK_DIR, PROFILES, PROVENANCE_FILE, RESULTS_ENV, RUNS_LOG, utc_now
+from .failures import ChapterFailed
 from .publishing import (
     executed_problems,
     hide_injected_parameters,
@@ -35,10 +36,6 @@ from .publishing import (
 )
 
 RUNS_LOG_COLUMNS = ("chapter", "status", "profile", "device", "device_name", "commit", "finished_utc", "wall_time_s")
-
-
-class ChapterFailed(RuntimeError):
-    """A chapter raised while being executed, or ran but is not fit to publish; the message names the chapter."""
 
 
 def chapter_paths(book_dir: Path | str = BOOK_DIR, names: Sequence[str] | None = None) -> list[Path]:

@@ -35,7 +35,7 @@ from .cmap import N_LANDMARKS, landmark_genes
 from .curated import METADATA_COLUMNS, CuratedL1000, DropReport
 from .errors import DataError
 from .fetcher import fetch
-from .stages import assemble
+from .stages import assemble, non_finite_counts
 
 SIGNATURES_REGISTRY_NAME = "lincs_consensus_drugbank"
 STRUCTURES_REGISTRY_NAME = "drugbank_structures"
@@ -197,7 +197,8 @@ def curate_consensus(signatures: pd.DataFrame, structures: pd.DataFrame, *,
     drops.add(ids[~first], "duplicate row: the DrugBank id appears earlier in the signature table (first kept)")
     values = signatures.to_numpy(np.float64)[first]
     table = pd.DataFrame({"row": np.arange(first.sum())}, index=ids[first])
-    bad = np.count_nonzero(~np.isfinite(values), axis=1)
+    with np.errstate(over="ignore"):  # what float32 cannot hold becomes inf in expression.npy: count it here
+        bad = non_finite_counts(values.astype(np.float32))
     drops.add(table.index[bad > 0], [f"non-finite values: {n} genes" for n in bad[bad > 0]])
     table = _add_structures(table[bad == 0], structures, drops)
     table = _drop_duplicate_structures(table, values, structures, drops)

@@ -25,13 +25,18 @@ import numpy as np
 import pandas as pd
 
 from .cmap import N_LANDMARKS
+from .errors import DataError
 from .fetcher import sha256_of
-from .output_folder import CURATED_FILES, OutputFolderError, check_output_folder, swap_in
+from .output_folder import CURATED_FILES, OutputFolderError, check_output_folder, swap_in, verify_folder
 
 VALUE_KIND = {3: "log2 expression", 4: "robust z-score", 5: "MODZ z-score"}
 METADATA_COLUMNS = ["profile_id", "source", "level", "compound_id", "compound_name", "canonical_smiles",
                     "compound_group", "smiles_source", "cell_id", "dose_um", "time_h", "plate", "basal_source"]
 REPLICATE_COLUMNS = [*METADATA_COLUMNS, "replicate_group"]
+
+
+class CuratedFolderError(DataError, ValueError):
+    """A curated folder whose files disagree with its summary.json; the message names the file and the fix."""
 
 
 @dataclass
@@ -182,8 +187,23 @@ class CuratedL1000:
 
     @classmethod
     def load(cls, folder: Path | str) -> CuratedL1000:
-        """Read a folder written by :meth:`save`."""
+        """Read a folder written by :meth:`save`, after checking every file against its summary.json (rows and
+        sha256, :func:`~perturbx.datasets.output_folder.verify_folder`).
+
+        Raises:
+            CuratedFolderError: no readable summary.json, or a file that disagrees with it (edited, reordered,
+                truncated or missing after curation).
+        """
         folder = Path(folder)
+        fix = f"Fix: curate it again (perturbx lincs curate ... --out {folder}); never edit a curated folder by hand."
+        try:
+            summary = json.loads((folder / "summary.json").read_text())
+        except (OSError, ValueError) as error:
+            why = "no summary.json" if isinstance(error, FileNotFoundError) else "summary.json cannot be read"
+            raise CuratedFolderError(f"{folder}: not a curated folder ({why}). {fix}") from None
+        problem = verify_folder(folder, summary) if isinstance(summary, dict) else "summary.json is not a record"
+        if problem:
+            raise CuratedFolderError(f"{folder}: {problem}, so the folder changed after curation. {fix}")
         metadata = pd.read_csv(folder / "metadata.csv", dtype={"profile_id": str, "compound_id": str,
                                                                 "cell_id": str, "plate": str})
         return cls(np.load(folder / "expression.npy"), np.load(folder / "basal.npy"), metadata,

@@ -43,7 +43,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import platformdirs
-import pooch
 from tqdm.std import tqdm  # text bars: stored notebook outputs stay readable (see book.publishing.tidy_streams)
 
 from .errors import CacheDirError, ChecksumMismatchError, DataError, DownloadError, MirrorFileMissingError
@@ -263,6 +262,8 @@ class Fetcher:
         return source
 
     def _download(self, entry: DataFile, staged: Path) -> str:
+        import pooch  # noqa: PLC0415 (only downloads need it and requests: the command line starts without them)
+
         # Hash checking is ours (see verify) so that every source reports a mismatch the same way.
         pooch.get_logger().setLevel(logging.WARNING)
         try:

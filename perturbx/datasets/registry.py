@@ -13,10 +13,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path, PurePosixPath
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .errors import UnknownDataFileError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REGISTRY_TOML = Path(__file__).with_name("registry.toml")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -139,6 +141,8 @@ class Registry:
     def table(self) -> pd.DataFrame:
         """One row per file: name, path, size in MB, licence, source, sha256, citation, citation key (its key in
         the book's bibliography) and description."""
+        import pandas as pd  # noqa: PLC0415 (only tables need it: `perturbx data list` starts without pandas)
+
         rows = [
             {
                 "name": entry.name,

@@ -18,7 +18,6 @@ import pickle
 from collections.abc import Callable, Iterable
 from typing import Any, BinaryIO
 
-import torch
 from numpy._core import multiarray
 
 from .errors import UnsafePickleError
@@ -33,6 +32,8 @@ def _numpy_core(name: str) -> Callable[[], Any]:
 
 def _torch_load_from_bytes() -> Callable[[bytes], Any]:
     def load_from_bytes(payload: bytes) -> Any:
+        import torch  # noqa: PLC0415 (only pickles nesting tensors need it: the command line starts without torch)
+
         return torch.load(io.BytesIO(payload), weights_only=True)
 
     return load_from_bytes

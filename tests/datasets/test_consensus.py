@@ -165,3 +165,13 @@ def test_a_vet_approved_drug_is_not_taken_for_an_approved_one(mirror_env, tmp_pa
     curated, dropped = read_consensus(signatures, structures)
     assert curated.metadata["compound_id"].tolist() == ["DB01"]  # neither is approved: the first is kept
     assert dropped["profile_id"].tolist() == ["DB02"]
+
+
+def test_values_float32_cannot_hold_are_dropped_as_non_finite(mirror_env):
+    signatures = pd.DataFrame(np.random.default_rng(3).normal(size=(3, 978)), index=["DB02", "DB04", "DB08"],
+                              columns=landmark_genes()["gene_id"].to_numpy())
+    signatures.iloc[1, [7, 9]] = 1e39  # finite in float64, inf in the float32 expression.npy
+    structures = pd.DataFrame(STRUCTURES, columns=["drugbank_id", "name", "groups", "inchi"]).set_index("drugbank_id")
+    curated, dropped = curate_consensus(signatures, structures)
+    assert dropped.set_index("profile_id")["reason"]["DB04"] == "non-finite values: 2 genes"
+    assert np.isfinite(curated.expression).all() and curated.summary()["non_finite_profiles_dropped"] == 1

@@ -10,11 +10,12 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from perturbx.datasets import DataError, cache_dir, curate, sha256_of
 from perturbx.datasets.curate import curate_files
-from perturbx.datasets.curated import CuratedL1000
+from perturbx.datasets.curated import CuratedFolderError, CuratedL1000
 from perturbx.datasets.lincs import load_real_l1000
 
 from .cmap_files import write_clue_inputs
@@ -254,3 +255,23 @@ def test_a_run_killed_between_its_two_renames_gets_the_previous_result_back(mirr
     assert reused and folder_bytes(out) == before  # restored, checked against its summary, and reused
     assert not (tmp_path / ".out.old-4242").exists()
     assert_agrees_with_summary(out)
+
+
+@pytest.mark.parametrize("change, file", [("edited array", "expression.npy"), ("reordered rows", "metadata.csv")])
+def test_loading_refuses_a_folder_changed_after_curation(mirror_env, tmp_path, change, file):
+    inputs = write_clue_inputs(tmp_path / "in")
+    out = tmp_path / "out"
+    run(inputs, out)
+    if change == "edited array":
+        values = np.load(out / file)
+        values[0, 0] += 1.0
+        np.save(out / file, values)
+    else:
+        metadata = pd.read_csv(out / file)
+        metadata.iloc[::-1].to_csv(out / file, index=False)
+    with pytest.raises(CuratedFolderError, match=rf"{out}: {file}: sha256 differs from summary.json") as caught:
+        CuratedL1000.load(out)
+    assert "Fix: curate it again" in str(caught.value) and "\n" not in str(caught.value)
+    (out / "summary.json").unlink()
+    with pytest.raises(CuratedFolderError, match="not a curated folder \\(no summary.json\\)"):
+        CuratedL1000.load(out)
