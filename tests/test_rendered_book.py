@@ -192,14 +192,23 @@ def test_chapter_page_shows_its_tables_figures_and_no_errors(site, browser, path
 
 
 def test_every_chapter_is_linked_from_the_start_page(site, browser):
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    browser.get(f"{site}/index.html")  # a meta refresh to the first chapter: wait for it, a busy machine is slow
-    WebDriverWait(browser, 30).until(lambda driver: driver.current_url.endswith(f"{CHAPTERS[0].stem}.html"))
-    links = {a.get_attribute("href").split("#")[0].rsplit("/", 1)[-1]
-             for a in browser.find_elements(By.CSS_SELECTOR, "nav a[href]")}
-    assert {f"{path.stem}.html" for path in CHAPTERS} <= links
-    body = {a.get_attribute("href").split("#")[0].rsplit("/", 1)[-1]
-            for a in browser.find_elements(By.CSS_SELECTOR, "article a[href]")}
-    assert {f"{path.stem}.html" for path in CHAPTERS[1:]} <= body, "the start page's text links every chapter"
+    def linked(selector: str) -> set[str]:
+        return {a.get_attribute("href").split("#")[0].rsplit("/", 1)[-1]
+                for a in browser.find_elements(By.CSS_SELECTOR, selector)}
+
+    # A meta refresh leads to the first chapter, whose page then renders: wait for the elements read below (a busy
+    # machine is slow), never for a fixed time; the page may replace an element while it is read.
+    wait = WebDriverWait(browser, 60, ignored_exceptions=(StaleElementReferenceException,))
+    browser.get(f"{site}/index.html")
+    wait.until(lambda driver: driver.current_url.endswith(f"{CHAPTERS[0].stem}.html"))
+    chapters, later = {f"{path.stem}.html" for path in CHAPTERS}, {f"{path.stem}.html" for path in CHAPTERS[1:]}
+    try:
+        wait.until(lambda driver: chapters <= linked("nav a[href]") and later <= linked("article a[href]"))
+    except TimeoutException:
+        pass  # the assertions below say what is missing
+    assert chapters <= linked("nav a[href]")
+    assert later <= linked("article a[href]"), "the start page's text links every chapter"
