@@ -5,7 +5,8 @@
     perturbx lincs curate --matrix FILE [--meta TABLE] [--min-compound-count N] --out DIR
                                          curate an L1000 matrix (see README: "Curated L1000 format")
     perturbx book run [--profile P] [--device D] [--chapters C ...]
-                                         execute the chapters in place with papermill
+                                         execute the chapters with papermill; each replaces the published
+                                         chapter only when it passed (a failed run leaves it unchanged)
     perturbx book tidy [--chapters C ...]
                                          hide progress bars and injected parameters in stored chapters (no run)
 
@@ -182,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     curate.set_defaults(handler=_lincs_curate)
 
     book = groups.add_parser("book", help="execute the book's chapters").add_subparsers(dest="command", required=True)
-    run = book.add_parser("run", help="execute chapters in order with papermill, writing outputs in place")
+    run = book.add_parser("run", help="execute chapters in order with papermill; a chapter that passed replaces the "
+                                      "published one, a failed run leaves it unchanged")
     run.add_argument("--profile", choices=("smoke", "quick", "full"), default=None,
                      help="profile injected into every chapter (default: each chapter's own, i.e. quick)")
     run.add_argument("--device", choices=("cpu", "cuda"), default=None, help="device for the chapters' models")

@@ -1,10 +1,14 @@
 """The command-line side of the book: execute chapters with papermill and record each run.
 
-:func:`run_chapters` (``perturbx book run``) executes chapters in place and writes, per chapter,
-``<results>/<chapter>/<table>.csv`` and ``provenance.json`` (commit, device, profile, seeds, package versions,
-data checksums, wall time), and appends one line per chapter run to ``<results>/runs.csv``. A chapter that raised,
-or that ran but is not fit to publish (:func:`~perturbx.book.publishing.executed_problems`), stops the run with
-:class:`ChapterFailed`. :func:`time_chapter` times one chapter for the speed benchmarks.
+:func:`run_chapters` (``perturbx book run``) executes each chapter into a copy of its notebook and its results
+into a folder beside ``<results>/<chapter>/``, and publishes both (renames them into place) only when the run
+passed the publishing rule (:func:`~perturbx.book.publishing.executed_problems`). A chapter that raised, was
+interrupted, whose kernel died, or that ran but is not fit to publish leaves the published notebook and results as
+they were, and stops the run with :class:`ChapterFailed` (or ``KeyboardInterrupt``). Per chapter it writes
+``<results>/<chapter>/<table>.csv`` and ``provenance.json`` (commit, device, profile, seeds, package versions, data
+checksums, the sha256 of the chapter's source cells, wall time) and appends one line per run, failed ones included,
+to ``<results>/runs.csv``. A chapter's results folder is locked while it runs (``.<chapter>.lock`` beside it): a
+second run of the same chapter fails at once. :func:`time_chapter` times one chapter for the speed benchmarks.
 
 Chapter kernels never import this module (it imports papermill and nbformat); they use
 :mod:`perturbx.book.chapter`.
@@ -13,8 +17,12 @@ Chapter kernels never import this module (it imports papermill and nbformat); th
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
+import shutil
+import signal
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -23,9 +31,11 @@ from pathlib import Path
 
 import nbformat
 import papermill
+from nbclient.exceptions import DeadKernelError
 
+from ..datasets.output_folder import output_lock
 from ..runtime import DEVICE_ENV, select_device
-from .chapter import BOOK_DIR, PROFILES, PROVENANCE_FILE, RESULTS_ENV, RUNS_LOG, utc_now
+from .chapter import BOOK_DIR, PROFILE_ENV, PROFILES, PROVENANCE_FILE, RESULTS_ENV, RUNS_LOG, utc_now
 from .failures import ChapterFailed
 from .publishing import (
     executed_problems,
@@ -36,6 +46,9 @@ from .publishing import (
 )
 
 RUNS_LOG_COLUMNS = ("chapter", "status", "profile", "device", "device_name", "commit", "finished_utc", "wall_time_s")
+# Where a run's executed notebook is written before it is published (and kept, when the run failed): outside the
+# book's source folder, which the HTML build reads whole.
+EXECUTED_DIR = Path(tempfile.gettempdir()) / "perturbx-runs"
 
 
 def chapter_paths(book_dir: Path | str = BOOK_DIR, names: Sequence[str] | None = None) -> list[Path]:
@@ -97,35 +110,107 @@ def run_chapters(chapters: Sequence[Path], profile: str | None = None, device: s
 
 
 def _prepare(profile: str | None, device: str | None) -> dict:
-    """Check ``profile``, export ``device`` for the kernels; returns the parameters to inject."""
+    """Check ``profile`` and the environment overrides, export ``device`` for the kernels; returns the parameters
+    to inject. Nothing has run when this raises."""
     if profile is not None and profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
-    if device is not None:
+    exported = os.environ.get(PROFILE_ENV)
+    if exported and exported not in PROFILES:
+        raise ValueError(f"${PROFILE_ENV} is {exported!r}, not a profile; use one of {', '.join(PROFILES)} or unset it")
+    if device is not None or os.environ.get(DEVICE_ENV):  # the argument, else an exported $PERTURBX_DEVICE
         os.environ[DEVICE_ENV] = select_device(device)
     return {} if profile is None else {"profile": profile}
 
 
 def _run_chapter(path: Path, parameters: dict, results: Path) -> float:
-    """Execute one chapter, check and log its run; returns its wall time in seconds."""
+    """Execute one chapter into a copy and a staging folder, log the run, publish both when it passed; returns its
+    wall time in seconds."""
     folder = results / path.stem
-    for stale in [*folder.glob("*.csv"), folder / PROVENANCE_FILE]:
-        stale.unlink(missing_ok=True)
-    run = {"chapter": path.stem, "status": "failed", "profile": parameters.get("profile", "chapter default"),
-           "device": os.environ.get(DEVICE_ENV, "default")}
-    started = time.perf_counter()
-    try:
-        _execute(path, parameters, folder)
-    finally:
-        elapsed = time.perf_counter() - started
-        problems = _tidy_and_check(path)
-        problems = _finish_record(path, folder, elapsed, run, problems)
-        _append_run(results / RUNS_LOG, run)
-    if problems:
+    results.mkdir(parents=True, exist_ok=True)
+    with output_lock(folder, label="chapter results folder"):
+        # The chapter links its tables by its folder's name, so it writes into <results>/.<chapter>.tmp-<pid>/<chapter>
+        # (what a killed run leaves there is removed when the lock is next taken).
+        staging_root = results / f".{path.stem}.tmp-{os.getpid()}"
+        shutil.rmtree(staging_root, ignore_errors=True)
+        staging = staging_root / path.stem
+        staging.mkdir(parents=True)
+        executed = EXECUTED_DIR / str(os.getpid()) / path.name  # same name: the run box finds its chapter by it
+        executed.parent.mkdir(parents=True, exist_ok=True)
+        run = {"chapter": path.stem, "status": "failed", "profile": parameters.get("profile", "chapter default"),
+               "device": os.environ.get(DEVICE_ENV, "default")}
+        started, failure = time.perf_counter(), None
+        try:
+            _execute(path, parameters, staging, executed)
+        except BaseException as error:  # noqa: BLE001 - recorded below, then raised again
+            failure = error
+        with _sigint_deferred():  # a second Ctrl-C waits until the run is logged
+            elapsed = time.perf_counter() - started
+            problems = _tidy_and_check(executed, path)
+            problems = _finish_record(path, executed, staging, elapsed, run, problems, failed=failure is not None)
+            _append_run(results / RUNS_LOG, run)
+            published = failure is None and not problems and _publish(executed, path, staging, folder, results)
+            shutil.rmtree(staging_root, ignore_errors=True)
+    if failure is not None:
+        raise failure
+    if not published:
         raise ChapterFailed(f"chapter {path.name} ran but is not fit to publish:\n"
                             + "\n".join(f"    {p}" for p in problems)
-                            + f"\nThe executed notebook was written to {path}.")
-    fill_run_box(path, results)
+                            + f"\nThe published chapter is unchanged; the executed notebook was written to {executed}.")
     return elapsed
+
+
+def _publish(executed: Path, path: Path, staging: Path, folder: Path, results: Path) -> bool:
+    """Rename the staged results into ``folder`` and the executed notebook (its run box filled) onto ``path``; on
+    any failure, the previous results are put back. Returns True."""
+    aside = results / f".{path.stem}.old-{os.getpid()}"
+    had_results = folder.exists()
+    if had_results:
+        folder.rename(aside)
+    staging.rename(folder)
+    try:
+        fill_run_box(executed, results)
+        os.replace(executed, path)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        if had_results:
+            aside.rename(folder)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+    return True
+
+
+@contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """SIGINT held back (delivered on exit) while the block runs, in the main thread; elsewhere a no-op."""
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    except (AttributeError, ValueError, OSError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def notebook_sha256(notebook: nbformat.NotebookNode) -> str:
+    """sha256 of a chapter's source: its cells' types and sources, without papermill's injected parameters cell."""
+    cells = [(cell.cell_type, cell.source) for cell in notebook.cells
+             if "injected-parameters" not in cell.metadata.get("tags", [])]
+    return hashlib.sha256(json.dumps(cells).encode()).hexdigest()
+
+
+def _committed_sha256(path: Path) -> str | None:
+    """:func:`notebook_sha256` of the chapter as committed at HEAD (None outside git or for a new chapter)."""
+    try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=path.parent, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        relative = path.resolve().relative_to(Path(top).resolve()).as_posix()
+        text = subprocess.run(["git", "show", f"HEAD:{relative}"], cwd=top, capture_output=True, text=True,
+                              check=True).stdout
+        return notebook_sha256(nbformat.reads(text, as_version=4))
+    except (OSError, ValueError, subprocess.CalledProcessError, nbformat.reader.NotJSONError):
+        return None
 
 
 @contextmanager
@@ -142,27 +227,48 @@ def _results_env(folder: Path) -> Iterator[None]:
             os.environ[RESULTS_ENV] = previous
 
 
-def _execute(path: Path, parameters: dict, folder: Path) -> None:
-    """Run the chapter with papermill, its results going to ``folder``; a failing cell raises ChapterFailed."""
+def _execute(path: Path, parameters: dict, folder: Path, executed: Path) -> None:
+    """Run the chapter with papermill into ``executed``, its results going to ``folder``; a failing cell or a dead
+    kernel raises ChapterFailed."""
     with _results_env(folder):
         try:
-            papermill.execute_notebook(_without_injected_parameters(path), str(path), parameters=parameters,
+            papermill.execute_notebook(_without_injected_parameters(path), str(executed), parameters=parameters,
                                        cwd=str(path.parent), kernel_name="python3", progress_bar=True)
         except papermill.PapermillExecutionError as error:
-            raise ChapterFailed(_failure_message(path, error)) from error
+            raise ChapterFailed(_failure_message(path, error, executed)) from error
+        except DeadKernelError as error:
+            raise ChapterFailed(f"chapter {path.name}: the kernel died in cell {_running_cell(executed)} (killed, "
+                                "e.g. by the out-of-memory killer). The published chapter is unchanged. Fix: run it "
+                                "again with more memory or a smaller profile.") from error
 
 
-def _tidy_and_check(path: Path) -> list[str]:
-    """Tidy the executed notebook in place (progress bars out of the outputs, the injected parameters cell hidden);
-    returns what makes it unfit to publish."""
+def _running_cell(executed: Path) -> str:
+    """The execution count (or position) of the cell papermill marked as running in ``executed``; '?' if none."""
+    try:
+        notebook = nbformat.read(executed, as_version=4)
+    except (OSError, ValueError):
+        return "?"
+    for number, cell in enumerate(notebook.cells, 1):
+        if cell.metadata.get("papermill", {}).get("status") == "running":
+            return str(cell.get("execution_count") or f"#{number}")
+    return "?"
+
+
+def _tidy_and_check(path: Path, chapter: Path | None = None) -> list[str]:
+    """Tidy the executed notebook at ``path`` in place (progress bars out of the outputs, the injected parameters
+    cell hidden; papermill's record names ``chapter``, the notebook it will replace, default ``path``); returns
+    what makes it unfit to publish."""
     if not path.exists():
         return ["the notebook was not written"]
+    chapter = chapter or path
     executed = nbformat.read(path, as_version=4)
     tidy_streams(executed)
     hide_injected_parameters(executed)
     record = executed.metadata.get("papermill", {})
     if not isinstance(record.get("input_path", ""), str):  # papermill stores a notebook given as input whole
-        record["input_path"] = str(path)
+        record["input_path"] = str(chapter)
+    if "output_path" in record:
+        record["output_path"] = str(chapter)
     nbformat.write(executed, path)
     return executed_problems(executed)
 
@@ -197,22 +303,39 @@ def fill_run_box(path: Path, results: Path) -> bool:
     return True
 
 
-def _finish_record(path: Path, folder: Path, elapsed: float, run: dict, problems: list[str]) -> list[str]:
-    """Add the chapter and the runner's wall time to the chapter's provenance record, and the outcome to ``run``.
+def _finish_record(path: Path, executed: Path, folder: Path, elapsed: float, run: dict, problems: list[str],
+                   failed: bool = False) -> list[str]:
+    """Add the chapter, the sha256 of its source and the runner's wall time to the chapter's provenance record (in
+    ``folder``), and the outcome to ``run``. The commit is marked ``+dirty`` when the executed chapter's source
+    differs from the committed one.
 
     Returns:
         ``problems``, or the missing provenance record when the chapter ran cleanly but wrote none.
     """
     record_path = folder / PROVENANCE_FILE
-    if record_path.exists():
-        record = json.loads(record_path.read_text())
-        record |= {"chapter": path.stem, "wall_time_s": round(elapsed, 1)}
+    record = _read_record(record_path)
+    if record is not None:
+        source = notebook_sha256(nbformat.read(executed, as_version=4)) if executed.exists() else None
+        commit = str(record.get("commit", "unknown"))
+        if source is not None and source != _committed_sha256(path) and not commit.endswith("+dirty"):
+            record["commit"] = commit + "+dirty"  # the chapter differs from the commit: its numbers are not the commit's
+        record |= {"chapter": path.stem, "notebook_sha256": source, "wall_time_s": round(elapsed, 1)}
         record_path.write_text(json.dumps(record, indent=1) + "\n")
-        run |= {key: record[key] for key in ("profile", "device", "device_name", "commit")}
-    elif not problems:
+        run |= {key: record[key] for key in ("profile", "device", "device_name", "commit") if key in record}
+    elif not problems and not failed:
         problems = [f"no provenance record {record_path}: the chapter did not call chapter.finish()"]
-    run |= {"status": "failed" if problems else "ok", "finished_utc": utc_now(), "wall_time_s": round(elapsed, 1)}
+    failed = failed or bool(problems)
+    run |= {"status": "failed" if failed else "ok", "finished_utc": utc_now(), "wall_time_s": round(elapsed, 1)}
     return problems
+
+
+def _read_record(path: Path) -> dict | None:
+    """The provenance record at ``path``; None when there is none or a killed run left it unreadable."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _append_run(log: Path, row: dict) -> None:
@@ -226,12 +349,12 @@ def _append_run(log: Path, row: dict) -> None:
         writer.writerow({column: row.get(column, "") for column in RUNS_LOG_COLUMNS})
 
 
-def _failure_message(path: Path, error: papermill.PapermillExecutionError) -> str:
+def _failure_message(path: Path, error: papermill.PapermillExecutionError, executed: Path) -> str:
     """The failing cell, the exception and the end of its traceback (ANSI colours removed)."""
     traceback = strip_ansi("\n".join(error.traceback or [])).strip().splitlines()
     shown = "\n".join("    " + line for line in traceback[-20:])
     return (f"chapter {path.name} failed in cell {error.exec_count}: {error.ename}: {error.evalue}\n{shown}\n"
-            f"The notebook with the full traceback was written to {path}.")
+            f"The published chapter is unchanged; the notebook with the full traceback was written to {executed}.")
 
 
 def _without_injected_parameters(path: Path) -> nbformat.NotebookNode:

@@ -1,5 +1,6 @@
 """Executing chapters with papermill, their results and the runs log (perturbx.book.runner)."""
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -150,3 +151,73 @@ def test_the_run_box_is_filled_with_what_the_run_measured(tmp_path, monkeypatch)
     assert not [o for o in outputs if o["output_type"] == "execute_result"], "the glue call shows no copy of its text"
     assert "smoke on cpu:" in glued[0] and "Peak memory" in glued[0], glued[0]
     assert runner.fill_run_box(write_chapter(tmp_path, "02_plain.ipynb", "x = 1"), tmp_path / "results") is False
+
+
+# --------------------------------------------------------------------------------------------------- safe publishing
+
+BREAKABLE = ("import os\nimport pandas as pd\n"
+             "if os.environ.get('PERTURBX_TEST_BREAK') == 'raise':\n    raise RuntimeError('broke on purpose')\n"
+             "if os.environ.get('PERTURBX_TEST_BREAK') == 'kill':\n    os.kill(os.getpid(), 9)\n"
+             "chapter.table('scores', pd.DataFrame({'score': [0.5]}))")
+
+
+def published_state(chapter: Path, results: Path) -> dict[str, str]:
+    """sha256 of the chapter notebook and of every file of its results folder."""
+    files = [chapter, *sorted((results / chapter.stem).iterdir())]
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+@pytest.mark.parametrize("how", ["raise", "kill", "interrupt"])
+def test_a_failed_killed_or_interrupted_run_leaves_the_published_chapter_whole(tmp_path, monkeypatch, how):
+    monkeypatch.delenv("PERTURBX_PROFILE", raising=False)
+    monkeypatch.delenv("PERTURBX_TEST_BREAK", raising=False)
+    chapter, results = write_chapter(tmp_path, "01_safe.ipynb", BREAKABLE), tmp_path / "results"
+    run_chapters([chapter], profile="smoke", results_dir=results)
+    before = published_state(chapter, results)
+    if how == "interrupt":  # Ctrl-C while the kernel runs, after it wrote part of its results
+        def interrupted(path, parameters, folder, executed):
+            (folder / "provenance.json").write_text("{}")
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(runner, "_execute", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run_chapters([chapter], profile="smoke", results_dir=results)
+    else:
+        monkeypatch.setenv("PERTURBX_TEST_BREAK", how)
+        message = "RuntimeError: broke on purpose" if how == "raise" else "the kernel died in cell"
+        with pytest.raises(ChapterFailed, match=message) as caught:
+            run_chapters([chapter], profile="smoke", results_dir=results)
+        assert "01_safe.ipynb" in str(caught.value) and "The published chapter is unchanged" in str(caught.value)
+    assert published_state(chapter, results) == before
+    assert sorted(p.name for p in results.iterdir()) == [".01_safe.lock", "01_safe", "runs.csv"]
+    assert pd.read_csv(results / "runs.csv")["status"].tolist() == ["ok", "failed"]
+
+
+def test_a_second_run_of_a_chapter_fails_at_once(tmp_path, monkeypatch):
+    from perturbx.datasets.output_folder import OutputLockedError, output_lock
+
+    monkeypatch.delenv("PERTURBX_PROFILE", raising=False)
+    chapter, results = write_chapter(tmp_path, "01_locked.ipynb", ""), tmp_path / "results"
+    results.mkdir()
+    with output_lock(results / "01_locked", label="chapter results folder"):  # as a running `perturbx book run`
+        with pytest.raises(OutputLockedError, match="another perturbx run is writing it"):
+            run_chapters([chapter], profile="smoke", results_dir=results)
+    assert not (results / "01_locked").exists()
+
+
+def test_an_exported_profile_that_is_not_one_is_refused_before_anything_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("PERTURBX_PROFILE", "huge")
+    chapter = write_chapter(tmp_path, "01_x.ipynb", "")
+    with pytest.raises(ValueError, match=r"\$PERTURBX_PROFILE is 'huge', not a profile"):
+        run_chapters([chapter], results_dir=tmp_path / "results")
+    assert not (tmp_path / "results").exists()
+
+
+def test_provenance_records_the_chapter_source_and_marks_an_uncommitted_chapter_dirty(tmp_path, monkeypatch):
+    monkeypatch.delenv("PERTURBX_PROFILE", raising=False)
+    chapter, results = write_chapter(tmp_path, "01_source.ipynb", "x = 1"), tmp_path / "results"
+    run_chapters([chapter], profile="smoke", results_dir=results)
+    record = json.loads((results / "01_source" / "provenance.json").read_text())
+    assert record["notebook_sha256"] == runner.notebook_sha256(nbformat.read(chapter, as_version=4))
+    assert record["commit"].endswith("+dirty")  # the chapter is in no commit: its numbers are not a commit's
+    assert pd.read_csv(results / "runs.csv")["commit"].iloc[-1] == record["commit"]
