@@ -150,6 +150,8 @@ def _run_chapter(path: Path, parameters: dict, results: Path) -> float:
             _append_run(results / RUNS_LOG, run)
             published = failure is None and not problems and _publish(executed, path, staging, folder, results)
             shutil.rmtree(staging_root, ignore_errors=True)
+            if published:
+                shutil.rmtree(executed.parent, ignore_errors=True)  # the run's own folder: its notebook is in place
     if failure is not None:
         raise failure
     if not published:
