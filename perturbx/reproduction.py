@@ -9,6 +9,7 @@ the two L1000 papers report none that match an experiment of this book).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import papers
-from .book import PROVENANCE_FILE, RESULTS_DIR, RUNS_LOG
+from .book.chapter import PROVENANCE_FILE, RESULTS_DIR, RESULTS_ENV, RUNS_LOG
 from .datasets import registry
 from .experiments import drp, expression, generative, signatures
 from .metrics import format_mean_sd
@@ -147,10 +148,15 @@ class Results:
 
     @classmethod
     def load(cls, folder: Path | str = RESULTS_DIR) -> Results:
-        """The provenance records of every chapter under ``folder``; tables are read later, on first use."""
+        """The provenance records of every chapter under ``folder``; tables are read later, on first use.
+
+        Inside a chapter run (``$PERTURBX_CHAPTER_RESULTS`` set by the runner), that chapter itself is left out:
+        what is published for it is its previous run, which this run replaces.
+        """
         folder = Path(folder)
+        running = Path(os.environ[RESULTS_ENV]).name if os.environ.get(RESULTS_ENV) else None
         records = {path.parent.name: json.loads(path.read_text())
-                   for path in sorted(folder.glob(f"*/{PROVENANCE_FILE}"))}
+                   for path in sorted(folder.glob(f"*/{PROVENANCE_FILE}")) if path.parent.name != running}
         return cls(folder, records)
 
     def table(self, chapter: str, name: str) -> pd.DataFrame:

@@ -193,3 +193,11 @@ def test_run_box_gives_the_command_measured_times_memory_and_data(results, tmp_p
     assert "`perturbx book run --chapters 02_drp --profile quick`" in box
     assert "quick on cpu: 15.0 min" in box and "smoke on cpu: 1.0 min" in box and "full on cuda" not in box
     assert "3.0 GB" in box and "1 registered files, 12 MB" in box
+
+
+def test_a_running_chapter_does_not_read_its_own_previous_results(tmp_path, monkeypatch):
+    write_chapter_results(tmp_path, "02_drp", {})
+    write_chapter_results(tmp_path, "05_reproduction", {})
+    assert set(Results.load(tmp_path).provenance) == {"02_drp", "05_reproduction"}
+    monkeypatch.setenv("PERTURBX_CHAPTER_RESULTS", str(tmp_path / ".05_reproduction.tmp-1" / "05_reproduction"))
+    assert set(Results.load(tmp_path).provenance) == {"02_drp"}  # its published results are its previous run's
