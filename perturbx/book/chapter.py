@@ -22,6 +22,7 @@ Nothing here imports papermill or nbformat: chapter kernels import this module.
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import re
 import time
@@ -207,8 +208,12 @@ def start_chapter(title: str, profile: str = "quick", seed: int = 0, device: str
         The chapter, whose :meth:`Chapter.finish` is the last call of the notebook.
 
     Raises:
-        ValueError: an unknown profile or device, or CUDA requested where there is none.
+        ValueError: an unknown profile or device, CUDA requested where there is none, or a seed that is not a
+            non-negative integer.
     """
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:  # "x" and 1.5 are not seeds
+        raise ValueError(f"seed {seed!r} is not a non-negative integer. Fix: give an integer, e.g. "
+                         "`papermill ... -p seed 0`.")
     results = os.environ.get(RESULTS_ENV)
     chapter = Chapter(title=title, profile=resolve_profile(profile), seed=int(seed), device=select_device(device),
                       results_dir=Path(results) if results else None)

@@ -363,7 +363,13 @@ def _without_injected_parameters(path: Path) -> nbformat.NotebookNode:
     """The notebook at ``path`` without the parameters cell papermill injected in an earlier run: papermill keeps
     such a cell when no new parameters are given, so a run with the chapters' own profile would silently reuse
     the profile of the previous run."""
-    notebook = nbformat.read(path, as_version=4)
+    try:
+        notebook = nbformat.read(path, as_version=4)
+    except (nbformat.reader.NotJSONError, ValueError, KeyError) as error:  # truncated or not a notebook
+        raise ChapterFailed(f"chapter {path.name}: {path} cannot be read as a notebook "
+                            f"({str(error).splitlines()[0][:120] if str(error) else type(error).__name__}). The "
+                            f"published results are unchanged. Fix: restore it (git checkout {path.name}) or repair "
+                            "its JSON.") from None
     notebook.cells = [cell for cell in notebook.cells if "injected-parameters" not in cell.metadata.get("tags", [])]
     return notebook
 

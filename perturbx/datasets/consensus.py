@@ -82,7 +82,8 @@ def read_signature_table(path: Path | str) -> pd.DataFrame:
     Raises:
         ConsensusFormatError: the columns after the first are not exactly the 978 landmark Entrez ids.
     """
-    frame = pd.read_csv(path, sep="\t", index_col=0, dtype=str, keep_default_na=False, na_values=["", "NA", "nan"])
+    frame = _read_tsv(path, "signature table (e.g. consensi-drugbank.tsv.gz)", index_col=0,
+                      na_values=["", "NA", "nan"])
     frame.index = frame.index.astype(str)
     order = _landmark_column_order(frame.columns, str(path))
     values = frame.iloc[:, order].apply(pd.to_numeric, errors="coerce").astype(np.float64)
@@ -109,13 +110,27 @@ def _landmark_column_order(columns: pd.Index, source: str) -> np.ndarray:
     return position.loc[wanted].to_numpy()
 
 
+def _read_tsv(path: Path | str, what: str, **options) -> pd.DataFrame:
+    """A tab-separated table of text cells (gzip read by the name's ``.gz``); anything that is not one (truncated or
+    damaged gzip, a binary file, an empty file, not text) is one :class:`ConsensusFormatError` line."""
+    try:
+        return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, **options)
+    except (OSError, EOFError, UnicodeDecodeError, pd.errors.EmptyDataError, pd.errors.ParserError) as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        why = lines[0] if lines else type(error).__name__
+        raise ConsensusFormatError(f"{path}: cannot be read as a tab-separated {what} ({why}). Fix: the file is "
+                                   "truncated, damaged or of another kind; fetch or export it again.") from None
+
+
 def read_structure_table(path: Path | str) -> pd.DataFrame:
     """DrugBank structures indexed by ``drugbank_id``: columns name, groups (when present) and inchi (text).
 
     Raises:
         ConsensusFormatError: no ``drugbank_id`` or ``inchi`` column, or an id that appears twice.
     """
-    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=[""])
+    frame = _read_tsv(path, "structure table (e.g. drugbank.tsv)", na_values=[""])
     absent = [c for c in STRUCTURE_COLUMNS if c not in frame.columns]
     if absent:
         raise ConsensusFormatError(f"{path}: a structure table needs columns {', '.join(STRUCTURE_COLUMNS)}; "

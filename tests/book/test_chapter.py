@@ -164,3 +164,9 @@ def test_a_tables_download_link_points_at_its_csv_in_the_rendered_book():
     html = table_link_html("02_drp", "ccle_paper_protocol", (7, 12))
     assert f'class="{TABLE_LINK_CLASS}"' in html and 'href="../results/02_drp/ccle_paper_protocol.csv"' in html
     assert "7 rows x 12 columns" in html
+
+
+@pytest.mark.parametrize("seed", ["x", 1.5, -1, True])
+def test_a_seed_that_is_not_a_non_negative_integer_is_refused(seed):
+    with pytest.raises(ValueError, match=f"seed {seed!r} is not a non-negative integer"):
+        start_chapter("t", profile="smoke", seed=seed, device="cpu")

@@ -221,3 +221,14 @@ def test_provenance_records_the_chapter_source_and_marks_an_uncommitted_chapter_
     assert record["notebook_sha256"] == runner.notebook_sha256(nbformat.read(chapter, as_version=4))
     assert record["commit"].endswith("+dirty")  # the chapter is in no commit: its numbers are not a commit's
     assert pd.read_csv(results / "runs.csv")["commit"].iloc[-1] == record["commit"]
+
+
+def test_a_truncated_notebook_is_one_error_naming_it_and_the_results_stay(tmp_path, monkeypatch):
+    monkeypatch.delenv("PERTURBX_PROFILE", raising=False)
+    chapter, results = write_chapter(tmp_path, "01_cut.ipynb", "x = 1"), tmp_path / "results"
+    run_chapters([chapter], profile="smoke", results_dir=results)
+    record = (results / "01_cut" / "provenance.json").read_bytes()
+    chapter.write_bytes(chapter.read_bytes()[:200])
+    with pytest.raises(ChapterFailed, match=r"01_cut.ipynb cannot be read as a notebook .*Fix: restore it"):
+        run_chapters([chapter], profile="smoke", results_dir=results)
+    assert (results / "01_cut" / "provenance.json").read_bytes() == record

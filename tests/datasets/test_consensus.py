@@ -175,3 +175,17 @@ def test_values_float32_cannot_hold_are_dropped_as_non_finite(mirror_env):
     curated, dropped = curate_consensus(signatures, structures)
     assert dropped.set_index("profile_id")["reason"]["DB04"] == "non-finite values: 2 genes"
     assert np.isfinite(curated.expression).all() and curated.summary()["non_finite_profiles_dropped"] == 1
+
+
+@pytest.mark.parametrize("damage", ["truncated gzip", "gzip of random bytes", "empty file", "R data named .tsv.gz"])
+@pytest.mark.parametrize("table", ["signatures", "structures"])
+def test_a_file_that_is_not_a_table_is_one_line_naming_it(tmp_path, damage, table):
+    path = tmp_path / "table.tsv.gz"
+    text = gzip.compress(b"perturbagen\t1\t2\nDB01\t0.1\t0.2\n" * 2000)
+    path.write_bytes({"truncated gzip": text[: len(text) // 2],
+                      "gzip of random bytes": gzip.compress(np.random.default_rng(0).bytes(5000)),
+                      "empty file": b"", "R data named .tsv.gz": b"\xfd7zXZ\x00 R data"}[damage])
+    reader = read_signature_table if table == "signatures" else read_structure_table
+    with pytest.raises(ConsensusFormatError, match=f"^{path}: cannot be read as a tab-separated") as caught:
+        reader(path)
+    assert "Fix: " in str(caught.value) and "\n" not in str(caught.value)
