@@ -155,6 +155,26 @@ def _ctrl_c() -> Iterator[list[bool]]:
             sys.unraisablehook = previous_hook
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived: raised in the main thread so that the command unwinds (and logs) as for Ctrl-C."""
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` while a command runs (where SIGTERM has its default handler)."""
+    def on_sigterm(signum, frame):
+        raise Terminated
+
+    install = (signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+               and threading.current_thread() is threading.main_thread())
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if install else None
+    try:
+        yield
+    finally:
+        if install:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the ``perturbx`` command; each subcommand sets ``handler`` to the function that runs it."""
     parser = argparse.ArgumentParser(prog="perturbx", description="perturbx: data and book tools")
@@ -206,13 +226,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status: 0 on success; 1 on a data error, a bad value or a file that cannot be read or written
         (one line on stderr naming it) or a failed chapter (its failing cell and the end of the traceback); 2 when
         ``data fetch`` is given neither names nor ``--all``;
-        130 on Ctrl-C (one line, ``perturbx: interrupted``).
+        130 on Ctrl-C (one line, ``perturbx: interrupted``); 143 on SIGTERM (``perturbx: terminated``), after the
+        command cleaned up as for Ctrl-C (a chapter run logs its failure and leaves the published chapter whole).
     """
     args = build_parser().parse_args(argv)
     status, failure = None, None
-    with _ctrl_c() as pressed:
+    with _ctrl_c() as pressed, _sigterm_raises():
         try:
             status = args.handler(args)
+        except Terminated:
+            print("perturbx: terminated", file=sys.stderr)
+            return 143
         except KeyboardInterrupt:
             pressed.append(True)
         except ChapterFailed as error:  # the failing cell and the end of its traceback: kept on their own lines

@@ -143,7 +143,7 @@ def _run_chapter(path: Path, parameters: dict, results: Path) -> float:
             _execute(path, parameters, staging, executed)
         except BaseException as error:  # noqa: BLE001 - recorded below, then raised again
             failure = error
-        with _sigint_deferred():  # a second Ctrl-C waits until the run is logged
+        with _signals_deferred():  # a second Ctrl-C (or a SIGTERM) waits until the run is logged
             elapsed = time.perf_counter() - started
             problems = _tidy_and_check(executed, path)
             problems = _finish_record(path, executed, staging, elapsed, run, problems, failed=failure is not None)
@@ -182,17 +182,19 @@ def _publish(executed: Path, path: Path, staging: Path, folder: Path, results: P
 
 
 @contextmanager
-def _sigint_deferred() -> Iterator[None]:
-    """SIGINT held back (delivered on exit) while the block runs, in the main thread; elsewhere a no-op."""
+def _signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM held back (delivered on exit) while the block runs; a no-op where signals cannot be
+    masked."""
+    held = {signal.SIGINT, signal.SIGTERM}
     try:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)
     except (AttributeError, ValueError, OSError):
         yield
         return
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
 
 def notebook_sha256(notebook: nbformat.NotebookNode) -> str:

@@ -2,6 +2,11 @@
 
 import hashlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -232,3 +237,34 @@ def test_a_truncated_notebook_is_one_error_naming_it_and_the_results_stay(tmp_pa
     with pytest.raises(ChapterFailed, match=r"01_cut.ipynb cannot be read as a notebook .*Fix: restore it"):
         run_chapters([chapter], profile="smoke", results_dir=results)
     assert (results / "01_cut" / "provenance.json").read_bytes() == record
+
+
+def test_sigterm_of_the_runner_logs_the_failure_and_leaves_the_published_chapter_whole(tmp_path, monkeypatch):
+    monkeypatch.delenv("PERTURBX_PROFILE", raising=False)
+    monkeypatch.delenv("PERTURBX_TEST_BREAK", raising=False)
+    chapter, results = write_chapter(tmp_path, "01_term.ipynb", BREAKABLE), tmp_path / "results"
+    run_chapters([chapter], profile="smoke", results_dir=results)
+    before = published_state(chapter, results)
+    marker = tmp_path / "kernel-started"
+    nb = nbformat.read(chapter, as_version=4)  # the next run waits in a cell, after saying it got there
+    nb.cells[-2].source = f"import pathlib, time\npathlib.Path({str(marker)!r}).touch()\ntime.sleep(300)"
+    nbformat.write(nb, chapter)
+    before[chapter.name] = hashlib.sha256(chapter.read_bytes()).hexdigest()
+    script = ("import sys\nfrom pathlib import Path\nfrom perturbx import cli\nfrom perturbx.book import runner\n"
+              f"runner.chapter_paths = lambda names=None: [Path({str(chapter)!r})]\n"
+              "sys.exit(cli.main(['book', 'run', '--profile', 'smoke']))\n")
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=os.environ | {"PYTHONPATH": str(Path.cwd())})
+    try:
+        for _ in range(1200):  # polls while the kernel starts (up to 2 minutes on a busy machine); no time asserted
+            if marker.exists() or process.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert marker.exists(), "the chapter's kernel never reached the waiting cell"
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 143 and err.strip().splitlines()[-1] == "perturbx: terminated"
+    assert published_state(chapter, results) == before
+    assert pd.read_csv(results / "runs.csv")["status"].tolist() == ["ok", "failed"]
