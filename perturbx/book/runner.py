@@ -6,8 +6,8 @@ passed the publishing rule (:func:`~perturbx.book.publishing.executed_problems`)
 interrupted, whose kernel died, or that ran but is not fit to publish leaves the published notebook and results as
 they were, and stops the run with :class:`ChapterFailed` (or ``KeyboardInterrupt``). Per chapter it writes
 ``<results>/<chapter>/<table>.csv`` and ``provenance.json`` (commit, device, profile, seeds, package versions, data
-checksums, the sha256 of the chapter's source cells, wall time) and appends one line per run, failed ones included,
-to ``<results>/runs.csv``. A chapter's results folder is locked while it runs (``.<chapter>.lock`` beside it): a
+checksums, the sha256 of the chapter's source cells, wall time) and appends one line per run, failed ones included
+(with a one-line ``reason``: :func:`failure_reason`), to ``<results>/runs.csv``. A chapter's results folder is locked while it runs (``.<chapter>.lock`` beside it): a
 second run of the same chapter fails at once. :func:`time_chapter` times one chapter for the speed benchmarks.
 
 Chapter kernels never import this module (it imports papermill and nbformat); they use
@@ -45,7 +45,11 @@ from .publishing import (
     tidy_streams,
 )
 
-RUNS_LOG_COLUMNS = ("chapter", "status", "profile", "device", "device_name", "commit", "finished_utc", "wall_time_s")
+RUNS_LOG_COLUMNS = ("chapter", "status", "profile", "device", "device_name", "commit", "finished_utc", "wall_time_s",
+                    "reason")
+# A failed run's reason is one line of the runs log: longer messages are cut (the full one is printed and kept in the
+# executed notebook).
+REASON_CHARS = 240
 # Where a run's executed notebook is written before it is published (and kept, when the run failed): outside the
 # book's source folder, which the HTML build reads whole.
 EXECUTED_DIR = Path(tempfile.gettempdir()) / "perturbx-runs"
@@ -126,7 +130,8 @@ def _run_chapter(path: Path, parameters: dict, results: Path) -> float:
     """Execute one chapter into a copy and a staging folder, log the run, publish both when it passed; returns its
     wall time in seconds."""
     folder = results / path.stem
-    results.mkdir(parents=True, exist_ok=True)
+    for place in (results, path.parent):  # the results, and the notebook's folder (the notebook is renamed into it)
+        _require_writable(place, path)
     with output_lock(folder, label="chapter results folder"):
         # The chapter links its tables by its folder's name, so it writes into <results>/.<chapter>.tmp-<pid>/<chapter>
         # (what a killed run leaves there is removed when the lock is next taken).
@@ -147,6 +152,7 @@ def _run_chapter(path: Path, parameters: dict, results: Path) -> float:
             elapsed = time.perf_counter() - started
             problems = _tidy_and_check(executed, path)
             problems = _finish_record(path, executed, staging, elapsed, run, problems, failed=failure is not None)
+            run["reason"] = failure_reason(failure, problems)
             _append_run(results / RUNS_LOG, run)
             published = failure is None and not problems and _publish(executed, path, staging, folder, results)
             shutil.rmtree(staging_root, ignore_errors=True)
@@ -159,6 +165,19 @@ def _run_chapter(path: Path, parameters: dict, results: Path) -> float:
                             + "\n".join(f"    {p}" for p in problems)
                             + f"\nThe published chapter is unchanged; the executed notebook was written to {executed}.")
     return elapsed
+
+
+def _require_writable(folder: Path, chapter: Path) -> None:
+    """Create ``folder`` if needed and write (then remove) a file in it; a folder that cannot be written to raises
+    ChapterFailed naming it and the fix, before anything runs."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".perturbx-write-check-"):
+            pass
+    except PermissionError as error:
+        raise ChapterFailed(f"chapter {chapter.name}: cannot write to {folder} ({error.strerror or error}); nothing "
+                            "was run and the published chapter is unchanged. Fix: make it writable "
+                            f"(chmod -R u+w {folder}) or run the book from a copy you can write to.") from None
 
 
 def _publish(executed: Path, path: Path, staging: Path, folder: Path, results: Path) -> bool:
@@ -342,15 +361,58 @@ def _read_record(path: Path) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
+def failure_reason(failure: BaseException | None, problems: Sequence[str] = ()) -> str:
+    """Why a run failed, in one line of at most :data:`REASON_CHARS` characters ('' for a run that passed).
+
+    Args:
+        failure: what the run raised (``None`` when it ran to the end).
+        problems: what made a run that ended unfit to publish (:func:`~perturbx.book.publishing.executed_problems`).
+    """
+    if isinstance(failure, KeyboardInterrupt):
+        reason = "interrupted (Ctrl-C)"
+    elif failure is not None and type(failure).__name__ == "Terminated":  # the command line's SIGTERM
+        reason = "terminated (SIGTERM)"
+    elif isinstance(failure, ChapterFailed):
+        reason = str(failure).splitlines()[0] if str(failure) else "chapter failed"
+    elif failure is not None:
+        first = str(failure).splitlines()[0] if str(failure) else ""
+        reason = f"{type(failure).__name__}: {first}" if first else type(failure).__name__
+    elif problems:
+        reason = "not fit to publish: " + "; ".join(problems)
+    else:
+        return ""
+    reason = " ".join(reason.split())
+    return reason if len(reason) <= REASON_CHARS else reason[:REASON_CHARS - 3] + "..."
+
+
 def _append_run(log: Path, row: dict) -> None:
-    """Append one chapter run to the runs log (CSV with :data:`RUNS_LOG_COLUMNS`), writing the header if new."""
+    """Append one chapter run to the runs log (CSV with :data:`RUNS_LOG_COLUMNS`), writing the header if new.
+
+    A log written before a column was added is rewritten once with the current header (its rows keep their values;
+    the new columns are empty), so every row stays under the right column."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    new = not log.exists()
+    if log.exists():
+        with open(log, newline="") as handle:
+            header = next(csv.reader(handle), None)
+        if header is not None and tuple(header) != RUNS_LOG_COLUMNS:
+            with open(log, newline="") as handle:
+                old_rows = list(csv.DictReader(handle))
+            _write_runs(log, old_rows)
     with open(log, "a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=RUNS_LOG_COLUMNS)
-        if new:
+        writer = csv.DictWriter(handle, fieldnames=RUNS_LOG_COLUMNS, )
+        if handle.tell() == 0:
             writer.writeheader()
         writer.writerow({column: row.get(column, "") for column in RUNS_LOG_COLUMNS})
+
+
+def _write_runs(log: Path, rows: list[dict]) -> None:
+    """Replace the runs log with ``rows`` under the current header (atomically: a copy renamed into place)."""
+    staged = log.with_name(f".{log.name}.tmp-{os.getpid()}")
+    with open(staged, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=RUNS_LOG_COLUMNS, )
+        writer.writeheader()
+        writer.writerows({column: row.get(column) or "" for column in RUNS_LOG_COLUMNS} for row in rows)
+    os.replace(staged, log)
 
 
 def _failure_message(path: Path, error: papermill.PapermillExecutionError, executed: Path) -> str:

@@ -268,3 +268,61 @@ def test_sigterm_of_the_runner_logs_the_failure_and_leaves_the_published_chapter
     assert process.returncode == 143 and err.strip().splitlines()[-1] == "perturbx: terminated"
     assert published_state(chapter, results) == before
     assert pd.read_csv(results / "runs.csv")["status"].tolist() == ["ok", "failed"]
+
+
+def test_the_runs_log_says_why_a_run_failed(tmp_path, monkeypatch):
+    monkeypatch.delenv("PERTURBX_PROFILE", raising=False)
+    monkeypatch.setenv("PERTURBX_TEST_BREAK", "raise")
+    chapter, results = write_chapter(tmp_path, "01_why.ipynb", BREAKABLE), tmp_path / "results"
+    with pytest.raises(ChapterFailed):
+        run_chapters([chapter], profile="smoke", results_dir=results)
+    monkeypatch.setenv("PERTURBX_TEST_BREAK", "kill")
+    with pytest.raises(ChapterFailed):
+        run_chapters([chapter], profile="smoke", results_dir=results)
+    monkeypatch.delenv("PERTURBX_TEST_BREAK")
+    run_chapters([chapter], profile="smoke", results_dir=results)
+    log = pd.read_csv(results / "runs.csv", keep_default_na=False)
+    assert log["status"].tolist() == ["failed", "failed", "ok"]
+    assert "RuntimeError: broke on purpose" in log["reason"][0] and "cell" in log["reason"][0]
+    assert "the kernel died in cell" in log["reason"][1]
+    assert log["reason"][2] == ""
+
+
+def test_failure_reasons_are_one_short_line():
+    assert runner.failure_reason(None) == ""
+    assert runner.failure_reason(KeyboardInterrupt()) == "interrupted (Ctrl-C)"
+    assert runner.failure_reason(None, ["a warning in cell 3", "no run box"]) == (
+        "not fit to publish: a warning in cell 3; no run box")
+    long = runner.failure_reason(ChapterFailed("chapter 01.ipynb failed: " + "x" * 1000 + "\n    traceback"))
+    assert len(long) == runner.REASON_CHARS and long.endswith("...") and "\n" not in long
+    assert runner.failure_reason(OSError("disk full")) == "OSError: disk full"
+
+
+def test_a_runs_log_from_before_the_reason_column_is_carried_over(tmp_path, monkeypatch):
+    monkeypatch.delenv("PERTURBX_PROFILE", raising=False)
+    results = tmp_path / "results"
+    results.mkdir()
+    old_header = [c for c in runner.RUNS_LOG_COLUMNS if c != "reason"]
+    (results / "runs.csv").write_text(",".join(old_header) + "\n00_old,ok,smoke,cpu,CPU,abc,2026-01-01 00:00:00 UTC,1.5\n")
+    chapter = write_chapter(tmp_path, "01_new.ipynb", "")
+    run_chapters([chapter], profile="smoke", results_dir=results)
+    log = pd.read_csv(results / "runs.csv", keep_default_na=False)
+    assert list(log.columns) == list(runner.RUNS_LOG_COLUMNS)
+    assert log["chapter"].tolist() == ["00_old", "01_new"] and log["wall_time_s"][0] == 1.5
+    assert log["reason"].tolist() == ["", ""]
+
+
+def test_a_results_folder_that_cannot_be_written_is_one_error_before_anything_runs(tmp_path, monkeypatch):
+    monkeypatch.delenv("PERTURBX_PROFILE", raising=False)
+    chapter, results = write_chapter(tmp_path, "01_ro.ipynb", "x = 1"), tmp_path / "results"
+    results.mkdir()
+    before = chapter.read_bytes()
+
+    def refused(*args, dir=None, **kwargs):  # what a read-only folder does (as root, chmod would not stop us)
+        raise PermissionError(13, "Permission denied", str(Path(dir) / ".perturbx-write-check-x"))
+
+    monkeypatch.setattr(runner.tempfile, "NamedTemporaryFile", refused)
+    with pytest.raises(ChapterFailed, match=rf"01_ro.ipynb: cannot write to {results} \(Permission denied\); "
+                                            r"nothing was run.*Fix: make it writable \(chmod -R u\+w"):
+        run_chapters([chapter], profile="smoke", results_dir=results)
+    assert chapter.read_bytes() == before and sorted(p.name for p in results.iterdir()) == []
