@@ -22,8 +22,9 @@ import pandas as pd
 
 from perturbx.book.runner import time_chapter
 from perturbx.datasets.simulate import simulate
-from perturbx.experiments import generative, l1000
 from perturbx.runtime import describe_device, select_device
+from perturbx.studies import generative
+from perturbx.tasks import l1000
 
 
 def main() -> None:

@@ -20,17 +20,19 @@ from dataclasses import replace
 import pandas as pd
 
 from perturbx.datasets.drp import TRAIN_DATASET, load_drp
-from perturbx.experiments import drp
 from perturbx.runtime import describe_device, select_device
 from perturbx.splits import kfold
+from perturbx.studies import drug_response
 
 
-def ccle_rows(data, settings: drp.DRPSettings, models: list[str], protocols: list[str], seeds: int) -> list[dict]:
+def ccle_rows(data, settings: drug_response.DRPSettings, models: list[str], protocols: list[str],
+              seeds: int) -> list[dict]:
     """One row per protocol and model: wall time of the whole run, and per fit throughput, epochs and seconds."""
     rows = []
     for protocol in protocols:
         started = time.perf_counter()
-        ccle = drp.cross_dataset(data, models, settings, list(range(seeds)), protocol=protocol, progress=False)
+        ccle = drug_response.cross_dataset(data, models, settings, list(range(seeds)), protocol=protocol,
+                                           progress=False)
         wall = time.perf_counter() - started
         for model_id in models:
             fits = [r.outputs[model_id].fit for r in ccle.results.values()]
@@ -41,13 +43,14 @@ def ccle_rows(data, settings: drp.DRPSettings, models: list[str], protocols: lis
     return rows
 
 
-def cv_rows(data, settings: drp.DRPSettings, models: list[str]) -> list[dict]:
+def cv_rows(data, settings: drug_response.DRPSettings, models: list[str]) -> list[dict]:
     """One row per model: wall time of one 5-fold cross-validation on CTRP+GDSC and its mean throughput."""
     pairs, rows = data.dataset(TRAIN_DATASET), []
     for model_id in models:
         started, fits = time.perf_counter(), []
         for split in kfold(len(pairs), k=5, seed=0, labels=pairs["label"].to_numpy()):
-            result = drp.run_split(data, pairs.iloc[split.train], pairs.iloc[split.val], pairs.iloc[split.test],
+            train, val, test = pairs.iloc[split.train], pairs.iloc[split.val], pairs.iloc[split.test]
+            result = drug_response.run_split(data, train, val, test,
                                    [model_id], settings, seed=0)
             fits += list(result.fits.values())
         rows.append({"model": model_id, "5-fold CV wall time (s)": time.perf_counter() - started,
@@ -61,14 +64,15 @@ def main() -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--genes", default=None, help="genes per omics block: a number or 'all' (default: profile)")
-    parser.add_argument("--protocols", nargs="+", default=list(drp.PROTOCOLS), choices=list(drp.PROTOCOLS))
+    parser.add_argument("--protocols", nargs="+", default=list(drug_response.PROTOCOLS),
+                        choices=list(drug_response.PROTOCOLS))
     parser.add_argument("--models", nargs="+", default=["deepdra", "cross_attention"],
-                        choices=drp.MODELS.ids("learned"))
+                        choices=drug_response.MODELS.ids("learned"))
     parser.add_argument("--workers", type=int, default=None, help="seeds trained at once (default: the profile's)")
     parser.add_argument("--cv", action="store_true", help="time one 5-fold cross-validation per model instead")
     args = parser.parse_args()
     device = select_device(args.device)
-    settings = drp.DRPSettings.for_profile(args.profile, device=device)
+    settings = drug_response.DRPSettings.for_profile(args.profile, device=device)
     if args.genes is not None:
         settings = replace(settings, n_genes=None if args.genes == "all" else int(args.genes))
     if args.workers is not None:

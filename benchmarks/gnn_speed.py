@@ -20,9 +20,10 @@ from perturbx.book.runner import time_chapter
 from perturbx.datasets import fetch
 from perturbx.datasets.cmap import landmark_genes
 from perturbx.datasets.simulate import simulate
-from perturbx.experiments import expression, l1000
 from perturbx.pathways import gene_graph, read_gmt
 from perturbx.runtime import describe_device, select_device
+from perturbx.studies import graph_model
+from perturbx.tasks import l1000
 
 
 def main() -> None:
@@ -33,7 +34,7 @@ def main() -> None:
     parser.add_argument("--smoke-chapter", action="store_true")
     args = parser.parse_args()
     device = select_device(args.device)
-    settings = expression.ExpressionSettings.for_profile(args.profile, device=device)
+    settings = graph_model.ExpressionSettings.for_profile(args.profile, device=device)
     settings.fit.epochs, settings.fit.early_stopping_patience, settings.fit.progress = args.epochs, None, False
 
     simulation = simulate(l1000.simulation_for(args.profile))
@@ -44,13 +45,13 @@ def main() -> None:
     prepared = l1000.prepare(inputs, split.train)
     print(f"{describe_device(device)}; profile {args.profile}: {len(split.train):,} training profiles, "
           f"{args.epochs} epochs, batch {settings.fit.batch_size}, {settings.gnn}")
-    model, result = expression.fit_graph_model(inputs, prepared, split, settings, seed=0)
+    model, result = graph_model.fit_graph_model(inputs, prepared, split, settings, seed=0)
     parameters = sum(p.numel() for p in model.parameters())
     print(f"graph model ({parameters:,} parameters): training {result.samples_per_second:,.0f} profiles/s "
           f"({result.seconds / args.epochs:.1f} s per epoch)")
-    expression.predict_graph_model(model, inputs, prepared, split.test[:256])  # warm-up
+    graph_model.predict_graph_model(model, inputs, prepared, split.test[:256])  # warm-up
     started = time.perf_counter()
-    expression.predict_graph_model(model, inputs, prepared, split.test)
+    graph_model.predict_graph_model(model, inputs, prepared, split.test)
     print(f"prediction: {len(split.test) / (time.perf_counter() - started):,.0f} profiles/s "
           f"({len(split.test):,} test profiles)")
     if args.smoke_chapter:

@@ -27,9 +27,10 @@ import torch
 from perturbx.datasets import fetch
 from perturbx.datasets.cmap import landmark_genes
 from perturbx.datasets.simulate import lincs_scale_config, simulate
-from perturbx.experiments import expression, generative, l1000
-from perturbx.metrics import pearson_rows, spread_ratio
+from perturbx.evaluation.metrics import pearson_rows, spread_ratio
 from perturbx.pathways import gene_graph, read_gmt
+from perturbx.studies import generative, graph_model, l1000_baselines
+from perturbx.tasks import l1000
 
 
 def _pearson(predicted: np.ndarray, observed: np.ndarray) -> float:
@@ -58,25 +59,25 @@ def _sampled(model, inputs, prepared, rows: np.ndarray, truth: l1000.Truth, n_sa
 
 def _condition_rows(inputs, rows: np.ndarray, limit: int, seed: int) -> np.ndarray:
     """One profile per condition of ``rows``, at most ``limit`` conditions drawn at random (sorted positions)."""
-    first = generative.test_conditions(inputs, rows)["row"].to_numpy()
+    first = l1000.test_conditions(inputs, rows)["row"].to_numpy()
     if len(first) > limit:
         first = np.random.default_rng(seed).choice(first, limit, replace=False)
     return np.sort(first)
 
 
-def point_models(inputs, split, true_change: np.ndarray, settings: expression.ExpressionSettings,
+def point_models(inputs, split, true_change: np.ndarray, settings: graph_model.ExpressionSettings,
                  models: set[str], seed: int) -> tuple[list[dict], list[dict]]:
     """Scores (and fit rows) of the per-cell-line mean, ridge, the graph model and the true mean on ``split.test``."""
-    context = l1000.L1000Context(inputs, l1000.prepare(inputs, split.train), split, seed, settings)
+    context = l1000_baselines.L1000Context(inputs, l1000.prepare(inputs, split.train), split, seed, settings)
     observed, scores, fits = inputs.data.change[split.test], [], []
     for model_id in ("cell_line_mean", "ridge"):
         started = time.perf_counter()
-        predicted = expression.MODELS[model_id].run(context, seed).prediction
+        predicted = graph_model.MODELS[model_id].run(context, seed).prediction
         scores.append({"model": model_id, "rows": "test", "pearson_change": _pearson(predicted, observed),
                        "seconds": time.perf_counter() - started})
     if "graph" in models:
-        model, result = expression.fit_graph_model(inputs, context.prepared, split, settings, seed)
-        predicted = expression.predict_graph_model(model, inputs, context.prepared, split.test)
+        model, result = graph_model.fit_graph_model(inputs, context.prepared, split, settings, seed)
+        predicted = graph_model.predict_graph_model(model, inputs, context.prepared, split.test)
         scores.append({"model": "graph_model", "rows": "test", "pearson_change": _pearson(predicted, observed),
                        "seconds": result.seconds})
         fits.append(_fit_row("graph_model", result))
@@ -89,7 +90,7 @@ def generative_models(inputs, split, simulation, settings: generative.Generative
                       temperatures: list[float], limit: int, seed: int) -> tuple[list[dict], list[dict]]:
     """Scores of the encoder-decoder (sample mean) and of the diffusion model at each temperature, on validation
     and test conditions, with the true mean on the same conditions; fit rows of both networks."""
-    prepared, truth = generative.prepare(inputs, split.train), l1000.Truth(simulation, settings.n_reference)
+    prepared, truth = l1000.prepare_generative(inputs, split.train), l1000.Truth(simulation, settings.n_reference)
     true_change = l1000.true_changes(simulation)
     parts = {"val": _condition_rows(inputs, split.val, limit, seed), "test": _condition_rows(inputs, split.test,
                                                                                              limit, seed)}

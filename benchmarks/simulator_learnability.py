@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/simulator_learnability.py [--profile smoke|quick|full] [--seed 0]
 
 Draws :func:`perturbx.datasets.simulate.lincs_scale_config` for the profile and prints
-:func:`perturbx.learnability.learnability_table` (see that module for what (a)-(d) are) with the sizes and times.
+:func:`perturbx.evaluation.learnability.learnability_table` (see that module for what (a)-(d) are) with the sizes and
+times.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import argparse
 import time
 
 from perturbx.datasets.simulate import lincs_scale_config, simulate
-from perturbx.learnability import learnability_table
+from perturbx.evaluation.learnability import learnability_table
 
 
 def main() -> None:

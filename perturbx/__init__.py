@@ -1,20 +1,22 @@
 """perturbx: the tested package behind the book's reproductions of drug-perturbation models.
 
-Subpackages and modules, from data to book:
+Layers, each importing only from the ones before it (``tests/test_package_shape.py`` checks every import):
 
-- :mod:`perturbx.datasets`: the data registry, the checksummed fetcher, CMap readers and writer, L1000 curation,
-  drug-response assembly and the semi-synthetic generator.
-- :mod:`perturbx.chem`, :mod:`perturbx.pathways`: RDKit featurisation; gene sets, the pathway gene graph, GSEA.
-- :mod:`perturbx.splits`, :mod:`perturbx.metrics`, :mod:`perturbx.analysis`: splits, metrics, analyses of data.
-- :mod:`perturbx.models`: one module per model family.
-- :mod:`perturbx.training`: the one fit loop of every torch model.
-- :mod:`perturbx.experiments`: the one experiment protocol and its instances for chapters 02-04.
-- :mod:`perturbx.explain`: attributions of the graph model and checks of them.
-- :mod:`perturbx.papers`: the three papers and their reported numbers (reference only).
-- :mod:`perturbx.plots`: the book's figures.
-- :mod:`perturbx.book`: the chapter API, the papermill runner and the publishing rule;
-  :mod:`perturbx.reproduction` the Reproduction page; :mod:`perturbx.sphinxext` the HTML build's check.
-- :mod:`perturbx.runtime`: seeds, devices, the git commit and package versions; :mod:`perturbx.cli` the command.
+1. :mod:`perturbx.runtime`, :mod:`perturbx.profiles`, :mod:`perturbx.papers`, :mod:`perturbx.chem`,
+   :mod:`perturbx.pathways`: seeds and devices, the chapter profiles, the three papers' reported numbers
+   (reference only), RDKit featurisation, gene sets and GSEA.
+2. :mod:`perturbx.datasets`: the data registry, the checksummed fetcher, CMap readers and writer, L1000 curation,
+   drug-response assembly and the semi-synthetic generator.
+3. :mod:`perturbx.tasks` and :mod:`perturbx.splits`: what a model sees (inputs, training-fitted scaling, typed
+   batches) and the splitter.
+4. :mod:`perturbx.models` and :mod:`perturbx.training`: one module per model family, and the one fit loop.
+5. :mod:`perturbx.evaluation`: metrics, distribution scores, replicate ceilings, claims and verdicts,
+   explanations.
+6. :mod:`perturbx.studies`: the only code that knows a chapter (its settings, model registry, runs, tables and
+   claims).
+7. :mod:`perturbx.book` (the chapter API, the papermill runner, the publishing rule, the Reproduction page) and
+   :mod:`perturbx.plots` (the book's figures); on top, :mod:`perturbx.cli` (the command) and
+   :mod:`perturbx.sphinxext` (the HTML build's check).
 """
 
 __version__ = "0.1.0"

@@ -24,8 +24,8 @@ DRP = Paper("drp", "Bidirectional cross-attention drug response", "02_drp")
 PAPERS = (DRP, GRAPH, DIFFUSION)
 
 # Reported by the cross-attention paper (Cho and Kim), tables 1 and 2, for DeepDRA and the proposed model, keyed by
-# experiment and model id (perturbx.experiments.drp.MODELS). Its precision and recall may follow DeepDRA's code,
-# which computes them for the resistant class (see perturbx.metrics.deepdra_precision_recall).
+# experiment and model id (perturbx.studies.drug_response.MODELS). Its precision and recall may follow DeepDRA's code,
+# which computes them for the resistant class (see perturbx.evaluation.metrics.deepdra_precision_recall).
 DRP_REPORTED = {
     "5-fold CV on CTRP+GDSC": {
         "deepdra": {"accuracy": 0.953, "precision": 0.945, "recall": 0.96, "f1": 0.952, "roc_auc": 0.992,

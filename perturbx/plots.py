@@ -293,7 +293,7 @@ def _at_least(ax, span: float, values: np.ndarray) -> None:
 
 def headline_dots(table: pd.DataFrame, title: str, panel: str | None = None, min_span: float = 0.1) -> plt.Figure:
     """Our mean ± sd over runs (dots with bars) next to the paper's reported value (crosses, where there is one),
-    one line per row of a :func:`perturbx.reproduction.headline_table` (``experiment``, ``model``, ``metric``,
+    one line per row of a :func:`perturbx.book.reproduction.headline_table` (``experiment``, ``model``, ``metric``,
     ``ours (mean)``, ``ours (sd)``, ``paper reported``); one panel, with its own x range, per value of the column
     ``panel`` (all rows in one panel when ``None``), at least ``min_span`` wide. Row labels name the model and
     whatever else varies within the panel."""

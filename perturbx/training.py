@@ -1,7 +1,7 @@
 """One fit loop for every torch model of the book: seeds, device, batches, early stopping, progress bar.
 
 A model's data travel as a *batch*: a ``NamedTuple`` of tensors that share their first dimension (e.g.
-:class:`perturbx.experiments.l1000.L1000Batch` or :class:`perturbx.experiments.drp.PairBatch`). :func:`fit`
+:class:`perturbx.tasks.l1000.L1000Batch` or :class:`perturbx.tasks.drug_cell_pairs.PairBatch`). :func:`fit`
 shuffles the rows of the whole training batch, cuts it into mini-batches of the same type and calls the one loss
 signature of the book, ``loss(model, batch) -> {"loss": scalar tensor, **other parts}``.
 """

@@ -22,7 +22,7 @@ import pytest
 
 from perturbx.book import chapter_paths, is_progress_line
 from perturbx.book.chapter import TABLE_LINK_CLASS
-from perturbx.claims import VERDICTS
+from perturbx.evaluation.claims import VERDICTS
 
 from .conftest import REPO_ROOT
 

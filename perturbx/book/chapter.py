@@ -35,10 +35,9 @@ import pandas as pd
 
 from .. import __version__
 from ..datasets.fetcher import DataLog, use_data_log
+from ..profiles import PROFILE_ENV, PROFILES
 from ..runtime import describe_device, git_commit, package_versions, peak_memory_mb, seed_everything, select_device
 
-PROFILES = ("smoke", "quick", "full")
-PROFILE_ENV = "PERTURBX_PROFILE"
 # Set by the runner for each chapter: the folder that receives its tables and provenance record. Unset (e.g. under
 # pytest --nbmake) nothing is written, so test runs never overwrite the book's results.
 RESULTS_ENV = "PERTURBX_CHAPTER_RESULTS"

@@ -35,15 +35,10 @@ from nbclient.exceptions import DeadKernelError
 
 from ..datasets.output_folder import output_lock
 from ..runtime import DEVICE_ENV, select_device
-from .chapter import BOOK_DIR, PROFILE_ENV, PROFILES, PROVENANCE_FILE, RESULTS_ENV, RUNS_LOG, utc_now
+from .chapter import BOOK_DIR, PROVENANCE_FILE, RESULTS_ENV, RUNS_LOG, utc_now
+from ..profiles import PROFILE_ENV, PROFILES
 from .failures import ChapterFailed
-from .publishing import (
-    executed_problems,
-    hide_injected_parameters,
-    replace_glued_markdown,
-    strip_ansi,
-    tidy_streams,
-)
+from .publishing import executed_problems, hide_injected_parameters, replace_glued_markdown, strip_ansi, tidy_streams
 
 RUNS_LOG_COLUMNS = ("chapter", "status", "profile", "device", "device_name", "commit", "finished_utc", "wall_time_s",
                     "reason")
@@ -314,10 +309,10 @@ RUN_BOX = "run_box"
 
 
 def fill_run_box(path: Path, results: Path) -> bool:
-    """Rewrite the chapter's glued ``run_box`` (:func:`perturbx.reproduction.run_box`, which the chapter glued from
+    """Rewrite the chapter's glued ``run_box`` (:func:`perturbx.book.reproduction.run_box`, which the chapter glued from
     its previous run when it started) with what this run measured: its wall time in the runs log, its peak memory
     and its data files from the provenance record just written. Returns whether the chapter has a run box."""
-    from ..reproduction import Results, run_box  # imported here: the reproduction page pulls in every experiment
+    from .reproduction import Results, run_box  # imported here: the reproduction page pulls in every experiment
 
     executed = nbformat.read(path, as_version=4)
     if not replace_glued_markdown(executed, RUN_BOX, run_box(Results.load(results), path.stem)):

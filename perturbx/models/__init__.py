@@ -1,6 +1,6 @@
 """Models of the book, one module per family.
 
-- :mod:`perturbx.models.drp`: DeepDRA and the bidirectional cross-attention drug-response model.
+- :mod:`perturbx.models.drug_response`: DeepDRA and the bidirectional cross-attention drug-response model.
 - :mod:`perturbx.models.gnn`: the interpretable graph model of drug-induced expression.
 - :mod:`perturbx.models.diffusion`: the conditional diffusion model (DDPM/DDIM, classifier-free guidance).
 - :mod:`perturbx.models.encoder_decoder`: the PRnet-style encoder-decoder baseline.

@@ -178,7 +178,7 @@ class PerturbationConditioner(nn.Module):
       not a cell-line id, so that the model can be asked about a cell line it has not been trained on.
     - perturbation: the compound's Morgan fingerprint (a fixed table indexed by compound, so unseen compounds
       have features too), dose and time (each (B, 2): standardised log value and a "known" flag, as
-      :func:`perturbx.experiments.l1000.prepare` makes them), each through an MLP, summed.
+      :func:`perturbx.tasks.l1000.prepare` makes them), each through an MLP, summed.
 
     Inputs, in order: compound_index (B,) long, basal (B, genes), dose (B, 2), time (B, 2).
     """
@@ -330,7 +330,7 @@ class ConditionalDiffusion(nn.Module):
 
 def condition_of(batch) -> tuple[torch.Tensor, ...]:
     """The :class:`PerturbationConditioner` inputs of an L1000 batch (fields ``compound``, ``basal``, ``dose``,
-    ``time``; see :class:`perturbx.experiments.l1000.L1000Batch`)."""
+    ``time``; see :class:`perturbx.tasks.l1000.L1000Batch`)."""
     return batch.compound, batch.basal, batch.dose, batch.time
 
 

@@ -22,19 +22,6 @@ import numpy as np
 import torch
 from torch import nn
 
-UNKNOWN_DOSE_UM = 1.0  # dose used for the scaling of profiles whose dose is not recorded
-
-
-def dose_scale(dose_um: np.ndarray) -> np.ndarray:
-    r"""PRnet's dose scaling :math:`\log(1 + d)`, d in µM; unknown (NaN or non-positive) doses count as 1 µM.
-
-    Returns:
-        float32 (n, 1).
-    """
-    dose = np.asarray(dose_um, dtype=float)
-    dose = np.where(np.isfinite(dose) & (dose > 0), dose, UNKNOWN_DOSE_UM)
-    return np.log1p(dose).astype(np.float32)[:, None]
-
 
 @dataclass
 class EncoderDecoderConfig:
@@ -93,7 +80,7 @@ class PerturbationEncoderDecoder(nn.Module):
 
 def condition_of(batch) -> tuple[torch.Tensor, ...]:
     """The model's inputs from an L1000 batch (fields ``compound``, ``basal``, ``dose_scale``, ``time``; see
-    :class:`perturbx.experiments.l1000.L1000Batch`)."""
+    :class:`perturbx.tasks.l1000.L1000Batch`)."""
     return batch.compound, batch.basal, batch.dose_scale, batch.time
 
 

@@ -268,6 +268,6 @@ class PerturbationGNN(nn.Module):
 
 def gnn_loss(model: PerturbationGNN, batch) -> dict[str, torch.Tensor]:
     """Mean squared error of the predicted change of an L1000 batch (fields ``compound``, ``basal``, ``dose``,
-    ``time`` and the target change ``target``; see :class:`perturbx.experiments.l1000.L1000Batch`)."""
+    ``time`` and the target change ``target``; see :class:`perturbx.tasks.l1000.L1000Batch`)."""
     predicted = model(batch.compound, batch.basal, batch.dose, batch.time)
     return {"loss": torch.nn.functional.mse_loss(predicted, batch.target)}

@@ -145,7 +145,7 @@ def test_the_run_box_is_filled_with_what_the_run_measured(tmp_path, monkeypatch)
     """A chapter glues its run box when it starts (from the previous run); the runner rewrites it after the run
     with this run's wall time, peak memory and data files."""
     monkeypatch.delenv("PERTURBX_PROFILE", raising=False)
-    body = ("from perturbx import reproduction\n"
+    body = ("from perturbx.book import reproduction\n"
             "chapter.glue_markdown('run_box', reproduction.run_box_for('01_boxed'))")
     path = write_chapter(tmp_path, "01_boxed.ipynb", body)
     run_chapters([path], profile="smoke")

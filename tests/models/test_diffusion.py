@@ -9,8 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from perturbx.experiments.l1000 import L1000Batch
-from perturbx.metrics import energy_distance
+from perturbx.evaluation.metrics import energy_distance
 from perturbx.models.diffusion import (
     ConditionalDiffusion,
     DiffusionConfig,
@@ -19,6 +18,7 @@ from perturbx.models.diffusion import (
     diffusion_loss,
     timestep_embedding,
 )
+from perturbx.tasks.l1000 import L1000Batch
 from perturbx.training import FitConfig, fit
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -8,8 +8,8 @@ import torch
 from torch_geometric.utils import scatter
 
 from perturbx.chem import molecule_graph
-from perturbx.experiments.l1000 import L1000Batch
 from perturbx.models.gnn import GNNConfig, PerturbationGNN, SharedGraphConv, gnn_loss
+from perturbx.tasks.l1000 import L1000Batch
 from perturbx.training import FitConfig, fit
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -1,0 +1,103 @@
+"""A paper's claim, the evidence a chapter computed for it, and a verdict that follows from the evidence.
+
+A chapter decides a claim in three steps: it runs the models over several seeds, compares them by paired per-seed
+differences (:func:`perturbx.evaluation.metrics.compare_models`) or checks a measured bound (e.g. "within 2% of
+DDPM"), and turns that evidence into a verdict with :func:`verdict`:
+
+- ``holds``: every piece of evidence supports the claim;
+- ``does not hold``: none does;
+- ``partly``: some do and some do not;
+- ``undecided``: nothing could be decided (e.g. fewer than three seeds).
+
+The chapter registers :func:`claims_table` as its ``claims`` table; the Reproduction page reads it from there, so
+the verdict shown anywhere is the one computed from the chapter's numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .metrics import Comparison
+
+VERDICTS = ("holds", "partly", "does not hold", "undecided")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One computed finding about a claim: ``supports`` is True, False, or None (undecided); ``text`` says what
+    was compared and the numbers."""
+
+    text: str
+    supports: bool | None
+
+    @classmethod
+    def from_comparison(cls, comparison: Comparison, description: str = "") -> Evidence:
+        """Evidence from a paired comparison: it supports the claim when the model beats the baseline."""
+        text = (f"{description or comparison.model} {comparison.verdict} {comparison.baseline} in {comparison.metric} "
+                f"({comparison.details})")
+        decided = comparison.verdict != "cannot be compared with"
+        return cls(text, comparison.verdict == "beats" if decided else None)
+
+    @classmethod
+    def bound(cls, text: str, value: float, limit: float, below: bool = True) -> Evidence:
+        """Evidence that a measured ``value`` is below (or above) ``limit``; ``text`` describes the value."""
+        holds = value <= limit if below else value >= limit
+        return cls(f"{text}: {value:.3f} ({'≤' if below else '≥'} {limit:.3f} needed)", bool(holds))
+
+
+def verdict(evidence: Sequence[Evidence]) -> str:
+    """``holds`` / ``partly`` / ``does not hold`` / ``undecided`` from the evidence that was decided."""
+    decided = [e.supports for e in evidence if e.supports is not None]
+    if not decided:
+        return "undecided"
+    if all(decided):
+        return "holds"
+    return "does not hold" if not any(decided) else "partly"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A paper's claim as this book tests it.
+
+    Attributes:
+        paper: the paper's short title.
+        claim: the claim in one sentence.
+        data: the data and scale it was tested on (e.g. "LINCS-scale simulator, 16,875 profiles, 5 seeds").
+        evidence: the computed findings.
+    """
+
+    paper: str
+    claim: str
+    data: str
+    evidence: tuple[Evidence, ...] = field(default_factory=tuple)
+
+    @property
+    def verdict(self) -> str:
+        """:func:`verdict` of the evidence."""
+        return verdict(self.evidence)
+
+
+def claims_table(claims: Sequence[Claim]) -> pd.DataFrame:
+    """One row per claim: paper, claim, data, verdict and the evidence (findings joined by "; ")."""
+    return pd.DataFrame([{"paper": c.paper, "claim": c.claim, "data": c.data, "verdict": c.verdict,
+                          "evidence": "; ".join(e.text for e in c.evidence)} for c in claims],
+                        columns=["paper", "claim", "data", "verdict", "evidence"])
+
+
+def claims_markdown(table: pd.DataFrame) -> str:
+    """The claims of a :func:`claims_table` as Markdown for a chapter's verdict box: the data and scale they were
+    tested on (once when every claim shares it), then per claim the verdict, the paper's claim and our result (the
+    evidence). Every number in it comes from the table, so a box filled with it (``Chapter.glue_markdown``) cannot
+    disagree with the chapter's tables."""
+    shared = table["data"].nunique() == 1
+    lines = [f"*Data and scale:* {table['data'].iat[0]}", ""] if shared and len(table) else []
+    for _, row in table.iterrows():
+        evidence = "; ".join(part for part in str(row["evidence"]).split("; ") if part)
+        lines.append(f"- **{row['verdict']}**: {row['claim']}")
+        if not shared:
+            lines.append(f"  - *Data:* {row['data']}")
+        lines.append(f"  - *Our result:* {evidence or 'no decided evidence'}")
+    return "\n".join(lines)

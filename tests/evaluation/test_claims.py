@@ -1,0 +1,43 @@
+import pandas as pd
+
+from perturbx.evaluation.claims import Claim, Evidence, claims_markdown, claims_table, verdict
+from perturbx.evaluation.metrics import compare_models
+
+
+def _runs(model_values, baseline_values):
+    return pd.DataFrame([{"seed": s, "model": "m", "r": v} for s, v in enumerate(model_values)]
+                        + [{"seed": s, "model": "b", "r": v} for s, v in enumerate(baseline_values)])
+
+
+def test_verdict_from_evidence():
+    yes, no, unknown = Evidence("a", True), Evidence("b", False), Evidence("c", None)
+    assert verdict([yes, yes]) == "holds"
+    assert verdict([no, unknown]) == "does not hold"
+    assert verdict([yes, no]) == "partly"
+    assert verdict([unknown]) == verdict([]) == "undecided"
+
+
+def test_evidence_from_comparison_and_bound():
+    win = Evidence.from_comparison(compare_models(_runs([0.6, 0.7, 0.65], [0.5, 0.6, 0.55]), "m", "b", "r"))
+    assert win.supports is True and "beats" in win.text and "b in r" in win.text
+    one = Evidence.from_comparison(compare_models(_runs([0.9], [0.1]), "m", "b", "r"))
+    assert one.supports is None
+    assert Evidence.bound("relative change", 0.01, 0.02).supports is True
+    assert Evidence.bound("relative change", 0.03, 0.02).supports is False
+    assert Evidence.bound("share of ceiling", 0.7, 0.6, below=False).supports is True
+
+
+def test_claims_table_carries_the_computed_verdict():
+    claim = Claim("paper", "m beats b", "toy", (Evidence("x", True), Evidence("y", False)))
+    table = claims_table([claim])
+    assert table.loc[0, "verdict"] == "partly" and table.loc[0, "evidence"] == "x; y"
+
+
+def test_claims_markdown_lists_verdict_claim_data_and_result():
+    table = claims_table([Claim("P", "A beats B", "toy data, 3 seeds",
+                                (Evidence("A beats B (+0.04)", True), Evidence("A ties with C", False)))])
+    text = claims_markdown(table)
+    assert text.startswith("*Data and scale:* toy data, 3 seeds\n\n- **partly**: A beats B\n")
+    assert "*Our result:* A beats B (+0.04); A ties with C" in text
+    two = claims_table([Claim("P", "A beats B", "set 1"), Claim("P", "C beats D", "set 2")])
+    assert "  - *Data:* set 2" in claims_markdown(two) and "Data and scale" not in claims_markdown(two)
