@@ -17,8 +17,9 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 book: venv data run-chapters html
 
+# A chapter cell may take minutes on a loaded machine; the timeout only catches a hung kernel (CI allows 90 min).
 test: venv browser html lint
-	$(BIN)/python -m pytest tests --nbmake book
+	$(BIN)/python -m pytest tests --nbmake book --nbmake-timeout=3600
 
 # ruff (pinned): pyflakes, pycodestyle, import order, Google docstrings, bugbear; configured in pyproject.toml.
 lint: venv
