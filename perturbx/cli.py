@@ -28,7 +28,7 @@ from contextlib import contextmanager
 
 # Only light modules at the top: `perturbx --help`, `perturbx data list` and argument errors start without torch,
 # torch-geometric, RDKit, pandas or papermill, and Ctrl-C is handled before any heavy import (inside the commands).
-from .book.failures import ChapterFailed
+from .book.failures import ChapterFailed, Terminated
 from .datasets import DataError, Fetcher, fetch_all, registry
 
 
@@ -153,10 +153,6 @@ def _ctrl_c() -> Iterator[list[bool]]:
                 timer.cancel()
             signal.signal(signal.SIGINT, previous_handler)
             sys.unraisablehook = previous_hook
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived: raised in the main thread so that the command unwinds (and logs) as for Ctrl-C."""
 
 
 @contextmanager

@@ -7,8 +7,8 @@ interrupted, whose kernel died, or that ran but is not fit to publish leaves the
 they were, and stops the run with :class:`ChapterFailed` (or ``KeyboardInterrupt``). Per chapter it writes
 ``<results>/<chapter>/<table>.csv`` and ``provenance.json`` (commit, device, profile, seeds, package versions, data
 checksums, the sha256 of the chapter's source cells, wall time) and appends one line per run, failed ones included
-(with a one-line ``reason``: :func:`failure_reason`), to ``<results>/runs.csv``. A chapter's results folder is locked while it runs (``.<chapter>.lock`` beside it): a
-second run of the same chapter fails at once. :func:`time_chapter` times one chapter for the speed benchmarks.
+(with a one-line ``reason``: :func:`failure_reason`), to ``<results>/runs.csv``. A chapter's results folder is
+locked while it runs (``.<chapter>.lock`` beside it): a second run of the same chapter fails at once. :func:`time_chapter` times one chapter for the speed benchmarks.
 
 Chapter kernels never import this module (it imports papermill and nbformat); they use
 :mod:`perturbx.book.chapter`.
@@ -37,7 +37,7 @@ from ..datasets.output_folder import output_lock
 from ..runtime import DEVICE_ENV, select_device
 from .chapter import BOOK_DIR, PROVENANCE_FILE, RESULTS_ENV, RUNS_LOG, utc_now
 from ..profiles import PROFILE_ENV, PROFILES
-from .failures import ChapterFailed
+from .failures import ChapterFailed, Terminated
 from .publishing import executed_problems, hide_injected_parameters, replace_glued_markdown, strip_ansi, tidy_streams
 
 RUNS_LOG_COLUMNS = ("chapter", "status", "profile", "device", "device_name", "commit", "finished_utc", "wall_time_s",
@@ -309,8 +309,8 @@ RUN_BOX = "run_box"
 
 
 def fill_run_box(path: Path, results: Path) -> bool:
-    """Rewrite the chapter's glued ``run_box`` (:func:`perturbx.book.reproduction.run_box`, which the chapter glued from
-    its previous run when it started) with what this run measured: its wall time in the runs log, its peak memory
+    """Rewrite the chapter's glued ``run_box`` (:func:`perturbx.book.reproduction.run_box`, which the chapter glued
+    from its previous run when it started) with what this run measured: its wall time in the runs log, its peak memory
     and its data files from the provenance record just written. Returns whether the chapter has a run box."""
     from .reproduction import Results, run_box  # imported here: the reproduction page pulls in every experiment
 
@@ -365,7 +365,7 @@ def failure_reason(failure: BaseException | None, problems: Sequence[str] = ()) 
     """
     if isinstance(failure, KeyboardInterrupt):
         reason = "interrupted (Ctrl-C)"
-    elif failure is not None and type(failure).__name__ == "Terminated":  # the command line's SIGTERM
+    elif isinstance(failure, Terminated):  # the command line's SIGTERM
         reason = "terminated (SIGTERM)"
     elif isinstance(failure, ChapterFailed):
         reason = str(failure).splitlines()[0] if str(failure) else "chapter failed"
@@ -388,13 +388,13 @@ def _append_run(log: Path, row: dict) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     if log.exists():
         with open(log, newline="") as handle:
-            header = next(csv.reader(handle), None)
-        if header is not None and tuple(header) != RUNS_LOG_COLUMNS:
-            with open(log, newline="") as handle:
-                old_rows = list(csv.DictReader(handle))
+            reader = csv.DictReader(handle)
+            outdated = reader.fieldnames is not None and tuple(reader.fieldnames) != RUNS_LOG_COLUMNS
+            old_rows = list(reader) if outdated else []
+        if outdated:
             _write_runs(log, old_rows)
     with open(log, "a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=RUNS_LOG_COLUMNS, )
+        writer = csv.DictWriter(handle, fieldnames=RUNS_LOG_COLUMNS)
         if handle.tell() == 0:
             writer.writeheader()
         writer.writerow({column: row.get(column, "") for column in RUNS_LOG_COLUMNS})
@@ -404,7 +404,7 @@ def _write_runs(log: Path, rows: list[dict]) -> None:
     """Replace the runs log with ``rows`` under the current header (atomically: a copy renamed into place)."""
     staged = log.with_name(f".{log.name}.tmp-{os.getpid()}")
     with open(staged, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=RUNS_LOG_COLUMNS, )
+        writer = csv.DictWriter(handle, fieldnames=RUNS_LOG_COLUMNS)
         writer.writeheader()
         writer.writerows({column: row.get(column) or "" for column in RUNS_LOG_COLUMNS} for row in rows)
     os.replace(staged, log)

@@ -291,6 +291,7 @@ def test_the_runs_log_says_why_a_run_failed(tmp_path, monkeypatch):
 def test_failure_reasons_are_one_short_line():
     assert runner.failure_reason(None) == ""
     assert runner.failure_reason(KeyboardInterrupt()) == "interrupted (Ctrl-C)"
+    assert runner.failure_reason(runner.Terminated()) == "terminated (SIGTERM)"
     assert runner.failure_reason(None, ["a warning in cell 3", "no run box"]) == (
         "not fit to publish: a warning in cell 3; no run box")
     long = runner.failure_reason(ChapterFailed("chapter 01.ipynb failed: " + "x" * 1000 + "\n    traceback"))
