@@ -145,12 +145,15 @@ def _ctrl_c() -> Iterator[list[bool]]:
     if install:
         signal.signal(signal.SIGINT, on_sigint)
         sys.unraisablehook = on_unraisable
+        # A SIGINT blocked by the parent (the mask is inherited across fork and exec) would never arrive.
+        previous_mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     try:
         yield pressed
     finally:
         if install:
             for timer in timers:
                 timer.cancel()
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
             signal.signal(signal.SIGINT, previous_handler)
             sys.unraisablehook = previous_hook
 
@@ -164,10 +167,12 @@ def _sigterm_raises() -> Iterator[None]:
     install = (signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
                and threading.current_thread() is threading.main_thread())
     previous = signal.signal(signal.SIGTERM, on_sigterm) if install else None
+    previous_mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM}) if install else None
     try:
         yield
     finally:
         if install:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
             signal.signal(signal.SIGTERM, previous)
 
 

@@ -235,3 +235,23 @@ def test_help_listing_and_argument_errors_import_no_heavy_module(argv):
     result = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True,
                             env=os.environ | {"PYTHONPATH": str(Path.cwd())})
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
+
+
+def test_ctrl_c_arrives_even_when_the_parent_blocked_sigint(tmp_path):
+    """The signal mask is inherited across fork and exec: a command started by a parent that blocks SIGINT (as the
+    book runner does while it logs a run) must still stop on Ctrl-C."""
+    import signal as signals
+
+    script = ("import os, signal, sys\n"
+              "from perturbx import cli\n"
+              "def work(*args, **kwargs):\n"
+              "    os.kill(os.getpid(), signal.SIGINT)\n"
+              "    print('not interrupted')\n"
+              "    return 0\n"
+              "cli.curate_files = work\n"
+              "sys.exit(cli.main(['lincs', 'curate', '--matrix', 'm.gctx', '--out', 'out']))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                            env=os.environ | {"PYTHONPATH": str(Path.cwd())},
+                            preexec_fn=lambda: signals.pthread_sigmask(signals.SIG_BLOCK, {signals.SIGINT}))
+    assert "not interrupted" not in result.stdout
+    assert result.returncode == 130 and result.stderr == "perturbx: interrupted\n"
