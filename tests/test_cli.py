@@ -1,5 +1,6 @@
 import fcntl
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,14 @@ from perturbx.datasets import registry
 from perturbx.datasets.cmap import landmark_genes
 
 from .datasets.cmap_files import write_clue_inputs, write_gctx
+
+
+def started_from_a_terminal() -> None:
+    """``preexec_fn`` of a child that must see Ctrl-C: SIGINT at its default disposition and unblocked, as for a
+    command typed at a terminal. A test run started in the background of a non-interactive shell (``pytest &`` in
+    a script, ``nohup``) inherits SIGINT ignored, and Python and the command rightly keep ignoring it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def test_data_list_names_every_file(capsys):
@@ -167,7 +176,8 @@ def test_ctrl_c_signal_in_a_real_process(mirror_env, tmp_path):
               "np.save = save\n"
               "sys.exit(cli.main(sys.argv[1:]))\n")
     result = subprocess.run([sys.executable, "-c", script, *curate_args(inputs, tmp_path / "out")],
-                            capture_output=True, text=True, env=os.environ | {"PYTHONPATH": str(Path.cwd())})
+                            capture_output=True, text=True, env=os.environ | {"PYTHONPATH": str(Path.cwd())},
+                            preexec_fn=started_from_a_terminal)
     assert result.returncode == 130
     assert result.stderr.strip().splitlines()[-1] == "perturbx: interrupted" and "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "cache", "in"]
@@ -204,7 +214,7 @@ def test_ctrl_c_swallowed_by_a_finaliser_still_stops_the_command(tmp_path):
               "cli.curate_files = work\n"
               "sys.exit(cli.main(['lincs', 'curate', '--matrix', 'm.gctx', '--out', 'out']))\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
-                            env=os.environ | {"PYTHONPATH": str(Path.cwd())})
+                            env=os.environ | {"PYTHONPATH": str(Path.cwd())}, preexec_fn=started_from_a_terminal)
     assert "not interrupted" not in result.stdout
     assert result.returncode == 130
     assert result.stderr == "perturbx: interrupted\n"
@@ -237,21 +247,35 @@ def test_help_listing_and_argument_errors_import_no_heavy_module(argv):
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
 
 
+SIGINT_TO_SELF = ("import os, signal, sys\n"
+                  "from perturbx import cli\n"
+                  "def work(*args, **kwargs):\n"
+                  "    os.kill(os.getpid(), signal.SIGINT)\n"
+                  "    print('not interrupted')\n"
+                  "    sys.exit(0)\n"
+                  "cli.curate_files = work\n"
+                  "sys.exit(cli.main(['lincs', 'curate', '--matrix', 'm.gctx', '--out', 'out']))\n")
+
+
 def test_ctrl_c_arrives_even_when_the_parent_blocked_sigint(tmp_path):
     """The signal mask is inherited across fork and exec: a command started by a parent that blocks SIGINT (as the
     book runner does while it logs a run) must still stop on Ctrl-C."""
-    import signal as signals
+    def blocked():
+        started_from_a_terminal()
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
-    script = ("import os, signal, sys\n"
-              "from perturbx import cli\n"
-              "def work(*args, **kwargs):\n"
-              "    os.kill(os.getpid(), signal.SIGINT)\n"
-              "    print('not interrupted')\n"
-              "    return 0\n"
-              "cli.curate_files = work\n"
-              "sys.exit(cli.main(['lincs', 'curate', '--matrix', 'm.gctx', '--out', 'out']))\n")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
-                            env=os.environ | {"PYTHONPATH": str(Path.cwd())},
-                            preexec_fn=lambda: signals.pthread_sigmask(signals.SIG_BLOCK, {signals.SIGINT}))
+    result = subprocess.run([sys.executable, "-c", SIGINT_TO_SELF], capture_output=True, text=True, cwd=tmp_path,
+                            env=os.environ | {"PYTHONPATH": str(Path.cwd())}, preexec_fn=blocked)
     assert "not interrupted" not in result.stdout
     assert result.returncode == 130 and result.stderr == "perturbx: interrupted\n"
+
+
+def test_a_command_started_with_sigint_ignored_keeps_ignoring_it(tmp_path):
+    """``nohup perturbx ...`` or ``perturbx ... &`` in a script starts the command with SIGINT ignored: it is meant
+    to outlive a Ctrl-C, so the command does not install its handler over that choice."""
+    def ignored():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    result = subprocess.run([sys.executable, "-c", SIGINT_TO_SELF], capture_output=True, text=True, cwd=tmp_path,
+                            env=os.environ | {"PYTHONPATH": str(Path.cwd())}, preexec_fn=ignored)
+    assert result.returncode == 0 and "not interrupted" in result.stdout
