@@ -42,16 +42,17 @@ def main() -> None:
                                                                  landmark_genes()))
     split = l1000.make_split(inputs, "random", seed=0)
     split = type(split)(split.train, np.array([], dtype=int), split.test, split.kind)  # no validation passes
-    prepared = l1000.prepare(inputs, split.train)
+    fold = inputs.fold(split)
     print(f"{describe_device(device)}; profile {args.profile}: {len(split.train):,} training profiles, "
           f"{args.epochs} epochs, batch {settings.fit.batch_size}, {settings.gnn}")
-    model, result = graph_model.fit_graph_model(inputs, prepared, split, settings, seed=0)
-    parameters = sum(p.numel() for p in model.parameters())
+    estimator = graph_model.graph_estimator(settings)
+    result = estimator.fit(fold, seed=0)
+    parameters = sum(p.numel() for p in estimator.network.parameters())
     print(f"graph model ({parameters:,} parameters): training {result.samples_per_second:,.0f} profiles/s "
           f"({result.seconds / args.epochs:.1f} s per epoch)")
-    graph_model.predict_graph_model(model, inputs, prepared, split.test[:256])  # warm-up
+    estimator.predict(fold, split.test[:256])  # warm-up
     started = time.perf_counter()
-    graph_model.predict_graph_model(model, inputs, prepared, split.test)
+    estimator.predict(fold, split.test)
     print(f"prediction: {len(split.test) / (time.perf_counter() - started):,.0f} profiles/s "
           f"({len(split.test):,} test profiles)")
     if args.smoke_chapter:

@@ -39,7 +39,7 @@ def _pearson(predicted: np.ndarray, observed: np.ndarray) -> float:
 
 
 def _fit_row(model: str, result) -> dict:
-    """Best epoch, epochs run, seconds per epoch and per fit of a :class:`~perturbx.training.FitResult`."""
+    """Best epoch, epochs run, seconds per epoch and per fit of a :class:`~perturbx.training.FitReport`."""
     epochs = len(result.history)
     return {"model": model, "best_epoch": result.best_epoch, "epochs": epochs,
             "s_per_epoch": result.seconds / epochs, "s_fit": result.seconds}
@@ -76,8 +76,9 @@ def point_models(inputs, split, true_change: np.ndarray, settings: graph_model.E
         scores.append({"model": model_id, "rows": "test", "pearson_change": _pearson(predicted, observed),
                        "seconds": time.perf_counter() - started})
     if "graph" in models:
-        model, result = graph_model.fit_graph_model(inputs, context.prepared, split, settings, seed)
-        predicted = graph_model.predict_graph_model(model, inputs, context.prepared, split.test)
+        estimator = graph_model.graph_estimator(settings)
+        result = estimator.fit(context.fold, seed)
+        predicted = estimator.predict(context.fold, split.test)
         scores.append({"model": "graph_model", "rows": "test", "pearson_change": _pearson(predicted, observed),
                        "seconds": result.seconds})
         fits.append(_fit_row("graph_model", result))
@@ -90,7 +91,8 @@ def generative_models(inputs, split, simulation, settings: generative.Generative
                       temperatures: list[float], limit: int, seed: int) -> tuple[list[dict], list[dict]]:
     """Scores of the encoder-decoder (sample mean) and of the diffusion model at each temperature, on validation
     and test conditions, with the true mean on the same conditions; fit rows of both networks."""
-    prepared, truth = l1000.prepare_generative(inputs, split.train), l1000.Truth(simulation, settings.n_reference)
+    fold, truth = inputs.fold(split, standardise_target=True), l1000.Truth(simulation, settings.n_reference)
+    prepared = fold.generative
     true_change = l1000.true_changes(simulation)
     parts = {"val": _condition_rows(inputs, split.val, limit, seed), "test": _condition_rows(inputs, split.test,
                                                                                              limit, seed)}
@@ -102,7 +104,8 @@ def generative_models(inputs, split, simulation, settings: generative.Generative
                                                    "guidance": settings.guidance, "temperature": t})
                           for t in temperatures]}
     for network in (k for k, key in (("encoder_decoder", "ed"), ("diffusion", "diffusion")) if key in models):
-        model, result = generative.fit_generative(inputs, prepared, split, settings, seed, network)
+        estimator = generative.generative_estimator(network, settings)
+        result, model = estimator.fit(fold, seed, network), estimator.network
         fits.append(_fit_row(network, result))
         for label, sampling in grid[network]:
             for name, rows in parts.items():

@@ -60,13 +60,18 @@ class FitConfig:
 
 
 @dataclass
-class FitResult:
+class FitReport:
     """What :func:`fit` did: per-epoch losses, the epoch whose weights were kept, time and throughput."""
 
     history: pd.DataFrame
     best_epoch: int
     seconds: float
     samples_per_second: float
+
+    @property
+    def epochs_run(self) -> int:
+        """Epochs trained; a best epoch equal to it means training stopped while still improving."""
+        return len(self.history)
 
 
 def batch_like(template: Batch, tensors: Sequence[torch.Tensor]) -> Batch:
@@ -119,7 +124,7 @@ EpochMetrics = Callable[[torch.nn.Module], dict[str, float]]
 
 
 def fit(model: torch.nn.Module, loss_fn: LossFunction, train: Batch, val: Batch | None = None,
-        config: FitConfig | None = None, epoch_metrics: EpochMetrics | None = None) -> FitResult:
+        config: FitConfig | None = None, epoch_metrics: EpochMetrics | None = None) -> FitReport:
     """Train ``model`` with Adam on shuffled mini-batches of ``train``.
 
     Args:
@@ -137,7 +142,7 @@ def fit(model: torch.nn.Module, loss_fn: LossFunction, train: Batch, val: Batch 
             mode) and logged in the history; a diagnostic (e.g. test AUC per epoch), never used to choose anything.
 
     Returns:
-        :class:`FitResult` (``history``: one row per epoch with ``lr``, ``train_<part>``, ``val_<part>`` and the
+        :class:`FitReport` (``history``: one row per epoch with ``lr``, ``train_<part>``, ``val_<part>`` and the
         names of ``epoch_metrics``).
     """
     config = config or FitConfig()
@@ -172,7 +177,7 @@ def fit(model: torch.nn.Module, loss_fn: LossFunction, train: Batch, val: Batch 
         model.load_state_dict(best.state)
     model.eval()
     seconds = time.perf_counter() - started
-    return FitResult(pd.DataFrame(rows), best.epoch if selects else len(rows), seconds,
+    return FitReport(pd.DataFrame(rows), best.epoch if selects else len(rows), seconds,
                      len(train[0]) * len(rows) / seconds)
 
 

@@ -9,11 +9,20 @@ losses; :func:`drp_loss` is L = L_CAE + L_DAE + L_CLS (MSE, MSE, binary cross-en
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, ClassVar
 
+import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from ..tasks.drug_cell_pairs import Features, PairBatch, PairFold, pair_batch
+from ..training import FitConfig, FitReport, fit
+from .estimator import Estimator, load_bundle, restore_weights, save_bundle
 
 
 class Autoencoder(nn.Module):
@@ -163,3 +172,116 @@ def drp_loss(output: DRPOutput, cell_blocks: list[torch.Tensor], drug_blocks: li
     cell, drug = mse(output.cell_reconstruction, cell_blocks), mse(output.drug_reconstruction, drug_blocks)
     classification = F.binary_cross_entropy_with_logits(output.logit, labels.float())
     return {"loss": cell + drug + classification, "cell_ae": cell, "drug_ae": drug, "bce": classification}
+
+
+# --------------------------------------------------------------------------------------------------- estimator
+
+class FeatureBlocks:
+    """Feature blocks as tensors on a device, gathered per batch by cell and drug index."""
+
+    def __init__(self, features: Features, device: str | torch.device):
+        self.cells = [torch.from_numpy(b).to(device) for b in features.cell_blocks]
+        self.drugs = [torch.from_numpy(b).to(device) for b in features.drug_blocks]
+
+    def __call__(self, batch: PairBatch) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """(cell blocks, drug blocks) of the batch's pairs."""
+        return [b[batch.cell] for b in self.cells], [b[batch.drug] for b in self.drugs]
+
+
+class PairLoss:
+    """The fit loop's ``loss(model, batch)`` of a DRP model: gathers the pairs' features and applies
+    :func:`drp_loss` (autoencoder MSEs + BCE)."""
+
+    def __init__(self, blocks: FeatureBlocks):
+        self.blocks = blocks
+
+    def __call__(self, model: nn.Module, batch: PairBatch) -> dict[str, torch.Tensor]:
+        """Loss parts of ``model`` on ``batch``: ``loss`` (the sum), ``cell_ae``, ``drug_ae``, ``bce``."""
+        cell_x, drug_x = self.blocks(batch)
+        return drp_loss(model(cell_x, drug_x), cell_x, drug_x, batch.label)
+
+
+@torch.no_grad()
+def predict_deep(model: nn.Module, features: Features, pairs: pd.DataFrame, device: str = "cpu",
+                 batch_size: int = 4096) -> tuple[np.ndarray, list[DRPOutput]]:
+    """Probabilities of sensitive (len(pairs),) and the raw outputs per batch (for attention maps)."""
+    model.eval()
+    blocks, whole = FeatureBlocks(features, device), pair_batch(pairs)
+    scores, outputs = [], []
+    for start in range(0, len(pairs), batch_size):
+        part = PairBatch(*(t[start:start + batch_size].to(device) for t in whole))
+        output = model(*blocks(part))
+        scores.append(torch.sigmoid(output.logit).cpu().numpy())
+        outputs.append(output)
+    return np.concatenate(scores), outputs
+
+
+ARCHITECTURES: dict[str, Callable[[list[int], list[int]], nn.Module]] = {
+    "deepdra": lambda cells, drugs: DeepDRA(cells, drugs),
+    "cross_attention": lambda cells, drugs: CrossAttentionDRP(cells, drugs, tokens="single"),
+    "cross_attention_blocks": lambda cells, drugs: CrossAttentionDRP(cells, drugs, tokens="blocks"),
+}
+
+
+@dataclass
+class DRPEstimator(Estimator):
+    """DeepDRA or a cross-attention model as an estimator of the drug-response task
+    (:class:`perturbx.tasks.drug_cell_pairs.PairFold`).
+
+    Attributes:
+        architecture: a key of :data:`ARCHITECTURES`.
+        fit_config: optimisation (its ``seed`` and ``description`` are set by :meth:`fit`); its ``validation``
+            says whether the validation pairs select the epoch or are only logged (DeepDRA's code).
+        network: the trained model; genes, ranges: the fold's feature selection and min-max statistics.
+    """
+
+    kind: ClassVar[str] = "drug_response"
+    architecture: str = "cross_attention"
+    fit_config: FitConfig = field(default_factory=FitConfig)
+    network: nn.Module | None = None
+    dims: tuple[list[int], list[int]] = ((), ())
+    genes: dict[str, list[str]] = field(default_factory=dict)
+    ranges: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown drug-response architecture {self.architecture!r}; use one of "
+                             f"{', '.join(ARCHITECTURES)}")
+
+    def fit(self, fold: PairFold, seed: int, description: str | None = None,
+            epoch_metrics: Callable[[nn.Module], dict[str, float]] | None = None) -> FitReport:
+        """Train on ``fold.train`` (``fold.val`` as ``fit_config.validation`` says); ``epoch_metrics`` as in
+        :func:`perturbx.training.fit` (a diagnostic, never used to choose anything)."""
+        config = replace(self.fit_config, seed=seed, description=description or self.architecture)
+        torch.manual_seed(config.seed)  # identical initial weights for a given seed
+        features = fold.features
+        self.dims, self.genes, self.ranges = (features.cell_dims, features.drug_dims), features.genes, features.ranges
+        self.network = ARCHITECTURES[self.architecture](*self.dims)
+        loss = PairLoss(FeatureBlocks(features, config.device))
+        return fit(self.network, loss, pair_batch(fold.train), pair_batch(fold.val), config, epoch_metrics)
+
+    def predict(self, fold: PairFold, rows: pd.DataFrame, batch_size: int = 4096) -> np.ndarray:
+        """(len(rows),) probabilities that the pairs ``rows`` (cell_index, drug_index) are sensitive, from the
+        fold's feature blocks."""
+        network = self.fitted_network()
+        return predict_deep(network, fold.features, rows, next(network.parameters()).device, batch_size)[0]
+
+    def save(self, folder: Path | str) -> Path:
+        """The bundle: architecture, optimisation, block widths, selected genes, weights and min-max ranges."""
+        config = {"architecture": self.architecture, "fit": asdict(self.fit_config), "dims": list(self.dims),
+                  "genes": self.genes, "blocks": list(self.ranges)}
+        arrays = {f"{block}_{end}": values for block, pair in self.ranges.items()
+                  for end, values in zip(("min", "max"), pair)}
+        return save_bundle(folder, self.kind, config, self.fitted_network().state_dict(), arrays)
+
+    @classmethod
+    def load(cls, folder: Path | str, task: Any = None, device: str = "cpu") -> DRPEstimator:
+        """The model saved in ``folder`` on ``device``; its features are the task's (``task`` is not needed to
+        rebuild the network: the bundle holds the block widths)."""
+        bundle = load_bundle(folder, cls.kind)
+        config = bundle.config
+        ranges = {block: (bundle.arrays[f"{block}_min"], bundle.arrays[f"{block}_max"]) for block in config["blocks"]}
+        estimator = cls(config["architecture"], FitConfig(**config["fit"]), dims=tuple(config["dims"]),
+                        genes=config["genes"], ranges=ranges)
+        estimator.network = restore_weights(ARCHITECTURES[estimator.architecture](*estimator.dims), bundle, device)
+        return estimator

@@ -21,7 +21,9 @@ layer, the pooling weights over atoms and genes, and the token attention of ever
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -33,6 +35,10 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import softmax
 
 from ..chem import atom_feature_sizes, bond_feature_sizes
+from ..splits import Split
+from ..tasks.l1000 import FeatureScalers, Inputs, L1000Fold
+from ..training import FitConfig, FitReport, fit, step_budget, to_device
+from .estimator import Estimator, check_fitted_on, load_bundle, restore_weights, save_bundle
 
 N_TOKENS = 4
 TOKEN_NAMES = ("compound", "cell line", "dose", "time")
@@ -271,3 +277,77 @@ def gnn_loss(model: PerturbationGNN, batch) -> dict[str, torch.Tensor]:
     ``time`` and the target change ``target``; see :class:`perturbx.tasks.l1000.L1000Batch`)."""
     predicted = model(batch.compound, batch.basal, batch.dose, batch.time)
     return {"loss": torch.nn.functional.mse_loss(predicted, batch.target)}
+
+
+def graph_model_for(inputs: Inputs, config: GNNConfig) -> PerturbationGNN:
+    """An untrained graph model over the compounds and the gene graph of ``inputs``."""
+    graph = inputs.gene_graph
+    if graph is None:
+        raise ValueError("these inputs have no gene graph; build them with l1000.build_inputs(data, gene_graph)")
+    return PerturbationGNN(inputs.graphs, graph.edge_index, graph.edge_weight, graph.n_genes, config)
+
+
+@dataclass
+class GraphModelEstimator(Estimator):
+    """The graph model as an estimator of the L1000 task (:class:`perturbx.tasks.l1000.L1000Fold`).
+
+    Its training budget is also counted in optimiser steps (:func:`perturbx.training.step_budget`): the epochs are
+    raised to give at least ``min_steps`` steps and the early-stopping patience to wait ``min_patience_steps``.
+
+    Attributes:
+        config: network sizes; fit_config: optimisation (its ``seed`` and ``description`` are set by :meth:`fit`).
+        network: the trained model (None before :meth:`fit` / :meth:`load`).
+        scalers: the training statistics of the fold it was fitted on; task: that task's fingerprint.
+    """
+
+    kind: ClassVar[str] = "graph_model"
+    config: GNNConfig = field(default_factory=GNNConfig)
+    fit_config: FitConfig = field(default_factory=FitConfig)
+    min_steps: int = 0
+    min_patience_steps: int = 0
+    network: PerturbationGNN | None = None
+    scalers: FeatureScalers | None = None
+    task: dict[str, str] = field(default_factory=dict)
+
+    def fit(self, fold: L1000Fold, seed: int, description: str = "graph model") -> FitReport:
+        """Train on ``fold.split.train`` with early stopping on ``fold.split.val`` (MSE of the log2 change)."""
+        torch.manual_seed(seed)
+        self.network = graph_model_for(fold.inputs, self.config)
+        config = step_budget(replace(self.fit_config, seed=seed, description=description), len(fold.split.train),
+                             self.min_steps, self.min_patience_steps)
+        val = fold.batch(fold.split.val) if len(fold.split.val) else None
+        report = fit(self.network, gnn_loss, fold.batch(fold.split.train), val, config)
+        self.scalers, self.task = fold.scalers, fold.inputs.fingerprint()
+        return report
+
+    @torch.no_grad()
+    def predict(self, fold: L1000Fold, rows: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """(len(rows), genes) predicted log2 changes from basal, in batches, on the network's device."""
+        network = self.fitted_network().eval()
+        device = next(network.parameters()).device
+        parts = []
+        for start in range(0, len(rows), batch_size):
+            b = to_device(fold.batch(rows[start:start + batch_size]), device)
+            parts.append(network(b.compound, b.basal, b.dose, b.time).cpu().numpy())
+        return np.concatenate(parts) if parts else np.zeros((0, fold.inputs.n_genes), np.float32)
+
+    def save(self, folder: Path | str) -> Path:
+        """The bundle: sizes, optimisation, the task fingerprint, the weights and the training statistics."""
+        config = {"gnn": asdict(self.config), "fit": asdict(self.fit_config), "min_steps": self.min_steps,
+                  "min_patience_steps": self.min_patience_steps, "task": self.task}
+        return save_bundle(folder, self.kind, config, self.fitted_network().state_dict(), self.scalers.arrays())
+
+    @classmethod
+    def load(cls, folder: Path | str, task: Inputs, device: str = "cpu") -> GraphModelEstimator:
+        """The graph model saved in ``folder``, for ``task`` (the inputs it was fitted on), on ``device``."""
+        bundle = load_bundle(folder, cls.kind)
+        check_fitted_on(folder, bundle.config["task"], task.fingerprint())
+        estimator = cls(GNNConfig(**bundle.config["gnn"]), FitConfig(**bundle.config["fit"]),
+                        bundle.config["min_steps"], bundle.config["min_patience_steps"],
+                        scalers=FeatureScalers.from_arrays(bundle.arrays), task=bundle.config["task"])
+        estimator.network = restore_weights(graph_model_for(task, estimator.config), bundle, device)
+        return estimator
+
+    def fold(self, task: Inputs, split: Split) -> L1000Fold:
+        """``split`` of ``task`` scaled with the statistics this model was fitted with."""
+        return task.fold(split, scalers=self.scalers)

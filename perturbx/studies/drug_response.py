@@ -17,7 +17,7 @@ early on the validation pairs, keeping the best epoch's weights.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -30,11 +30,11 @@ from ..datasets.drp import TEST_DATASET, TRAIN_DATASET, DRPData
 from ..evaluation.claims import Claim, Evidence
 from ..evaluation.metrics import classification_metrics, compare_models, format_mean_sd, summarise_runs
 from ..models.classical import GradientBoostingDRP, sensitivity_priors
-from ..models.drug_response import CrossAttentionDRP, DeepDRA, DRPOutput, drp_loss
+from ..models.drug_response import DRPEstimator, predict_deep
 from ..runtime import parallel_jobs
 from ..splits import Split, kfold, random_split
-from ..tasks.drug_cell_pairs import Features, PairBatch, column_l2_scaled, pair_batch, prepare_features, undersample
-from ..training import FitConfig, FitResult, fit
+from ..tasks.drug_cell_pairs import Features, PairFold, column_l2_scaled, prepare_features, undersample
+from ..training import FitConfig
 from . import protocol
 from .protocol import ModelOutput, ModelRegistry, ModelSpec, ProfileSettings, SplitResult, run_jobs
 
@@ -116,58 +116,6 @@ PROTOCOLS = {
 # --------------------------------------------------------------------------------------------------- deep models
 
 
-class FeatureBlocks:
-    """Feature blocks as tensors on a device, gathered per batch by cell and drug index."""
-
-    def __init__(self, features: Features, device: str):
-        self.cells = [torch.from_numpy(b).to(device) for b in features.cell_blocks]
-        self.drugs = [torch.from_numpy(b).to(device) for b in features.drug_blocks]
-
-    def __call__(self, batch: PairBatch) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """(cell blocks, drug blocks) of the batch's pairs."""
-        return [b[batch.cell] for b in self.cells], [b[batch.drug] for b in self.drugs]
-
-
-class PairLoss:
-    """The fit loop's ``loss(model, batch)`` of a DRP model: gathers the pairs' features and applies
-    :func:`perturbx.models.drug_response.drp_loss` (autoencoder MSEs + BCE)."""
-
-    def __init__(self, blocks: FeatureBlocks):
-        self.blocks = blocks
-
-    def __call__(self, model: torch.nn.Module, batch: PairBatch) -> dict[str, torch.Tensor]:
-        """Loss parts of ``model`` on ``batch``: ``loss`` (the sum), ``cell_ae``, ``drug_ae``, ``bce``."""
-        cell_x, drug_x = self.blocks(batch)
-        return drp_loss(model(cell_x, drug_x), cell_x, drug_x, batch.label)
-
-
-def train_deep(build: Callable[[Features], torch.nn.Module], features: Features, train: pd.DataFrame,
-               val: pd.DataFrame, config: FitConfig,
-               epoch_metrics: Callable[[torch.nn.Module], dict[str, float]] | None = None,
-               ) -> tuple[torch.nn.Module, FitResult]:
-    """Train the model ``build(features)`` through the package's fit loop (``val`` as ``config.validation`` says:
-    early stopping or logging only); ``epoch_metrics`` as in :func:`perturbx.training.fit`."""
-    torch.manual_seed(config.seed)  # identical initial weights for a given seed
-    model = build(features)
-    loss = PairLoss(FeatureBlocks(features, config.device))
-    return model, fit(model, loss, pair_batch(train), pair_batch(val), config, epoch_metrics)
-
-
-@torch.no_grad()
-def predict_deep(model: torch.nn.Module, features: Features, pairs: pd.DataFrame, device: str = "cpu",
-                 batch_size: int = 4096) -> tuple[np.ndarray, list[DRPOutput]]:
-    """Probabilities of sensitive (len(pairs),) and the raw outputs per batch (for attention maps)."""
-    model.eval()
-    blocks, whole = FeatureBlocks(features, device), pair_batch(pairs)
-    scores, outputs = [], []
-    for start in range(0, len(pairs), batch_size):
-        part = PairBatch(*(t[start:start + batch_size].to(device) for t in whole))
-        output = model(*blocks(part))
-        scores.append(torch.sigmoid(output.logit).cpu().numpy())
-        outputs.append(output)
-    return np.concatenate(scores), outputs
-
-
 # --------------------------------------------------------------------------------------------------- the models
 
 @dataclass
@@ -206,22 +154,23 @@ def _test_roc_auc(features: Features, test: pd.DataFrame, device: str):
     return metrics
 
 
-def _deep(label: str, build: Callable[[Features], torch.nn.Module]):
+def _deep(label: str, architecture: str):
     def run(context: DRPContext, seed: int) -> ModelOutput:
-        config = replace(context.settings.fit, seed=seed, description=label)
+        estimator = DRPEstimator(architecture, context.settings.fit)
         train_features = test_features = context.features
         if context.settings.column_l2:  # DeepDRA scales the training pairs before the validation split
             train_features = column_l2_scaled(context.features, pd.concat([context.train, context.val]))
             test_features = column_l2_scaled(context.features, context.test)
-        watch = (_test_roc_auc(test_features, context.test, config.device)
+        watch = (_test_roc_auc(test_features, context.test, context.settings.fit.device)
                  if context.watch_test and context.test["label"].nunique() == 2 else None)
-        model, result = train_deep(build, train_features, context.train, context.val, config, watch)
-        return ModelOutput(predict_deep(model, test_features, context.test, config.device)[0], model, result)
+        report = estimator.fit(PairFold(train_features, context.train, context.val), seed, label, watch)
+        scores = estimator.predict(PairFold(test_features, context.train, context.val), context.test)
+        return ModelOutput(scores, estimator.network, report, estimator=estimator)
     return run
 
 
-def _deep_spec(model_id: str, label: str, build: Callable[[Features], torch.nn.Module], description: str):
-    return ModelSpec(model_id, label, _deep(label, build), "learned", description)
+def _deep_spec(model_id: str, label: str, description: str):
+    return ModelSpec(model_id, label, _deep(label, model_id), "learned", description)
 
 
 MODELS = ModelRegistry("drug response", [
@@ -232,14 +181,11 @@ MODELS = ModelRegistry("drug response", [
               "the two rates' log-odds added"),
     ModelSpec("gradient_boosting", "gradient boosting", _gradient_boosting, "baseline",
               "boosted trees on PCA-reduced omics and drug features"),
-    _deep_spec("deepdra", "DeepDRA", lambda f: DeepDRA(f.cell_dims, f.drug_dims),
-               "cell and drug autoencoders, concatenated latents, MLP"),
+    _deep_spec("deepdra", "DeepDRA", "cell and drug autoencoders, concatenated latents, MLP"),
     _deep_spec("cross_attention", "cross-attention",
-               lambda f: CrossAttentionDRP(f.cell_dims, f.drug_dims, tokens="single"),
                "bidirectional cross-attention as the paper describes it: one cell and one drug autoencoder, one "
                "token per side"),
     _deep_spec("cross_attention_blocks", "cross-attention, block tokens (extension)",
-               lambda f: CrossAttentionDRP(f.cell_dims, f.drug_dims, tokens="blocks"),
                "extension: one autoencoder and one token per omics block and per drug feature block"),
 ])
 DEFAULT_MODELS = ("drug_prior", "cell_prior", "drug_cell_prior", "gradient_boosting", "deepdra", "cross_attention")

@@ -32,8 +32,8 @@ Distribution metrics, per condition: :mod:`perturbx.evaluation.distributions`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -53,25 +53,21 @@ from ..evaluation.metrics import (
     expression_metrics,
     nan_columns,
 )
-from ..models import diffusion as diffusion_module
-from ..models import encoder_decoder as encoder_decoder_module
-from ..models.diffusion import ConditionalDiffusion, DiffusionConfig, PerturbationConditioner, diffusion_loss
-from ..models.encoder_decoder import EncoderDecoderConfig, PerturbationEncoderDecoder, encoder_decoder_loss
+from ..models.diffusion import ConditionalDiffusion, DiffusionConfig
+from ..models.encoder_decoder import EncoderDecoderConfig
+from ..models.generative import NETWORKS, L1000GenerativeEstimator, generate
 from ..pathways import pathway_agreement, prerank
-from ..runtime import derive_seed
 from ..splits import Split
-from ..tasks import l1000
 from ..tasks.l1000 import (
     GenerativePrepared,
     Inputs,
+    L1000Fold,
     Truth,
-    batch,
-    generative_batch,
     make_split,
     prepare_generative,
     test_conditions,
 )
-from ..training import FitConfig, FitResult, fit, step_budget, to_device
+from ..training import FitConfig
 from . import l1000_baselines, protocol
 from .graph_model import ExpressionSettings
 from .l1000_baselines import L1000Context
@@ -147,65 +143,16 @@ class GenerativeSettings(ProfileSettings):
             device, progress=True)
 
 
-# The two trainable networks; the generative models of MODELS sample from one of them.
-NETWORKS = {"diffusion": diffusion_loss, "encoder_decoder": encoder_decoder_loss}
-
-
-def _new_network(network: str, inputs: Inputs, settings: GenerativeSettings) -> tuple[torch.nn.Module, FitConfig]:
-    if network == "diffusion":
-        conditioner = PerturbationConditioner(inputs.fingerprints, inputs.n_genes, settings.diffusion.width,
-                                              settings.diffusion.dropout)
-        return ConditionalDiffusion(inputs.n_genes, conditioner, settings.diffusion), settings.diffusion_fit
-    if network == "encoder_decoder":
-        return (PerturbationEncoderDecoder(inputs.fingerprints, inputs.n_genes, settings.encoder_decoder),
-                settings.encoder_decoder_fit)
-    raise ValueError(f"unknown generative network {network!r}; use one of {', '.join(NETWORKS)}")
-
-
-def fit_generative(inputs: Inputs, prepared: GenerativePrepared, split: Split, settings: GenerativeSettings,
-                   seed: int, network: str = "diffusion") -> tuple[torch.nn.Module, FitResult]:
-    """Train the ``diffusion`` or ``encoder_decoder`` network on ``split.train``, early stopping on ``split.val``.
-
-    Small training sets (the SKBR3 plate: ~200 profiles, 2 steps per epoch) would stop after a few dozen optimiser
-    steps, so budgets are counted in steps: the epochs are raised to give at least ``settings.min_steps`` steps and
-    the early-stopping patience to wait at least ``settings.min_patience_steps``.
-    """
-    torch.manual_seed(seed)
-    net, base = _new_network(network, inputs, settings)
-    config = step_budget(replace(base, seed=seed, description=f"{_LABELS[network]}, {split.kind}"),
-                         len(split.train), settings.min_steps, settings.min_patience_steps)
-    val = generative_batch(inputs, prepared, split.val) if len(split.val) else None
-    train = generative_batch(inputs, prepared, split.train)
-    if network == "diffusion":
-        net.set_range(train.target)
-    return net, fit(net, NETWORKS[network], train, val, config)
-
-
-def _condition_of(model: torch.nn.Module, b: l1000.L1000Batch) -> tuple[torch.Tensor, ...]:
-    module = diffusion_module if isinstance(model, ConditionalDiffusion) else encoder_decoder_module
-    return module.condition_of(b)
-
-
-def generate(model: torch.nn.Module, inputs: Inputs, prepared: GenerativePrepared, rows: np.ndarray, n_samples: int,
-             seed: int = 0, max_batch: int = 4096, **sampling) -> Iterator[tuple[slice, np.ndarray]]:
-    """Samples of the change from basal for the conditions of ``rows``, in chunks of at most ``max_batch`` profiles.
-
-    Args:
-        model: a trained :class:`ConditionalDiffusion` or :class:`PerturbationEncoderDecoder`.
-        sampling: keyword arguments of the model's ``sample`` (``method``, ``steps``, ``guidance``,
-            ``from_variance``, ...).
-
-    Yields:
-        (positions in ``rows``, float32 (chunk, n_samples, genes) log2 changes).
-    """
-    device = next(model.parameters()).device
-    per_chunk = max(1, max_batch // n_samples)
-    for number, start in enumerate(range(0, len(rows), per_chunk)):
-        part = slice(start, min(start + per_chunk, len(rows)))
-        condition = _condition_of(model, to_device(batch(inputs, prepared.features, rows[part]), device))
-        generator = torch.Generator(device).manual_seed(derive_seed(seed, "sampling chunk", number))
-        scaled = model.sample(*condition, n_samples=n_samples, generator=generator, **sampling)
-        yield part, prepared.scaler.inverse(scaled.cpu().numpy())
+def generative_estimator(network: str, settings: GenerativeSettings) -> L1000GenerativeEstimator:
+    """An untrained ``diffusion`` or ``encoder_decoder`` estimator with the sizes and optimisation of ``settings``
+    (its step floors ``min_steps`` and ``min_patience_steps`` too); an unknown network is a ``ValueError``."""
+    sizes = {"diffusion": (settings.diffusion, settings.diffusion_fit),
+             "encoder_decoder": (settings.encoder_decoder, settings.encoder_decoder_fit)}
+    if network not in sizes:
+        raise ValueError(f"unknown generative network {network!r}; use one of {', '.join(NETWORKS)}")
+    config, fit_config = sizes[network]
+    return L1000GenerativeEstimator(network, config, fit_config, settings.min_steps, settings.min_patience_steps,
+                                    settings.n_samples)
 
 
 def evaluate_samples(label: str, model: torch.nn.Module, inputs: Inputs, prepared: GenerativePrepared,
@@ -236,12 +183,19 @@ def evaluate_samples(label: str, model: torch.nn.Module, inputs: Inputs, prepare
 @dataclass
 class GenerativeContext(L1000Context):
     """:class:`~perturbx.studies.l1000_baselines.L1000Context` of the generative protocol: ``prepared`` is this module's
-    :class:`GenerativePrepared`; the test conditions, the comparison reference, and the networks trained so far (the
-    encoder-decoder is trained once for both of its samplers)."""
+    :class:`GenerativePrepared`; the test conditions, the comparison reference, and the estimators trained so far
+    (the encoder-decoder is trained once for both of its samplers)."""
 
+    prepared: GenerativePrepared
+    settings: GenerativeSettings
     conditions: pd.DataFrame | None = None
     reference: Reference = field(default_factory=Reference)
-    networks: dict[str, torch.nn.Module] = field(default_factory=dict)
+    networks: dict[str, L1000GenerativeEstimator] = field(default_factory=dict)
+
+    @property
+    def fold(self) -> L1000Fold:
+        """The split as an estimator sees it, with the target scaler of the change."""
+        return L1000Fold(self.inputs, self.split, self.prepared.features, self.prepared.scaler)
 
 
 def _scored(label: str, change: np.ndarray, context: GenerativeContext, samples: np.ndarray) -> dict:
@@ -272,9 +226,11 @@ def _sampled_model(model_id: str, network: str, options: Callable[[GenerativeSet
         settings, fitted = context.settings, None
         if network not in context.networks:
             network_seed = protocol.model_seed(MODELS, context.seed, context.split.kind, network)
-            context.networks[network], fitted = fit_generative(context.inputs, context.prepared, context.split,
-                                                               settings, network_seed, network)
-        model, sampling, extra = context.networks[network], options(settings), {}
+            estimator = generative_estimator(network, settings)
+            fitted = estimator.fit(context.fold, network_seed, f"{_LABELS[network]}, {context.split.kind}")
+            context.networks[network] = estimator
+        estimator = context.networks[network]
+        model, sampling, extra = estimator.network, options(settings), {}
         n_samples = sampling.pop("n_samples", settings.n_samples)
         if model_id == "diffusion" and len(settings.temperatures) > 1:
             sampling["temperature"], extra["temperature_choice"] = choose_temperature(model, context, seed, sampling)
@@ -283,7 +239,8 @@ def _sampled_model(model_id: str, network: str, options: Callable[[GenerativeSet
             MODELS.label(model_id), model, context.inputs, context.prepared, context.conditions, n_samples, seed,
             context.reference, **sampling)
         return ModelOutput(means, model, fitted, extra=extra | {"accuracy": accuracy, "distribution": distribution,
-                                                                "sampling_seconds": sampling_seconds})
+                                                                "sampling_seconds": sampling_seconds},
+                           estimator=estimator)
     return run
 
 

@@ -11,21 +11,20 @@ scaling, target PCA, feature scaling, early stopping all use the training or val
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import torch
 
 from .. import papers
 from ..evaluation.claims import Claim, Evidence
 from ..evaluation.explain import Attributions, attributions
 from ..evaluation.metrics import EXPRESSION_METRICS, expression_metrics
 from ..models.classical import EXPRESSION_REGRESSORS
-from ..models.gnn import GNNConfig, PerturbationGNN, gnn_loss
+from ..models.gnn import GNNConfig, GraphModelEstimator
 from ..splits import Split
-from ..tasks.l1000 import Inputs, Prepared, batch, highest_dose_rows, make_split, prepare
-from ..training import FitConfig, FitResult, fit, step_budget, to_device
+from ..tasks.l1000 import Inputs, highest_dose_rows, make_split, prepare
+from ..training import FitConfig
 from . import protocol, signatures
 from .l1000_baselines import BASELINES, L1000Context
 from .protocol import ModelOutput, ModelRegistry, ModelSpec, ProfileSettings, SplitResult
@@ -74,43 +73,15 @@ class ExpressionSettings(ProfileSettings):
         return settings
 
 
-def new_graph_model(inputs: Inputs, config: GNNConfig) -> PerturbationGNN:
-    """An untrained graph model over the compounds and the gene graph of ``inputs``."""
-    graph = inputs.gene_graph
-    if graph is None:
-        raise ValueError("these inputs have no gene graph; build them with l1000.build_inputs(data, gene_graph)")
-    return PerturbationGNN(inputs.graphs, graph.edge_index, graph.edge_weight, graph.n_genes, config)
-
-
-def fit_graph_model(inputs: Inputs, prepared: Prepared, split: Split, settings: ExpressionSettings,
-                    seed: int, description: str = "graph model") -> tuple[PerturbationGNN, FitResult]:
-    """Train :class:`PerturbationGNN` on ``split.train`` with early stopping on ``split.val``."""
-    torch.manual_seed(seed)
-    model = new_graph_model(inputs, settings.gnn)
-    config = step_budget(replace(settings.fit, seed=seed, description=description), len(split.train),
-                         settings.min_steps, settings.min_patience_steps)
-    val = batch(inputs, prepared, split.val) if len(split.val) else None
-    return model, fit(model, gnn_loss, batch(inputs, prepared, split.train), val, config)
-
-
-@torch.no_grad()
-def predict_graph_model(model: PerturbationGNN, inputs: Inputs, prepared: Prepared, rows: np.ndarray,
-                        batch_size: int = 256) -> np.ndarray:
-    """(len(rows), genes) predicted changes, in batches, model in eval mode on its own device."""
-    model.eval()
-    device = next(model.parameters()).device
-    parts = []
-    for start in range(0, len(rows), batch_size):
-        b = to_device(batch(inputs, prepared, rows[start:start + batch_size]), device)
-        parts.append(model(b.compound, b.basal, b.dose, b.time).cpu().numpy())
-    return np.concatenate(parts) if parts else np.zeros((0, inputs.n_genes), np.float32)
+def graph_estimator(settings: ExpressionSettings) -> GraphModelEstimator:
+    """An untrained graph-model estimator with the sizes and optimisation of ``settings``."""
+    return GraphModelEstimator(settings.gnn, settings.fit, settings.min_steps, settings.min_patience_steps)
 
 
 def _graph_model(context: L1000Context, seed: int) -> ModelOutput:
-    split = context.split
-    model, result = fit_graph_model(context.inputs, context.prepared, split, context.settings, seed,
-                                    f"graph model, {split.kind}, seed {context.seed}")
-    return ModelOutput(predict_graph_model(model, context.inputs, context.prepared, split.test), model, result)
+    split, fold, estimator = context.split, context.fold, graph_estimator(context.settings)
+    report = estimator.fit(fold, seed, f"graph model, {split.kind}, seed {context.seed}")
+    return ModelOutput(estimator.predict(fold, split.test), estimator.network, report, estimator=estimator)
 
 
 @dataclass

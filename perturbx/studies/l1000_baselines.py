@@ -8,14 +8,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 
 from ..models.classical import EXPRESSION_REGRESSORS, ExpressionRegressor
 from ..splits import Split
-from ..tasks.l1000 import Inputs, Prepared, cell_line_means
+from ..tasks.l1000 import Inputs, L1000Fold, Prepared, cell_line_means
 from .protocol import ModelOutput, ModelSpec
+
+
+class BaselineSizes(Protocol):
+    """The sizes the classical regressors read from a protocol's settings."""
+
+    n_target_components: int
+    n_estimators: int
 
 
 @dataclass
@@ -27,7 +34,12 @@ class L1000Context:
     prepared: Prepared
     split: Split
     seed: int
-    settings: Any
+    settings: BaselineSizes
+
+    @property
+    def fold(self) -> L1000Fold:
+        """The split as an estimator sees it (:class:`perturbx.tasks.l1000.L1000Fold`)."""
+        return L1000Fold(self.inputs, self.split, self.prepared)
 
 
 def _no_change(context: L1000Context, seed: int) -> ModelOutput:

@@ -31,10 +31,11 @@ from joblib import Parallel, delayed
 from tqdm.std import tqdm
 
 from ..evaluation.metrics import Comparison, compare_models, summarise_runs
+from ..models.estimator import Estimator
 from ..profiles import check_profile
 from ..runtime import derive_seed
 from ..splits import Split
-from ..training import FitResult
+from ..training import FitReport
 
 ROLES = ("baseline", "learned", "oracle")
 Context = TypeVar("Context")
@@ -48,18 +49,20 @@ class ModelOutput:
         prediction: the model's test predictions (shape set by the protocol, e.g. (n_test,) scores or
             (n_test, genes) changes).
         model: the trained torch model, if any (kept for attributions and re-sampling).
-        fit: the fit record of a torch model (:class:`~perturbx.training.FitResult`).
+        fit: the fit record of a torch model (:class:`~perturbx.training.FitReport`).
         seconds: wall time of fitting and predicting.
         extra: protocol-specific details (e.g. sampling time).
         seed: the model's seed (:func:`run_models`), e.g. to re-sample a generative model with the same noise.
+        estimator: the fitted :class:`~perturbx.models.estimator.Estimator` of a learned model (it can be saved).
     """
 
     prediction: Any = None
     model: torch.nn.Module | None = None
-    fit: FitResult | None = None
+    fit: FitReport | None = None
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None
+    estimator: Estimator | None = None
 
 
 @dataclass(frozen=True)
@@ -209,7 +212,7 @@ class SplitResult:
         return {i: o.model for i, o in self.outputs.items() if o.model is not None}
 
     @property
-    def fits(self) -> dict[str, FitResult]:
+    def fits(self) -> dict[str, FitReport]:
         """Model id -> fit record, for the torch models."""
         return {i: o.fit for i, o in self.outputs.items() if o.fit is not None}
 

@@ -34,11 +34,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.neighbors import KNeighborsRegressor
@@ -47,18 +46,11 @@ from sklearn.preprocessing import StandardScaler
 from .. import chem
 from ..evaluation import explain
 from ..evaluation.metrics import expression_metrics, pearson_rows
-from ..models.diffusion import ConditionalDiffusion, DiffusionConfig
-from ..models.structure import (
-    FingerprintConditioner,
-    StructureBatch,
-    StructureConfig,
-    StructureRegressor,
-    fingerprint_diffusion_loss,
-    structure_loss,
-)
+from ..models.diffusion import DiffusionConfig
+from ..models.structure import SignatureDiffusionEstimator, StructureConfig, StructureEstimator
 from ..splits import Split
-from ..tasks.consensus_signatures import SignatureInputs, scaffold_folds
-from ..training import FitConfig, FitResult, fit
+from ..tasks.consensus_signatures import SignatureFold, SignatureInputs, scaffold_folds
+from ..training import FitConfig
 from . import protocol
 from .protocol import ModelOutput, ModelRegistry, ModelSpec, ProfileSettings, SplitResult
 
@@ -147,10 +139,10 @@ class SignatureContext:
         """Positions outside the test fold (training + validation), sorted."""
         return np.union1d(self.split.train, self.split.val)
 
-    def batch(self, rows: np.ndarray) -> StructureBatch:
-        """Drug positions ``rows`` and their standardised signatures, on the CPU."""
-        target = self.scaler.transform(self.inputs.signatures[rows]).astype(np.float32)
-        return StructureBatch(torch.as_tensor(np.asarray(rows), dtype=torch.long), torch.as_tensor(target))
+    @property
+    def fold(self) -> SignatureFold:
+        """The split as an estimator sees it."""
+        return SignatureFold(self.inputs, self.split, self.scaler)
 
 
 # ------------------------------------------------------------------------------------------------ classical models
@@ -244,71 +236,22 @@ def _mean_signature(context: SignatureContext, seed: int) -> ModelOutput:
 
 # ------------------------------------------------------------------------------------------------ torch models
 
-def _fit_config(config: FitConfig, seed: int, description: str) -> FitConfig:
-    return replace(config, seed=seed, description=description)
-
-
-def fit_structure_model(context: SignatureContext, seed: int) -> tuple[StructureRegressor, FitResult]:
-    """Train a :class:`StructureRegressor` on the training drugs, early stopping on the validation drugs."""
-    torch.manual_seed(seed)
-    settings, split = context.settings, context.split
-    model = StructureRegressor(context.inputs.graphs, context.inputs.n_genes, settings.structure)
-    val = context.batch(split.val) if len(split.val) else None
-    config = _fit_config(settings.fit, seed, f"GAT regressor, {split.kind}, seed {context.seed}")
-    return model, fit(model, structure_loss, context.batch(split.train), val, config)
-
-
-@torch.no_grad()
-def predict_structure_model(model: StructureRegressor, rows: np.ndarray, scaler: StandardScaler,
-                            batch_size: int = 256) -> np.ndarray:
-    """float64 (len(rows), genes) predicted signatures in z-score units (``scaler`` undoes the standardisation)."""
-    model.eval()
-    device = next(model.parameters()).device
-    parts = [model(torch.as_tensor(rows[start:start + batch_size], dtype=torch.long, device=device)).cpu().numpy()
-             for start in range(0, len(rows), batch_size)]
-    standardised = np.concatenate(parts) if parts else np.zeros((0, model.n_genes), np.float32)
-    return scaler.inverse_transform(standardised.astype(np.float64))
-
-
 def _gat_regressor(context: SignatureContext, seed: int) -> ModelOutput:
-    model, result = fit_structure_model(context, seed)
-    return ModelOutput(predict_structure_model(model, context.split.test, context.scaler), model, result)
-
-
-def fit_signature_diffusion(context: SignatureContext, seed: int) -> tuple[ConditionalDiffusion, FitResult]:
-    """Train a fingerprint-conditioned :class:`ConditionalDiffusion` on the training drugs' standardised
-    signatures, early stopping on the validation drugs."""
-    torch.manual_seed(seed)
-    settings, split = context.settings, context.split
-    conditioner = FingerprintConditioner(context.inputs.fingerprints, settings.diffusion.width,
-                                         settings.diffusion.dropout)
-    model = ConditionalDiffusion(context.inputs.n_genes, conditioner, settings.diffusion)
-    train = context.batch(split.train)
-    model.set_range(train.target)
-    val = context.batch(split.val) if len(split.val) else None
-    config = _fit_config(settings.diffusion_fit, seed, f"diffusion, {split.kind}, seed {context.seed}")
-    return model, fit(model, fingerprint_diffusion_loss, train, val, config)
-
-
-@torch.no_grad()
-def sample_signatures(model: ConditionalDiffusion, rows: np.ndarray, n_samples: int, steps: int, seed: int,
-                      batch_size: int = 256) -> np.ndarray:
-    """DDIM samples of the standardised signatures of drugs ``rows``: float32 (len(rows), n_samples, genes)."""
-    device = model.null_perturbation.device
-    generator = torch.Generator(device).manual_seed(seed)
-    parts = [model.sample(torch.as_tensor(rows[start:start + batch_size], dtype=torch.long, device=device),
-                          n_samples=n_samples, method="ddim", steps=steps, generator=generator).cpu().numpy()
-             for start in range(0, len(rows), batch_size)]
-    return np.concatenate(parts) if parts else np.zeros((0, n_samples, model.n_features), np.float32)
+    estimator = StructureEstimator(context.settings.structure, context.settings.fit)
+    fold = context.fold
+    report = estimator.fit(fold, seed, f"GAT regressor, {fold.split.kind}, seed {context.seed}")
+    return ModelOutput(estimator.predict(fold, fold.split.test), estimator.network, report, estimator=estimator)
 
 
 def _diffusion(context: SignatureContext, seed: int) -> ModelOutput:
-    model, result = fit_signature_diffusion(context, seed)
+    settings, fold = context.settings, context.fold
+    estimator = SignatureDiffusionEstimator(settings.diffusion, settings.diffusion_fit, settings.n_samples,
+                                            settings.ddim_steps)
+    report = estimator.fit(fold, seed, f"diffusion, {fold.split.kind}, seed {context.seed}")
     started = time.perf_counter()
-    samples = sample_signatures(model, context.split.test, context.settings.n_samples, context.settings.ddim_steps,
-                                seed)
-    predicted = context.scaler.inverse_transform(samples.mean(axis=1).astype(np.float64))
-    return ModelOutput(predicted, model, result, extra={"sampling_seconds": time.perf_counter() - started})
+    predicted = estimator.predict(fold, fold.split.test, seed)
+    return ModelOutput(predicted, estimator.network, report, extra={"sampling_seconds": time.perf_counter() - started},
+                       estimator=estimator)
 
 
 MODELS = ModelRegistry("consensus signatures from structure", [

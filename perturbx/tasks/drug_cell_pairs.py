@@ -8,7 +8,7 @@ of the task is trained on; :func:`undersample` balances the training pairs.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -24,12 +24,15 @@ class Features:
     """Per-cell and per-drug feature blocks after preprocessing fitted on training pairs.
 
     cell_blocks: one float32 (n_cells, d) array per omics block (data.cells order); drug_blocks: descriptors
-    (n_drugs, 209) and fingerprint (n_drugs, 2048) (data.drugs order).
+    (n_drugs, 209) and fingerprint (n_drugs, 2048) (data.drugs order); genes: the selected genes per omics block;
+    ranges: block name -> (minimum, maximum) per column over the training cell lines or drugs, the min-max
+    scaling's statistics (what a saved model keeps).
     """
 
     cell_blocks: list[np.ndarray]
     drug_blocks: list[np.ndarray]
     genes: dict[str, list[str]]
+    ranges: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @property
     def cell_dims(self) -> list[int]:
@@ -42,14 +45,19 @@ class Features:
         return [b.shape[1] for b in self.drug_blocks]
 
 
-def _min_max(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def _min_max(values: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """Min-max scale columns with the minimum and maximum over ``rows``; values outside that range are clipped to
-    it (an unseen drug's descriptor can exceed the training maximum by orders of magnitude); NaN -> 0."""
+    it (an unseen drug's descriptor can exceed the training maximum by orders of magnitude); NaN -> 0.
+
+    Returns:
+        (scaled float32 values, (column minima, column maxima) over ``rows``).
+    """
     scaler = MinMaxScaler(clip=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
         scaler.fit(values[rows])
-        return np.nan_to_num(scaler.transform(values), nan=0.0).astype(np.float32)
+        scaled = np.nan_to_num(scaler.transform(values), nan=0.0).astype(np.float32)
+    return scaled, (scaler.data_min_, scaler.data_max_)
 
 
 def prepare_features(data: DRPData, train: pd.DataFrame, n_genes: int | None = None) -> Features:
@@ -61,16 +69,27 @@ def prepare_features(data: DRPData, train: pd.DataFrame, n_genes: int | None = N
     drugs outside the training range are clipped to [0, 1]. Fingerprints: unchanged bits.
     """
     cells, drugs = np.unique(train["cell_index"]), np.unique(train["drug_index"])
-    blocks, genes = [], {}
+    blocks, genes, ranges = [], {}, {}
     for modality in MODALITIES:
         values = data.cell_features[modality]
         keep = np.arange(values.shape[1])
         if n_genes is not None and n_genes < values.shape[1]:
             keep = np.sort(np.argsort(-values[cells].var(axis=0), kind="stable")[:n_genes])
-        blocks.append(_min_max(values[:, keep], cells))
+        scaled, ranges[modality] = _min_max(values[:, keep], cells)
+        blocks.append(scaled)
         genes[modality] = [data.genes[i] for i in keep]
-    descriptors = _min_max(data.drug_features["descriptors"], drugs)
-    return Features(blocks, [descriptors, data.drug_features["fingerprint"]], genes)
+    descriptors, ranges["descriptors"] = _min_max(data.drug_features["descriptors"], drugs)
+    return Features(blocks, [descriptors, data.drug_features["fingerprint"]], genes, ranges)
+
+
+@dataclass
+class PairFold:
+    """One split of the drug-response task as a model sees it: the feature blocks (scaled with training
+    statistics) and the training and validation pairs (columns cell_index, drug_index, label)."""
+
+    features: Features
+    train: pd.DataFrame
+    val: pd.DataFrame
 
 
 def column_l2_scaled(features: Features, pairs: pd.DataFrame) -> Features:

@@ -32,6 +32,7 @@ from ..pathways import GeneGraph
 from ..profiles import check_profile
 from ..runtime import derive_seed
 from ..splits import Split, group_split, level_split, unseen_cell_split, unseen_compound_split
+from . import digest
 
 SPLIT_KINDS = ("random", "unseen compound", "unseen cell", "held-out dose", "held-out time")
 
@@ -60,6 +61,25 @@ class Inputs:
     def n_genes(self) -> int:
         """Genes per profile (978 landmarks)."""
         return self.data.expression.shape[1]
+
+    def split(self, kind: str, seed: int, **sizes: float) -> Split:
+        """:func:`make_split` of these inputs."""
+        return make_split(self, kind, seed, **sizes)
+
+    def fold(self, split: Split, standardise_target: bool = False, scalers: FeatureScalers | None = None,
+             target_scaler: TargetScaler | None = None) -> L1000Fold:
+        """What a model sees of ``split``: the inputs scaled with statistics of ``split.train`` (or with the given
+        ``scalers``, e.g. a saved model's), and with ``standardise_target`` the per-gene scaler of the change."""
+        scalers = scalers or FeatureScalers.fit(self, split.train)
+        if standardise_target and target_scaler is None:
+            target_scaler = TargetScaler.fit(self.data.change[split.train])
+        return L1000Fold(self, split, scalers.transform(self), target_scaler)
+
+    def fingerprint(self) -> dict[str, str]:
+        """What a model fitted on these inputs depends on: the sha256 of the compound structures (in order) and of
+        the genes (in order); a saved model checks it when loaded."""
+        return {"compounds_sha256": digest(self.compounds["canonical_smiles"]),
+                "genes_sha256": digest(self.data.genes["gene_id"])}
 
 
 def build_inputs(data: CuratedL1000, gene_graph: GeneGraph | None = None, fingerprint_bits: int = 1024) -> Inputs:
@@ -95,35 +115,87 @@ class Prepared:
         dose, time: float32 (n, 2): standardised log10 dose (µM) / log2 time (h), 0 when unknown, and a 1/0
             "known" flag.
         dose_scale: float32 (n, 1) PRnet's log(1 + dose in µM), unknown doses as 1 µM (no statistics involved).
+        scalers: the statistics the values were scaled with (what a saved model keeps).
     """
 
     basal: np.ndarray
     dose: np.ndarray
     time: np.ndarray
     dose_scale: np.ndarray
+    scalers: FeatureScalers | None = None
 
     def design(self, inputs: Inputs) -> np.ndarray:
         """Design matrix of the classical models: [fingerprint bits, basal, dose, time], (n, bits + genes + 4)."""
         return np.hstack([inputs.fingerprints[inputs.compound_index], self.basal, self.dose, self.time])
 
 
-def _scaled_log(values: np.ndarray, train: np.ndarray, log) -> np.ndarray:
+def _logged(values: np.ndarray, log) -> tuple[np.ndarray, np.ndarray]:
+    """(log of the known values, NaN elsewhere; the known mask): a dose or time is known when finite and > 0."""
     known = np.isfinite(values) & (values > 0)
-    logged = np.where(known, log(np.where(known, values, 1.0)), np.nan)
+    return np.where(known, log(np.where(known, values, 1.0)), np.nan), known
+
+
+def _log_statistics(values: np.ndarray, train: np.ndarray, log) -> tuple[float, float]:
+    """Mean and SD of the logged known values of the training rows (0 and 1 when there are none to use)."""
+    logged, known = _logged(values, log)
     reference = logged[train][known[train]]
     mean = reference.mean() if len(reference) else 0.0
     sd = reference.std() if len(reference) > 1 and reference.std() > 1e-6 else 1.0  # one value: centring only
+    return float(mean), float(sd)
+
+
+def _scaled_log(values: np.ndarray, log, mean: float, sd: float) -> np.ndarray:
+    logged, known = _logged(values, log)
     return np.stack([np.where(known, (logged - mean) / sd, 0.0), known.astype(float)], axis=1).astype(np.float32)
+
+
+@dataclass
+class FeatureScalers:
+    """The statistics of one split's training profiles that scale every model input of the task.
+
+    Attributes:
+        basal_mean, basal_sd: float32 (genes,) per-gene mean and SD of basal expression (SD 1 where constant).
+        log_dose: (mean, SD) of log10 dose in µM of the known doses; log_time: the same for log2 time in h.
+    """
+
+    basal_mean: np.ndarray
+    basal_sd: np.ndarray
+    log_dose: tuple[float, float]
+    log_time: tuple[float, float]
+
+    @classmethod
+    def fit(cls, inputs: Inputs, train: np.ndarray) -> FeatureScalers:
+        """Statistics of the profiles at positions ``train`` only."""
+        basal = inputs.data.basal
+        mean, sd = basal[train].mean(axis=0), basal[train].std(axis=0)
+        sd = np.where(sd > 1e-6, sd, 1.0)  # one training cell line: centring only
+        meta = inputs.data.metadata
+        return cls(mean, sd, _log_statistics(meta["dose_um"].to_numpy(float), train, np.log10),
+                   _log_statistics(meta["time_h"].to_numpy(float), train, np.log2))
+
+    def transform(self, inputs: Inputs) -> Prepared:
+        """Every profile of ``inputs`` scaled with these statistics."""
+        doses = inputs.data.metadata["dose_um"].to_numpy(float)
+        return Prepared(((inputs.data.basal - self.basal_mean) / self.basal_sd).astype(np.float32),
+                        _scaled_log(doses, np.log10, *self.log_dose),
+                        _scaled_log(inputs.data.metadata["time_h"].to_numpy(float), np.log2, *self.log_time),
+                        dose_scale(doses), self)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The statistics as named arrays (for a saved model's ``scalers.npz``)."""
+        return {"basal_mean": self.basal_mean, "basal_sd": self.basal_sd, "log_dose": np.array(self.log_dose),
+                "log_time": np.array(self.log_time)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> FeatureScalers:
+        """The inverse of :meth:`arrays`."""
+        return cls(arrays["basal_mean"], arrays["basal_sd"], tuple(float(v) for v in arrays["log_dose"]),
+                   tuple(float(v) for v in arrays["log_time"]))
 
 
 def prepare(inputs: Inputs, train: np.ndarray) -> Prepared:
     """Scale basal, dose and time with statistics of the profiles at positions ``train`` only."""
-    basal = inputs.data.basal
-    mean, sd = basal[train].mean(axis=0), basal[train].std(axis=0)
-    sd = np.where(sd > 1e-6, sd, 1.0)  # one training cell line: centring only
-    doses = inputs.data.metadata["dose_um"].to_numpy(float)
-    return Prepared(((basal - mean) / sd).astype(np.float32), _scaled_log(doses, train, np.log10),
-                    _scaled_log(inputs.data.metadata["time_h"].to_numpy(float), train, np.log2), dose_scale(doses))
+    return FeatureScalers.fit(inputs, train).transform(inputs)
 
 
 class L1000Batch(NamedTuple):
@@ -297,6 +369,15 @@ class TargetScaler:
         """Standardised values (..., genes) back to log2 changes."""
         return scaled * self.sd + self.mean
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The scaler as named arrays (for a saved model's ``scalers.npz``)."""
+        return {"target_mean": self.mean, "target_sd": self.sd}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> TargetScaler:
+        """The inverse of :meth:`arrays`."""
+        return cls(arrays["target_mean"], arrays["target_sd"])
+
 
 @dataclass
 class GenerativePrepared:
@@ -315,6 +396,48 @@ def prepare_generative(inputs: Inputs, train: np.ndarray) -> GenerativePrepared:
 def generative_batch(inputs: Inputs, prepared: GenerativePrepared, rows: np.ndarray) -> L1000Batch:
     """The :class:`L1000Batch` of ``rows`` with the standardised change as target."""
     return batch(inputs, prepared.features, rows, prepared.scaler.transform(inputs.data.change[rows]))
+
+
+@dataclass
+class L1000Fold:
+    """One split of the task as a model sees it (:meth:`Inputs.fold`).
+
+    Attributes:
+        inputs: the split-independent inputs.
+        split: positions of the train, validation and test profiles.
+        features: basal, dose and time scaled with the training statistics (:class:`Prepared`).
+        target_scaler: for the generative models, the per-gene standardisation of the change (None: the models
+            are trained on the log2 change itself).
+    """
+
+    inputs: Inputs
+    split: Split
+    features: Prepared
+    target_scaler: TargetScaler | None = None
+
+    @property
+    def scalers(self) -> FeatureScalers:
+        """The statistics the features were scaled with."""
+        return self.features.scalers
+
+    @property
+    def generative(self) -> GenerativePrepared:
+        """The fold's scaling in the form the generative helpers take; a ``ValueError`` without a target scaler."""
+        if self.target_scaler is None:
+            raise ValueError("this fold has no target scaler: build it with inputs.fold(split, "
+                             "standardise_target=True)")
+        return GenerativePrepared(self.features, self.target_scaler)
+
+    def batch(self, rows: np.ndarray) -> L1000Batch:
+        """The :class:`L1000Batch` of the profiles at ``rows`` (target: standardised change with a target scaler,
+        else the log2 change)."""
+        if self.target_scaler is None:
+            return batch(self.inputs, self.features, rows)
+        return generative_batch(self.inputs, self.generative, rows)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every fitted statistic of the fold as named arrays (for a saved model)."""
+        return self.scalers.arrays() | (self.target_scaler.arrays() if self.target_scaler is not None else {})
 
 
 def test_conditions(inputs: Inputs, test: np.ndarray) -> pd.DataFrame:

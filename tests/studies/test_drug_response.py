@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 from perturbx import papers
 from perturbx.datasets.drp import TEST_DATASET, TRAIN_DATASET, DRPData
 from perturbx.models.classical import sensitivity_priors
-from perturbx.models.drug_response import DeepDRA, drp_loss
+from perturbx.models.drug_response import DeepDRA, DRPEstimator, FeatureBlocks, PairLoss, drp_loss, predict_deep
 from perturbx.splits import kfold
 from perturbx.studies.drug_response import (
     DEFAULT_MODELS,
@@ -21,8 +21,6 @@ from perturbx.studies.drug_response import (
     PROTOCOLS,
     CrossDatasetRuns,
     DRPSettings,
-    FeatureBlocks,
-    PairLoss,
     ccle_decomposition,
     cross_dataset,
     cross_validate,
@@ -31,16 +29,21 @@ from perturbx.studies.drug_response import (
     drug_rate_shift,
     epoch_spread,
     per_drug_auc,
-    predict_deep,
     protocol_table,
     results_table,
     run_split,
     shown_columns,
-    train_deep,
     width_sweep,
     within_drug_auc,
 )
-from perturbx.tasks.drug_cell_pairs import PairBatch, column_l2_scaled, pair_batch, prepare_features, undersample
+from perturbx.tasks.drug_cell_pairs import (
+    PairBatch,
+    PairFold,
+    column_l2_scaled,
+    pair_batch,
+    prepare_features,
+    undersample,
+)
 from perturbx.training import FitConfig
 
 N_CELLS, N_DRUGS, N_GENES = 12, 6, 5
@@ -236,23 +239,40 @@ def test_pair_batch_and_the_pair_loss_gather_each_pairs_features():
         torch.testing.assert_close(losses[key], expected[key])
 
 
-def test_train_deep_and_predict_deep_are_reproducible():
+def small_fold() -> tuple[DRPData, PairFold]:
     data = fake_data()
     pairs = data.pairs
     train, val = pairs[pairs["cell_index"] < 8], pairs[pairs["cell_index"].isin([8, 9])]
-    features = prepare_features(data, train)
-    config = FitConfig(epochs=2, batch_size=8, progress=False, seed=1)
+    return data, PairFold(prepare_features(data, train), train, val)
 
-    def build(f):
-        return DeepDRA(f.cell_dims, f.drug_dims, latent_dim=4, hidden_dim=8, classifier_dim=4)
 
-    runs = [train_deep(build, features, train, val, config) for _ in range(2)]
-    (model, result), (again, _) = runs
-    assert len(result.history) == 2 and "val_loss" in result.history.columns
-    scores, outputs = predict_deep(model, features, pairs, batch_size=50)
-    assert scores.shape == (len(pairs),) and ((scores > 0) & (scores < 1)).all()
+@pytest.mark.parametrize("architecture", ["deepdra", "cross_attention", "cross_attention_blocks"])
+def test_a_drp_estimator_is_reproducible_and_predicts_probabilities(architecture):
+    data, fold = small_fold()
+    config = FitConfig(epochs=2, batch_size=8, progress=False)
+    fits = [DRPEstimator(architecture, config) for _ in range(2)]
+    reports = [estimator.fit(fold, seed=1) for estimator in fits]
+    assert reports[0].epochs_run == 2 and "val_loss" in reports[0].history.columns
+    scores = fits[0].predict(fold, data.pairs, batch_size=50)
+    assert scores.shape == (len(data.pairs),) and ((scores > 0) & (scores < 1)).all()
+    np.testing.assert_array_equal(fits[1].predict(fold, data.pairs, batch_size=50), scores)
+    _, outputs = predict_deep(fits[0].network, fold.features, data.pairs, batch_size=50)
     assert len(outputs) == 2  # 72 pairs in batches of 50
-    np.testing.assert_array_equal(predict_deep(again, features, pairs)[0], scores)
+
+
+def test_a_saved_drp_estimator_predicts_what_it_predicted(tmp_path):
+    data, fold = small_fold()
+    estimator = DRPEstimator("cross_attention", FitConfig(epochs=2, batch_size=8, progress=False))
+    estimator.fit(fold, seed=2)
+    loaded = DRPEstimator.load(estimator.save(tmp_path / "drp"))
+    assert loaded.architecture == "cross_attention" and loaded.genes == fold.features.genes
+    np.testing.assert_array_equal(loaded.ranges["descriptors"][1], fold.features.ranges["descriptors"][1])
+    np.testing.assert_array_equal(loaded.predict(fold, data.pairs), estimator.predict(fold, data.pairs))
+
+
+def test_an_unknown_architecture_is_refused():
+    with pytest.raises(ValueError, match="unknown drug-response architecture 'mlp'; use one of deepdra"):
+        DRPEstimator("mlp")
 
 
 # --------------------------------------------------------------------------------------------------- one split

@@ -10,6 +10,7 @@ import torch
 
 from perturbx.datasets.cmap import N_LANDMARKS
 from perturbx.evaluation import distributions, replicates
+from perturbx.models import generative as generative_models
 from perturbx.models.diffusion import ConditionalDiffusion
 from perturbx.models.encoder_decoder import EncoderDecoderConfig, PerturbationEncoderDecoder, encoder_decoder_loss
 from perturbx.splits import Split
@@ -117,11 +118,9 @@ def test_training_batch_targets_the_standardised_change(inputs):
     assert found.compound.tolist() == inputs.compound_index[rows].tolist()
 
 
-def test_fit_generative_rejects_an_unknown_network(inputs):
-    split = l1000.make_split(inputs, "random", seed=0)
+def test_an_unknown_generative_network_is_refused():
     with pytest.raises(ValueError, match="unknown generative network 'gan'; use one of diffusion, encoder_decoder"):
-        generative.fit_generative(inputs, l1000.prepare_generative(inputs, split.train), split,
-                                  generative.GenerativeSettings.smoke(), seed=0, network="gan")
+        generative.generative_estimator("gan", generative.GenerativeSettings.smoke())
 
 
 def test_test_conditions_group_replicates(inputs):
@@ -284,8 +283,9 @@ def test_budgets_are_counted_in_optimiser_steps_on_small_sets(inputs, monkeypatc
     split = l1000.make_split(inputs, "random", seed=0, test_size=0.3, val_size=0.15)
     steps_per_epoch = -(-len(split.train) // settings.diffusion_fit.batch_size)
     seen = {}
-    monkeypatch.setattr(generative, "fit", lambda model, loss, train, val, config: seen.setdefault("config", config))
-    generative.fit_generative(inputs, l1000.prepare_generative(inputs, split.train), split, settings, 0, "diffusion")
+    monkeypatch.setattr(generative_models, "fit",
+                        lambda model, loss, train, val, config: seen.setdefault("config", config))
+    generative.generative_estimator("diffusion", settings).fit(inputs.fold(split, standardise_target=True), 0)
     assert seen["config"].epochs == max(2, -(-30 // steps_per_epoch))
     assert seen["config"].early_stopping_patience == max(1, -(-40 // steps_per_epoch)) > 1
 

@@ -36,8 +36,7 @@ def test_graph_model_needs_a_gene_graph():
     no_graph = l1000.build_inputs(tiny_data(), fingerprint_bits=256)
     split = l1000.make_split(no_graph, "random", seed=0)
     with pytest.raises(ValueError, match="no gene graph"):
-        graph_model.fit_graph_model(no_graph, l1000.prepare(no_graph, split.train), split,
-                                   graph_model.ExpressionSettings.smoke(), seed=0)
+        graph_model.graph_estimator(graph_model.ExpressionSettings.smoke()).fit(no_graph.fold(split), seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -69,11 +68,13 @@ def test_run_split_scores_every_model_on_the_test_rows(smoke_result):
                                   l1000.prepare(smoke_result.context.inputs, smoke_result.split.train).basal)
 
 
-def test_predict_graph_model_matches_the_split_predictions(inputs, smoke_result):
-    model, prepared, test = smoke_result.models["graph_model"], smoke_result.context.prepared, smoke_result.split.test
-    again = graph_model.predict_graph_model(model, inputs, prepared, test, batch_size=3)  # batches of 3 rows
+def test_the_estimator_predicts_what_the_split_predicted(smoke_result):
+    estimator, fold, test = smoke_result.outputs["graph_model"].estimator, smoke_result.context.fold, \
+        smoke_result.split.test
+    assert estimator.network is smoke_result.models["graph_model"]
+    again = estimator.predict(fold, test, batch_size=3)  # batches of 3 rows
     np.testing.assert_allclose(again, smoke_result.predictions["graph_model"], atol=1e-5)
-    assert graph_model.predict_graph_model(model, inputs, prepared, test[:0]).shape == (0, N_LANDMARKS)
+    assert estimator.predict(fold, test[:0]).shape == (0, N_LANDMARKS)
 
 
 def test_true_mean_needs_the_true_change_and_unknown_ids_are_refused(inputs, smoke_result):
@@ -149,7 +150,7 @@ def test_attributions_shapes_and_token_attention(inputs, smoke_result):
     assert found.gene_gradient.shape == found.gene_pool.shape == (4, N_LANDMARKS)
     assert list(found.token_attention.columns) == list(TOKEN_NAMES)
     np.testing.assert_allclose(found.token_attention.sum(axis=1), 1.0, atol=1e-5)
-    expected = graph_model.predict_graph_model(model, inputs, prepared, rows)
+    expected = smoke_result.outputs["graph_model"].estimator.predict(smoke_result.context.fold, rows)
     np.testing.assert_allclose(found.predicted_change, expected, atol=1e-5)
 
 
@@ -157,8 +158,7 @@ def test_explain_split_explains_the_highest_dose_test_profiles(inputs, smoke_res
     found = graph_model.explain_split(smoke_result, per_compound=1, limit=3)
     rows = l1000.highest_dose_rows(inputs, smoke_result.split.test, 1, 3)
     np.testing.assert_array_equal(found.rows, rows)
-    expected = graph_model.predict_graph_model(smoke_result.models["graph_model"], inputs,
-                                              smoke_result.context.prepared, rows)
+    expected = smoke_result.outputs["graph_model"].estimator.predict(smoke_result.context.fold, rows)
     np.testing.assert_allclose(found.predicted_change, expected, atol=1e-5)
 
 

@@ -13,7 +13,7 @@ from perturbx.evaluation import metrics
 from perturbx.splits import Split
 from perturbx.studies import drug_response, generative, graph_model, protocol
 from perturbx.studies.protocol import ModelOutput, ModelRegistry, ModelSpec, SplitResult
-from perturbx.training import FitConfig, FitResult, fit
+from perturbx.training import FitConfig, FitReport, fit
 
 
 def constant(value: float):
@@ -198,8 +198,8 @@ def test_the_model_receives_its_seed():
     assert received["seed"] == output.seed == protocol.model_seed(registry, 3, "random", "m")
 
 
-def fit_result(epochs: int, best: int, seconds: float = 2.0, speed: float = 50.0) -> FitResult:
-    return FitResult(pd.DataFrame({"epoch": range(1, epochs + 1)}), best, seconds, speed)
+def fit_result(epochs: int, best: int, seconds: float = 2.0, speed: float = 50.0) -> FitReport:
+    return FitReport(pd.DataFrame({"epoch": range(1, epochs + 1)}), best, seconds, speed)
 
 
 def split_result(seed: int, value: float = 0.5) -> SplitResult:

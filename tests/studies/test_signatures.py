@@ -10,8 +10,10 @@ import torch
 from perturbx import chem
 from perturbx.datasets.cmap import N_LANDMARKS
 from perturbx.datasets.curated import CuratedL1000
+from perturbx.models.structure import SignatureDiffusionEstimator, StructureEstimator
 from perturbx.studies import signatures
 from perturbx.tasks import consensus_signatures
+from perturbx.tasks.consensus_signatures import SignatureFold
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -247,3 +249,20 @@ def test_explain_drugs_uses_the_fold_that_held_the_drug_out(inputs, experiment):
     key = (table.at[0, "seed"], table.at[0, "fold"])
     assert 0 in results[key].split.test
     assert table.at[0, "motif_atoms"] == 0 and table.at[0, "atoms"] == 13
+
+
+@pytest.mark.parametrize("estimator_class", [StructureEstimator, SignatureDiffusionEstimator])
+def test_a_saved_signature_model_predicts_what_it_predicted(inputs, tmp_path, estimator_class):
+    settings = signatures.SignatureSettings.smoke()
+    fold = SignatureFold.of(inputs, consensus_signatures.scaffold_folds(inputs, k=3, seed=0)[0])
+    if estimator_class is StructureEstimator:
+        estimator = StructureEstimator(settings.structure, settings.fit)
+    else:
+        estimator = SignatureDiffusionEstimator(settings.diffusion, settings.diffusion_fit, n_samples=3, steps=4)
+    report = estimator.fit(fold, seed=1)
+    assert report.epochs_run >= 1
+    predicted = estimator.predict(fold, fold.split.test)
+    assert predicted.shape == (len(fold.split.test), inputs.n_genes) and predicted.dtype == np.float64
+    loaded = estimator_class.load(estimator.save(tmp_path / "model"), inputs)
+    np.testing.assert_array_equal(loaded.scaler.mean_, fold.scaler.mean_)
+    np.testing.assert_array_equal(loaded.predict(fold, fold.split.test), predicted)
