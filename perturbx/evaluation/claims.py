@@ -101,3 +101,10 @@ def claims_markdown(table: pd.DataFrame) -> str:
             lines.append(f"  - *Data:* {row['data']}")
         lines.append(f"  - *Our result:* {evidence or 'no decided evidence'}")
     return "\n".join(lines)
+
+
+def claims_text(table: pd.DataFrame) -> str:
+    """The claims of a :func:`claims_table` as plain text for a chapter's output: per claim ``[VERDICT] claim``,
+    then each finding of its evidence on its own indented line."""
+    return "\n".join(f"[{row['verdict'].upper()}] {row['claim']}\n    " + str(row["evidence"]).replace("; ", "\n    ")
+                     for _, row in table.iterrows())

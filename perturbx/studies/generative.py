@@ -213,7 +213,7 @@ def _point_model(model_id: str) -> Callable[[GenerativeContext], ModelOutput]:
         position = {row: i for i, row in enumerate(context.split.test)}
         predicted = l1000_models[model_id].run(point, seed).prediction
         change = predicted[[position[r] for r in context.conditions["row"]]]
-        return ModelOutput(change, extra=_scored(MODELS.label(model_id), change, context, change[:, None]))
+        return ModelOutput(change, **_scored(MODELS.label(model_id), change, context, change[:, None]))
     return run
 
 
@@ -230,17 +230,16 @@ def _sampled_model(model_id: str, network: str, options: Callable[[GenerativeSet
             fitted = estimator.fit(context.fold, network_seed, f"{_LABELS[network]}, {context.split.kind}")
             context.networks[network] = estimator
         estimator = context.networks[network]
-        model, sampling, extra = estimator.network, options(settings), {}
+        model, sampling, chosen, choice_table = estimator.network, options(settings), {}, None
         n_samples = sampling.pop("n_samples", settings.n_samples)
         if model_id == "diffusion" and len(settings.temperatures) > 1:
-            sampling["temperature"], extra["temperature_choice"] = choose_temperature(model, context, seed, sampling)
-            extra["temperature"] = sampling["temperature"]
+            sampling["temperature"], choice_table = choose_temperature(model, context, seed, sampling)
+            chosen["temperature"] = sampling["temperature"]
         accuracy, distribution, means, sampling_seconds = evaluate_samples(
             MODELS.label(model_id), model, context.inputs, context.prepared, context.conditions, n_samples, seed,
             context.reference, **sampling)
-        return ModelOutput(means, model, fitted, extra=extra | {"accuracy": accuracy, "distribution": distribution,
-                                                                "sampling_seconds": sampling_seconds},
-                           estimator=estimator)
+        return ModelOutput(means, model, fitted, estimator=estimator, sampling_seconds=sampling_seconds,
+                           accuracy=accuracy, distribution=distribution, chosen=chosen, choice_table=choice_table)
     return run
 
 
@@ -279,7 +278,7 @@ def _marginal_draws(context: GenerativeContext, seed: int) -> ModelOutput:
         own = train[cells[train] == cells[row]]
         samples[i] = change[rng.choice(own if len(own) else train, context.settings.n_samples)]
     mean = samples.mean(axis=1)
-    return ModelOutput(mean, extra=_scored(MODELS.label("marginal_draws"), mean, context, samples))
+    return ModelOutput(mean, **_scored(MODELS.label("marginal_draws"), mean, context, samples))
 
 
 def _true_distribution(context: GenerativeContext, seed: int) -> ModelOutput:
@@ -289,7 +288,7 @@ def _true_distribution(context: GenerativeContext, seed: int) -> ModelOutput:
         raise ValueError("the true distribution is known on simulated data only: pass truth=l1000.Truth(...)")
     own = truth.reference(first, context.seed, offset=1, n=context.settings.n_samples)
     change = truth.moments(first)[0]
-    return ModelOutput(change, extra=_scored(MODELS.label("true_distribution"), change, context,
+    return ModelOutput(change, **_scored(MODELS.label("true_distribution"), change, context,
                                              own - context.inputs.data.basal[first][:, None]))
 
 
@@ -311,7 +310,7 @@ def _replicate_ceiling(context: GenerativeContext, seed: int) -> ModelOutput:
     means = np.stack([data.change[m].mean(axis=0) for m in conditions["members"]])
     distribution = pd.DataFrame({"condition": conditions["condition"].to_numpy(),
                                  **nan_columns(DISTRIBUTION_METRICS)}).assign(model=label)
-    return ModelOutput(means, extra={"accuracy": accuracy, "distribution": distribution})
+    return ModelOutput(means, accuracy=accuracy, distribution=distribution)
 
 
 _LABELS = {"diffusion": "diffusion", "encoder_decoder": "encoder-decoder (PRnet-style)"}
@@ -384,9 +383,9 @@ def run_split(inputs: Inputs, split: Split, settings: GenerativeSettings, seed: 
     oracle = "true_distribution" if truth is not None else "replicate_ceiling" if replicate_sd is not None else None
     ids = [*models, oracle] if oracle is not None and oracle not in models else list(models)
     outputs = protocol.run_models(MODELS, ids, context, seed, split.kind)
-    return GenerativeResult(split, seed, pd.concat([o.extra["accuracy"] for o in outputs.values()], ignore_index=True),
+    return GenerativeResult(split, seed, pd.concat([o.accuracy for o in outputs.values()], ignore_index=True),
                             outputs, context, {i: MODELS.label(i) for i in outputs},
-                            pd.concat([o.extra["distribution"] for o in outputs.values()], ignore_index=True))
+                            pd.concat([o.distribution for o in outputs.values()], ignore_index=True))
 
 
 def summarise(result: GenerativeResult) -> pd.DataFrame:
@@ -397,8 +396,8 @@ def summarise(result: GenerativeResult) -> pd.DataFrame:
     distribution = result.distribution.groupby("model", sort=False)[list(DISTRIBUTION_METRICS)].mean()
     seconds = {result.labels[i]: s for i, s in result.seconds.items()}
     table = accuracy.join(distribution).reset_index()
-    temperature = {result.labels[i]: o.extra["temperature"] for i, o in result.outputs.items()
-                   if "temperature" in o.extra}
+    temperature = {result.labels[i]: o.chosen["temperature"] for i, o in result.outputs.items()
+                   if "temperature" in o.chosen}
     table = table.assign(n_conditions=len(result.conditions), seconds=table["model"].map(seconds),
                          temperature=table["model"].map(temperature).astype(float))
     return protocol.with_fit_epochs(table, result)
@@ -439,7 +438,7 @@ def _resample(result: GenerativeResult, inputs: Inputs, variants: Sequence[tuple
     conditions = result.conditions.iloc[:max_conditions]
     reference = context.reference.part(slice(0, max_conditions))  # the draws the split's table was scored on
     n_samples, seed, rows = context.settings.n_samples, result.outputs["diffusion"].seed, []
-    chosen = {"temperature": result.outputs["diffusion"].extra.get("temperature", 1.0)}  # unless a variant sets it
+    chosen = {"temperature": result.outputs["diffusion"].chosen.get("temperature", 1.0)}  # unless a variant sets it
     for labels, sampling in tqdm(variants, desc=description, leave=False):  # the same noise for every variant
         acc, dist, _, elapsed = evaluate_samples("diffusion", result.models["diffusion"], inputs, result.prepared,
                                                  conditions, n_samples, seed, reference, **(chosen | sampling))
@@ -500,8 +499,8 @@ def draw(result: GenerativeResult, inputs: Inputs, model_id: str, rows: np.ndarr
         raise ValueError(f"{model_id!r} does not sample; use one of {', '.join(SAMPLING)}")
     options = SAMPLING[model_id](result.context.settings)
     options.pop("n_samples", None)
-    if "temperature" in result.outputs[model_id].extra:  # the temperature chosen on validation
-        options["temperature"] = result.outputs[model_id].extra["temperature"]
+    if "temperature" in result.outputs[model_id].chosen:  # the temperature chosen on validation
+        options["temperature"] = result.outputs[model_id].chosen["temperature"]
     (_, change), = generate(result.models[model_id], inputs, result.prepared, np.asarray(rows), n, seed=seed,
                             max_batch=max(n * len(rows), 1), **options)
     return inputs.data.basal[np.asarray(rows)][:, None] + change

@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import torch
 
 from .. import papers
+from ..evaluation import explain
 from ..evaluation.claims import Claim, Evidence
 from ..evaluation.explain import Attributions, attributions
 from ..evaluation.metrics import EXPRESSION_METRICS, expression_metrics
 from ..models.classical import EXPRESSION_REGRESSORS
-from ..models.gnn import GNNConfig, GraphModelEstimator
+from ..models.gnn import TOKEN_NAMES, GNNConfig, GraphModelEstimator
 from ..splits import Split
 from ..tasks.l1000 import Inputs, highest_dose_rows, make_split, prepare
 from ..training import FitConfig
@@ -247,6 +249,43 @@ def decide_claims(simulated_runs: pd.DataFrame, shares: pd.DataFrame, consensus_
                               "of the true mean's Pearson of change", share, target_share, below=False),)),
         Claim(title, "Its attributions point at the inputs that cause the response", data, tuple(attribution)),
     ]
+
+
+def token_attention_table(found: Attributions) -> pd.DataFrame:
+    """Mean attention each token (compound, cell line, dose, time) receives in the last Transformer layer, over the
+    querying tokens and the explained profiles: one row per token, column ``mean attention received``."""
+    return found.token_attention.mean().rename("mean attention received").to_frame()
+
+
+@torch.no_grad()
+def token_attention_layers(result: SplitResult, row: int) -> list[pd.DataFrame]:
+    """The graph model's token attention for profile ``row`` (a position in the inputs): one table per Transformer
+    layer, rows the querying tokens and columns the tokens attended to (compound, cell line, dose, time)."""
+    model, fold = result.models["graph_model"], result.context.fold
+    device = next(model.parameters()).device
+    b = fold.batch(np.array([row]))
+    layers = model(*[t.to(device) for t in (b.compound, b.basal, b.dose, b.time)], details=True)[1]["token_attention"]
+    return [pd.DataFrame(layer[0].cpu().numpy(), index=list(TOKEN_NAMES), columns=list(TOKEN_NAMES))
+            for layer in layers]
+
+
+FAITHFULNESS_MASKS = (("atoms", 0.2), ("genes", 50))
+"""What the faithfulness test masks: a fifth of each molecule's atoms, and 50 basal genes."""
+
+
+def faithfulness_table(result: SplitResult, found: Attributions, seed: int, dataset: str = "simulator",
+                       masks: Sequence[tuple[str, int | float]] = FAITHFULNESS_MASKS) -> pd.DataFrame:
+    """Does masking the top-attributed inputs move the graph model's prediction more than masking random ones
+    (:func:`perturbx.evaluation.explain.faithfulness`)? One row per masked kind: the profiles, the mean effect of
+    the top-attributed and of random masks, and the fraction of profiles where the top ones moved it more."""
+    rows = []
+    for kind, n_masked in masks:
+        effect = explain.faithfulness(result.models["graph_model"], result.context.inputs, result.context.prepared,
+                                      found, kind, n_masked, seed=seed)
+        rows.append({"dataset": dataset, "masked": f"top {kind}", "profiles": len(effect),
+                     "effect of top-attributed": effect["top"].mean(), "effect of random": effect["random"].mean(),
+                     "top > random (fraction)": (effect["top"] > effect["random"]).mean()})
+    return pd.DataFrame(rows)
 
 
 def explain_split(result: SplitResult, per_compound: int = 1, limit: int = 48) -> Attributions:

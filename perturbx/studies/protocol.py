@@ -51,18 +51,25 @@ class ModelOutput:
         model: the trained torch model, if any (kept for attributions and re-sampling).
         fit: the fit record of a torch model (:class:`~perturbx.training.FitReport`).
         seconds: wall time of fitting and predicting.
-        extra: protocol-specific details (e.g. sampling time).
         seed: the model's seed (:func:`run_models`), e.g. to re-sample a generative model with the same noise.
         estimator: the fitted :class:`~perturbx.models.estimator.Estimator` of a learned model (it can be saved).
+        sampling_seconds: time spent generating samples (generative models; None for the others).
+        accuracy, distribution: a generative protocol's scores, per test profile and per test condition.
+        chosen: hyper-parameters chosen on validation rows (e.g. ``k``, ``alpha``, ``temperature``), and
+            choice_table: the validation scores they were chosen by.
     """
 
     prediction: Any = None
     model: torch.nn.Module | None = None
     fit: FitReport | None = None
     seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None
     estimator: Estimator | None = None
+    sampling_seconds: float | None = None
+    accuracy: pd.DataFrame | None = None
+    distribution: pd.DataFrame | None = None
+    chosen: dict[str, float] = field(default_factory=dict)
+    choice_table: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -340,8 +347,8 @@ def speed_table(results: Mapping[tuple, SplitResult], keys: Sequence[str], per: 
                 "model": result.labels.get(model_id, model_id), "epochs run": len(output.fit.history),
                 "best epoch": output.fit.best_epoch, f"{per} / s": output.fit.samples_per_second,
                 "fit seconds": output.fit.seconds}
-            if "sampling_seconds" in output.extra:
-                row["sampling seconds"] = output.extra["sampling_seconds"]
+            if output.sampling_seconds is not None:
+                row["sampling seconds"] = output.sampling_seconds
             rows.append(row)
     return pd.DataFrame(rows)
 

@@ -198,7 +198,8 @@ def _nearest_neighbours(context: SignatureContext, seed: int) -> ModelOutput:
     k, scores = choose_neighbours(context, context.settings.neighbours)
     rest, test, inputs = context.rest, context.split.test, context.inputs
     predicted = nearest_neighbours(inputs.fingerprints[rest], inputs.signatures[rest], inputs.fingerprints[test], k)
-    return ModelOutput(predicted, extra={"k": k, "validation_pearson": scores})
+    return ModelOutput(predicted, chosen={"k": k},
+                       choice_table=pd.DataFrame({"k": list(scores), "validation_pearson": list(scores.values())}))
 
 
 def fit_ridge(fingerprints: np.ndarray, signatures: np.ndarray, groups: np.ndarray, alphas: Sequence[float],
@@ -226,7 +227,7 @@ def _ridge(context: SignatureContext, seed: int) -> ModelOutput:
     search = fit_ridge(inputs.fingerprints[rest], inputs.signatures[rest], inputs.scaffolds[rest], settings.alphas,
                        settings.ridge_folds)
     predicted = search.predict(inputs.fingerprints[context.split.test].astype(np.float32))
-    return ModelOutput(predicted, extra={"alpha": float(search.best_params_["alpha"])})
+    return ModelOutput(predicted, chosen={"alpha": float(search.best_params_["alpha"])})
 
 
 def _mean_signature(context: SignatureContext, seed: int) -> ModelOutput:
@@ -250,8 +251,8 @@ def _diffusion(context: SignatureContext, seed: int) -> ModelOutput:
     report = estimator.fit(fold, seed, f"diffusion, {fold.split.kind}, seed {context.seed}")
     started = time.perf_counter()
     predicted = estimator.predict(fold, fold.split.test, seed)
-    return ModelOutput(predicted, estimator.network, report, extra={"sampling_seconds": time.perf_counter() - started},
-                       estimator=estimator)
+    return ModelOutput(predicted, estimator.network, report, estimator=estimator,
+                       sampling_seconds=time.perf_counter() - started)
 
 
 MODELS = ModelRegistry("consensus signatures from structure", [
@@ -393,7 +394,7 @@ def selection_table(results: dict[tuple, SplitResult]) -> pd.DataFrame:
         row = {"seed": seed, "fold": fold}
         for model_id, key in (("nearest_neighbours", "k"), ("ridge", "alpha")):
             if model_id in result.outputs:
-                row[f"{model_id} {key}"] = result.outputs[model_id].extra[key]
+                row[f"{model_id} {key}"] = result.outputs[model_id].chosen[key]
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -1,6 +1,6 @@
 import pandas as pd
 
-from perturbx.evaluation.claims import Claim, Evidence, claims_markdown, claims_table, verdict
+from perturbx.evaluation.claims import Claim, Evidence, claims_markdown, claims_table, claims_text, verdict
 from perturbx.evaluation.metrics import compare_models
 
 
@@ -41,3 +41,11 @@ def test_claims_markdown_lists_verdict_claim_data_and_result():
     assert "*Our result:* A beats B (+0.04); A ties with C" in text
     two = claims_table([Claim("P", "A beats B", "set 1"), Claim("P", "C beats D", "set 2")])
     assert "  - *Data:* set 2" in claims_markdown(two) and "Data and scale" not in claims_markdown(two)
+
+
+def test_claims_text_puts_each_finding_on_its_own_line():
+    table = claims_table([Claim("P", "A beats B", "toy", (Evidence("A beats B (+0.04)", True),
+                                                          Evidence("A ties with C", False))),
+                          Claim("P", "C beats D", "toy")])
+    assert claims_text(table) == ("[PARTLY] A beats B\n    A beats B (+0.04)\n    A ties with C\n"
+                                  f"[{table.loc[1, 'verdict'].upper()}] C beats D\n    ")

@@ -167,7 +167,7 @@ def test_run_split_scores_every_model(smoke_result):
     assert isinstance(smoke_result.models["diffusion"], ConditionalDiffusion)
     assert smoke_result.models["diffusion"].x0_limit < np.inf
     for model_id in generative.GENERATIVE_MODELS:
-        assert smoke_result.outputs[model_id].extra["sampling_seconds"] > 0
+        assert smoke_result.outputs[model_id].sampling_seconds > 0
     assert smoke_result.prepared is smoke_result.context.prepared
 
 
@@ -261,7 +261,7 @@ def test_marginal_draws_are_training_changes_of_the_cell_line(inputs, smoke_resu
     np.testing.assert_allclose(rerun.prediction, output.prediction)
     train_changes = {tuple(np.round(row, 5)) for row in inputs.data.change[smoke_result.split.train]}
     # the mean of draws from the training changes lies inside their range, and the draws have spread
-    assert output.extra["distribution"]["spread_ratio"].gt(0).all()
+    assert output.distribution["spread_ratio"].gt(0).all()
     assert len(train_changes) == len(smoke_result.split.train)
 
 
@@ -376,11 +376,11 @@ def test_diffusion_chooses_its_temperature_on_validation_conditions(inputs):
     split = l1000.make_split(inputs, "random", seed=0, test_size=0.3, val_size=0.15)
     result = generative.run_split(inputs, split, settings, seed=0, models=["diffusion"])
     output = result.outputs["diffusion"]
-    choice = output.extra["temperature_choice"]
+    choice = output.choice_table
     assert choice["temperature"].tolist() == [0.0, 1.0]
-    assert output.extra["temperature"] == choice.loc[choice["value"].idxmin(), "temperature"]
+    assert output.chosen["temperature"] == choice.loc[choice["value"].idxmin(), "temperature"]
     summary = generative.summarise(result).set_index("model")
-    assert summary.loc["diffusion", "temperature"] == output.extra["temperature"]
+    assert summary.loc["diffusion", "temperature"] == output.chosen["temperature"]
 
 
 def test_temperature_sweep_shows_the_spread_trade_off(inputs, smoke_result):

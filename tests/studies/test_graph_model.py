@@ -219,3 +219,27 @@ def test_causal_atoms_and_recovery_against_known_bits(inputs):
     recovered = explain.atom_recovery(found, inputs, truth)
     assert recovered["gradient_auroc"].tolist() == [1.0, 0.0]
     assert recovered["attention_auroc"].tolist() == [1.0, 1.0]
+
+
+def test_token_attention_tables_of_the_chapter(smoke_result):
+    found = graph_model.explain_split(smoke_result, per_compound=1, limit=3)
+    table = graph_model.token_attention_table(found)
+    assert table.index.tolist() == list(TOKEN_NAMES) and table.columns.tolist() == ["mean attention received"]
+    assert table["mean attention received"].sum() == pytest.approx(1.0, abs=1e-5)  # each query's attention sums to 1
+    layers = graph_model.token_attention_layers(smoke_result, int(found.rows[0]))
+    assert len(layers) == smoke_result.models["graph_model"].config.transformer_layers
+    for layer in layers:
+        assert layer.index.tolist() == layer.columns.tolist() == list(TOKEN_NAMES)
+        np.testing.assert_allclose(layer.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(layers[-1].to_numpy().mean(axis=0), found.token_attention.iloc[0],
+                               atol=1e-5)  # the last layer, as the attributions report it
+
+
+def test_faithfulness_table_has_one_row_per_masked_kind(smoke_result):
+    found = graph_model.explain_split(smoke_result, per_compound=1, limit=3)
+    table = graph_model.faithfulness_table(smoke_result, found, seed=0)
+    assert table["masked"].tolist() == ["top atoms", "top genes"] and (table["profiles"] == len(found.rows)).all()
+    assert table["top > random (fraction)"].between(0, 1).all()
+    direct = explain.faithfulness(smoke_result.models["graph_model"], smoke_result.context.inputs,
+                                  smoke_result.context.prepared, found, "genes", 50, seed=0)
+    assert table.loc[1, "effect of top-attributed"] == pytest.approx(direct["top"].mean())

@@ -306,7 +306,7 @@ def test_results_table_summarises_per_group_and_drops_all_nan_metrics():
 
 def test_speed_table_has_one_row_per_trained_model_and_job():
     results = {("random", 0): split_result(0), ("random", 1): split_result(1)}
-    results[("random", 1)].outputs["one"].extra["sampling_seconds"] = 0.25
+    results[("random", 1)].outputs["one"].sampling_seconds = 0.25
     table = protocol.speed_table(results, ["split", "seed"])
     assert list(table.columns) == ["split", "seed", "model", "epochs run", "best epoch", "profiles / s",
                                    "fit seconds", "sampling seconds"]
@@ -336,8 +336,8 @@ def test_mean_by_model_keeps_the_order_of_appearance():
 
 def test_model_output_defaults_are_not_shared():
     first, second = ModelOutput(), ModelOutput()
-    first.extra["a"] = 1
-    assert second.extra == {}
+    first.chosen["a"] = 1
+    assert second.chosen == {}
 
 
 def test_paired_comparisons_per_split_and_fit_epochs_in_results_table():

@@ -113,8 +113,8 @@ def test_ridge_and_knn_choose_without_test_drugs(inputs, monkeypatch):
     assert not any((seen["targets"] == row).all(axis=1).any() for row in test_signatures)
     assert len(seen["targets"]) == len(split.train) + len(split.val)
     assert not set(seen["groups"]) & set(inputs.scaffolds[split.test])
-    assert result.outputs["ridge"].extra["alpha"] in settings.alphas
-    assert result.outputs["nearest_neighbours"].extra["k"] in settings.neighbours
+    assert result.outputs["ridge"].chosen["alpha"] in settings.alphas
+    assert result.outputs["nearest_neighbours"].chosen["k"] in settings.neighbours
 
 
 def test_ridge_needs_two_scaffold_groups():
