@@ -126,10 +126,6 @@ class SignatureFold:
         target = self.scaler.transform(self.inputs.signatures[rows]).astype(np.float32)
         return StructureBatch(torch.as_tensor(np.asarray(rows), dtype=torch.long), torch.as_tensor(target))
 
-    def scaler_arrays(self) -> dict[str, np.ndarray]:
-        """The scaler's statistics as named arrays (for a saved model)."""
-        return scaler_arrays(self.scaler)
-
 
 def scaler_arrays(scaler: StandardScaler) -> dict[str, np.ndarray]:
     """A fitted per-gene ``StandardScaler`` as named arrays (mean, scale, variance, samples seen)."""

@@ -70,7 +70,7 @@ class Inputs:
              target_scaler: TargetScaler | None = None) -> L1000Fold:
         """What a model sees of ``split``: the inputs scaled with statistics of ``split.train`` (or with the given
         ``scalers``, e.g. a saved model's), and with ``standardise_target`` the per-gene scaler of the change."""
-        scalers = scalers or FeatureScalers.fit(self, split.train)
+        scalers = FeatureScalers.fit(self, split.train) if scalers is None else scalers
         if standardise_target and target_scaler is None:
             target_scaler = TargetScaler.fit(self.data.change[split.train])
         return L1000Fold(self, split, scalers.transform(self), target_scaler)
@@ -434,10 +434,6 @@ class L1000Fold:
         if self.target_scaler is None:
             return batch(self.inputs, self.features, rows)
         return generative_batch(self.inputs, self.generative, rows)
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """Every fitted statistic of the fold as named arrays (for a saved model)."""
-        return self.scalers.arrays() | (self.target_scaler.arrays() if self.target_scaler is not None else {})
 
 
 def test_conditions(inputs: Inputs, test: np.ndarray) -> pd.DataFrame:
