@@ -10,6 +10,9 @@
   its progress-bar output (``tidy_streams``, ``is_progress_line``); used by the runner, the HTML build
   (:mod:`perturbx.sphinxext`) and the tests.
 
+- :mod:`perturbx.book.reproduction`: the Reproduction page, from the results folder only; ``run_box_for`` fills a
+  chapter's "Run this chapter" box.
+
 - :mod:`perturbx.book.failures`: :class:`ChapterFailed`, which the command line catches without importing a runner.
 
 Importing this package imports none of these modules: each name is imported on first use
@@ -29,7 +32,7 @@ __all__ = ["BOOK_DIR", "PROFILES", "PROFILE_ENV", "PROVENANCE_FILE", "RESULTS_DI
 _FORWARDED = {name: "chapter" for name in __all__} | {
     "run_chapters": "runner", "time_chapter": "runner", "chapter_paths": "runner", "ChapterFailed": "failures",
     "RUNS_LOG_COLUMNS": "runner", "executed_problems": "publishing", "tidy_streams": "publishing",
-    "is_progress_line": "publishing"}
+    "is_progress_line": "publishing", "run_box_for": "reproduction"}
 
 
 def __getattr__(name: str) -> object:

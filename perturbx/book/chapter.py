@@ -34,6 +34,7 @@ from typing import TypeVar
 import pandas as pd
 
 from .. import __version__
+from ..evaluation.claims import Claim, claims_markdown, claims_table, claims_text
 from ..datasets.fetcher import DataLog, use_data_log
 from ..profiles import PROFILE_ENV, PROFILES
 from ..runtime import describe_device, git_commit, package_versions, peak_memory_mb, seed_everything, select_device
@@ -45,7 +46,14 @@ BOOK_DIR = Path(__file__).resolve().parent.parent.parent / "book"
 # The results folder: RESULTS_DIR/<chapter>/<table>.csv and PROVENANCE_FILE per chapter, RUNS_LOG for every run.
 RESULTS_DIR = BOOK_DIR / "results"
 PROVENANCE_FILE = "provenance.json"
+# Per chapter, the models its tables name: id -> label, role and description (written at Chapter.finish), so the
+# Reproduction page can turn a model id into the label a table shows without importing any study.
+MODELS_FILE = "models.csv"
 RUNS_LOG = "runs.csv"
+# The table of a chapter's decided claims (Chapter.claims)
+CLAIMS_TABLE = "claims"
+# Columns and index levels of a table that hold model ids; Chapter.table shows their labels instead.
+MODEL_COLUMNS = ("model", "baseline")
 T = TypeVar("T")
 
 
@@ -90,6 +98,8 @@ class Chapter:
     results_dir: Path | None = None
     seed_lists: dict[str, list[int]] = field(default_factory=dict)
     tables: list[str] = field(default_factory=list)
+    model_registry: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        columns=["label", "role", "description"], index=pd.Index([], name="id")))
     data_log: DataLog = field(default_factory=DataLog)
     started: float = field(default_factory=time.perf_counter)
     started_utc: str = field(default_factory=utc_now)
@@ -119,20 +129,56 @@ class Chapter:
 
         glue(name, Markdown(text), display=False)
 
+    def models(self, *registries) -> None:
+        """Register the model registries (:class:`perturbx.studies.protocol.ModelRegistry`) whose ids this
+        chapter's tables and figures name; :meth:`table` and :meth:`labelled` show their labels, and :meth:`finish`
+        writes them to ``models.csv`` under the runner.
+
+        Raises:
+            ValueError: one id registered with two different labels.
+        """
+        for registry in registries:
+            table = registry.table()
+            known = table.index.intersection(self.model_registry.index)
+            clash = [i for i in known if self.model_registry.at[i, "label"] != table.at[i, "label"]]
+            if clash:
+                raise ValueError(f"{self.title}: model ids {clash} are registered twice with different labels")
+            self.model_registry = pd.concat([self.model_registry, table.drop(index=known)])
+        self.model_registry.index.name = "id"
+
+    def labelled(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` as a reader sees it: the model ids in its columns and index levels named in
+        :data:`MODEL_COLUMNS` replaced by the labels of the registries given to :meth:`models` (a copy; a frame
+        without such columns is returned as it is). Other values of those columns (a row that is no registered
+        model, e.g. an oracle computed in place) are kept as they are. Figures take their frames through here."""
+        names = [c for c in MODEL_COLUMNS if c in frame.columns or c in (frame.index.names or [])]
+        if not names or not len(self.model_registry):
+            return frame
+        labels = self.model_registry["label"].to_dict()
+        shown = frame.copy()
+        for column in names:
+            if column in shown.columns:
+                shown[column] = shown[column].map(lambda value: labels.get(value, value))
+            else:
+                shown = shown.rename(index=labels, level=column)
+        return shown
+
     def table(self, name: str, frame: pd.DataFrame) -> pd.DataFrame:
         """Register a results table, saved as ``<name>.csv`` (every column, index included) under the runner.
 
         Args:
             name: a file stem of lower-case letters, digits and underscores, unique within the chapter.
-            frame: the table.
+            frame: the table; model ids in its ``model`` / ``baseline`` columns or index levels are shown (and
+                saved) as their labels (:meth:`labelled`).
 
         Returns:
-            What the chapter shows: ``frame`` without the numeric twins ``<m>_mean`` / ``<m>_sd`` of a column
-            ``<m>`` that already shows them as text ("0.912 ± 0.004").
+            What the chapter shows: the labelled ``frame`` without the numeric twins ``<m>_mean`` / ``<m>_sd``
+            of a column ``<m>`` that already shows them as text ("0.912 ± 0.004").
 
         Raises:
             ValueError: ``name`` is not a valid file stem or was registered before in this chapter.
         """
+        frame = self.labelled(frame)
         if not re.fullmatch(r"[a-z0-9_]+", name):
             raise ValueError(f"table name {name!r}: use lower-case letters, digits and underscores (it is a file name)")
         if name in self.tables:
@@ -146,6 +192,19 @@ class Chapter:
         twins = [c for c in frame.columns if isinstance(c, str) and c.endswith(("_mean", "_sd"))
                  and c.rsplit("_", 1)[0] in frame.columns]
         return frame.drop(columns=twins)
+
+    def claims(self, decided: list[Claim]) -> pd.DataFrame:
+        """Register the chapter's decided claims: the table ``claims``
+        (:func:`perturbx.evaluation.claims.claims_table`, which the Reproduction page reads by claim id), the
+        Markdown of its verdict box under the glue name ``claims_box``, and the claims printed as text.
+
+        Returns:
+            The claims table as shown.
+        """
+        table = self.table(CLAIMS_TABLE, claims_table(decided))
+        self.glue_markdown("claims_box", claims_markdown(table))
+        print(claims_text(table))
+        return table
 
     def record(self) -> dict:
         """The provenance record: what ran (title, profile, seeds, tables), where (device, commit), with what
@@ -167,13 +226,16 @@ class Chapter:
                 f"perturbx {__version__} | {record['finished_utc'][:16]} UTC")
 
     def finish(self) -> None:
-        """Print the provenance line and, under the runner, write ``provenance.json``; the last call of every
-        chapter."""
+        """Print the provenance line and, under the runner, write ``provenance.json`` and the registered models
+        (``models.csv``: id, label, role, description); the last call of every chapter."""
         record = self.record()
         print(f"Provenance: {self.provenance(record)}")
         if self.results_dir is not None:
             self.results_dir.mkdir(parents=True, exist_ok=True)
             (self.results_dir / PROVENANCE_FILE).write_text(json.dumps(record, indent=1) + "\n")
+            if len(self.model_registry):
+                self.model_registry.to_csv(self.results_dir / MODELS_FILE)
+
 
 
 def _is_default_index(frame: pd.DataFrame) -> bool:

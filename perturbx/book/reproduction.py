@@ -1,7 +1,9 @@
 """The book's Reproduction page: every headline number, where it came from, and how long each chapter took.
 
-It reads only what the runner wrote (``book/results/<chapter>/<table>.csv``, ``provenance.json`` and
-``runs.csv``; see :mod:`perturbx.book`), so the page can never show a number that a chapter did not compute.
+It reads only what the runner wrote (``book/results/<chapter>/<table>.csv``, ``provenance.json``, ``models.csv``
+and ``runs.csv``; see :mod:`perturbx.book`), so the page can never show a number that a chapter did not compute.
+A headline names its model by id and its claim by claim id; the chapter's ``models.csv`` gives the label its
+tables show, and its ``claims`` table the claim with that id.
 The papers' reported numbers appear only in the column ``paper reported`` (from :data:`perturbx.papers.DRP_REPORTED`;
 the two L1000 papers report none that match an experiment of this book).
 """
@@ -18,18 +20,18 @@ import numpy as np
 import pandas as pd
 
 from .. import papers
-from .chapter import PROVENANCE_FILE, RESULTS_DIR, RESULTS_ENV, RUNS_LOG
+from .chapter import CLAIMS_TABLE, MODELS_FILE, PROVENANCE_FILE, RESULTS_DIR, RESULTS_ENV, RUNS_LOG
 from ..datasets import registry
-from ..studies import drug_response, graph_model, generative, signatures
 from ..evaluation.metrics import format_mean_sd
 
 
 @dataclass(frozen=True)
 class Headline:
     """One number of the Reproduction page: ``metric`` in the row of ``chapter``'s table ``table`` where every
-    column of ``row`` has the given value. The table holds ``<metric>_mean`` and ``<metric>_sd`` over runs (or
-    ``<metric>`` for a single run). ``claim`` is the start of the claim in the chapter's ``claims`` table that this
-    number is evidence for (None for a ceiling or a baseline no claim is about)."""
+    column of ``row`` has the given value (``row["model"]`` is a model id; the table shows its label, from the
+    chapter's ``models.csv``). The table holds ``<metric>_mean`` and ``<metric>_sd`` over runs (or ``<metric>`` for
+    a single run). ``claim`` is the id of the claim in the chapter's ``claims`` table that this number is evidence
+    for (None for a ceiling or a baseline no claim is about)."""
 
     paper: str
     experiment: str
@@ -46,7 +48,7 @@ def _drp(experiment: str, table: str, model_id: str, metric: str, shown_as: str 
     """A drug-response headline; ``shown_as`` names the experiment on the page when it differs from the paper's
     (our protocol's rows carry no paper number)."""
     return Headline(papers.DRP.title, shown_as or experiment, "real: DeepDRA labels, GDSC omics, RDKit drug features",
-                    papers.DRP.chapter, table, {"model": drug_response.MODELS.label(model_id)}, metric,
+                    papers.DRP.chapter, table, {"model": model_id}, metric,
                     None if shown_as else papers.drp_reported(experiment, model_id, metric),
                     _DRP_CLAIMS[experiment].get(model_id))
 
@@ -54,10 +56,9 @@ def _drp(experiment: str, table: str, model_id: str, metric: str, shown_as: str 
 # Which claim of chapter 02 each drug-response row bears on (by experiment, then model id); the CCLE claims are
 # decided under both protocols.
 _DRP_CLAIMS = {
-    "5-fold CV on CTRP+GDSC": dict.fromkeys(("deepdra", "cross_attention"),
-                                            "Cross-attention beats DeepDRA in 5-fold cross-validation"),
-    "CTRP+GDSC -> CCLE": dict.fromkeys(("deepdra", "cross_attention"), "Cross-attention beats DeepDRA on CCLE")
-    | {"drug_prior": "Cross-attention predicts CCLE responses beyond"},
+    "5-fold CV on CTRP+GDSC": dict.fromkeys(("deepdra", "cross_attention"), "cv_beats_deepdra"),
+    "CTRP+GDSC -> CCLE": dict.fromkeys(("deepdra", "cross_attention"), "ccle_beats_deepdra")
+    | {"drug_prior": "ccle_beyond_drug_prior"},
 }
 
 
@@ -70,9 +71,7 @@ _L1000_TABLES = {"consensus": "consensus_results", "replicates": "replicate_resu
 
 
 def _expression(paper: papers.Paper, dataset: str, split: str | None, model_id: str, metric: str) -> Headline:
-    registry = (signatures.MODELS if dataset == "consensus" else graph_model.MODELS if paper == papers.GRAPH
-                else generative.MODELS)
-    row = {"model": registry.label(model_id)} | ({"split": split} if split is not None else {})
+    row = {"model": model_id} | ({"split": split} if split is not None else {})
     claim = (_graph_claim(split, model_id) if paper == papers.GRAPH else _diffusion_claim(model_id, metric))
     return Headline(paper.title, f"{split} split" if split else "5-fold scaffold CV", _L1000_DATA[dataset],
                     paper.chapter, _L1000_TABLES[dataset], row, metric, claim=claim)
@@ -87,8 +86,8 @@ def _graph_claim(split: str | None, model_id: str) -> str | None:
     if model_id in _CEILINGS:
         return None
     if split in ("unseen compound", None):
-        return "... also for compounds and cell lines it has never seen"
-    return "The graph model predicts drug-induced expression better than classical regressors"
+        return "generalises_to_unseen"
+    return "beats_classical_regressors"
 
 
 def _diffusion_claim(model_id: str, metric: str) -> str | None:
@@ -97,10 +96,10 @@ def _diffusion_claim(model_id: str, metric: str) -> str | None:
     if model_id in _CEILINGS:
         return None
     if metric == "pearson_change":
-        return "The mean of the generated profiles predicts the response better"
+        return "mean_beats_cell_line_mean"
     if model_id in ("encoder_decoder_gaussian", "marginal_draws"):
-        return "... and better than cheaper sources of spread"
-    return "Diffusion samples match the spread of real responses better than a single-shot encoder-decoder"
+        return "spread_beats_cheaper_sources"
+    return "spread_beats_encoder_decoder"
 
 
 # The page's rows, in reading order. The L1000 papers give no numbers for these experiments: our baselines and the
@@ -169,6 +168,22 @@ class Results:
             self._tables[(chapter, name)] = pd.read_csv(path)
         return self._tables[(chapter, name)]
 
+    def model_labels(self, chapter: str) -> pd.Series:
+        """Model id -> label of ``chapter`` (its ``models.csv``, written by the runner)."""
+        path = self.folder / chapter / MODELS_FILE
+        if not path.exists():
+            raise MissingResultError(f"no {path}: run `perturbx book run --chapters {chapter}` (the chapter registers "
+                                     "its models with chapter.models and the runner writes them)")
+        return pd.read_csv(path, index_col="id")["label"]
+
+    def label(self, chapter: str, model_id: str) -> str:
+        """The label ``chapter``'s tables show for ``model_id``."""
+        labels = self.model_labels(chapter)
+        if model_id not in labels.index:
+            raise MissingResultError(f"{chapter}/{MODELS_FILE} has no model {model_id!r}; it has "
+                                     f"{', '.join(labels.index)}")
+        return str(labels[model_id])
+
     def runs(self) -> pd.DataFrame:
         """Every chapter run the runner logged (``runs.csv``), oldest first; empty when none."""
         path = self.folder / RUNS_LOG
@@ -183,13 +198,14 @@ def headline_value(results: Results, headline: Headline) -> dict:
     """
     table = results.table(headline.chapter, headline.table)
     mask = np.ones(len(table), dtype=bool)
-    for column, value in headline.row.items():
+    shown = headline.row | {"model": results.label(headline.chapter, headline.row["model"])}
+    for column, value in shown.items():
         if column not in table.columns:
             raise MissingResultError(f"{headline.chapter}/{headline.table}.csv has no column {column!r}")
         mask &= (table[column] == value).to_numpy()
     if mask.sum() != 1:
         raise MissingResultError(f"{headline.chapter}/{headline.table}.csv: {int(mask.sum())} rows match "
-                                 f"{headline.row}, expected exactly one")
+                                 f"{shown}, expected exactly one")
     row = table[mask].iloc[0]
     for mean_column, sd_column in ((f"{headline.metric}_mean", f"{headline.metric}_sd"), (headline.metric, None)):
         if mean_column in table.columns:
@@ -204,16 +220,16 @@ def headline_verdict(claims: pd.DataFrame, headline: Headline) -> tuple[str, str
     ``("", "")`` when the headline bears on no claim.
 
     Raises:
-        MissingResultError: when the chapter decided no claim that starts with ``headline.claim``.
+        MissingResultError: when the chapter decided no claim with the id ``headline.claim``.
     """
     if headline.claim is None:
         return "", ""
-    mine = (claims[(claims["chapter"] == headline.chapter) & claims["claim"].str.startswith(headline.claim)]
-            if len(claims) else claims)
+    mine = (claims[(claims["chapter"] == headline.chapter) & (claims["claim_id"] == headline.claim)]
+            if "claim_id" in claims.columns else claims.iloc[:0])
     if len(mine) != 1:
-        raise MissingResultError(f"{headline.chapter}/{CLAIMS_TABLE}.csv: {len(mine)} claims start with "
+        raise MissingResultError(f"{headline.chapter}/{CLAIMS_TABLE}.csv: {len(mine)} claims with the id "
                                  f"{headline.claim!r}, expected exactly one; run the chapter again or correct the "
-                                 f"headline's claim in perturbx/reproduction.py")
+                                 f"headline's claim id in perturbx/book/reproduction.py")
     return mine.iloc[0]["claim"], mine.iloc[0]["verdict"]
 
 
@@ -228,7 +244,7 @@ def headline_table(results: Results, headlines: Sequence[Headline] = HEADLINES) 
         record = results.provenance.get(headline.chapter, {})
         rows.append({
             "paper": headline.paper, "experiment": headline.experiment, "data": headline.data,
-            "model": headline.row["model"], "metric": headline.metric,
+            "model": results.label(headline.chapter, headline.row["model"]), "metric": headline.metric,
             "paper reported": headline.paper_value if headline.paper_value is not None else np.nan,
             "ours": format_mean_sd(value["mean"], value["sd"]), "ours (mean)": value["mean"], "ours (sd)": value["sd"],
             "ours − paper": value["mean"] - headline.paper_value if headline.paper_value is not None else np.nan,
@@ -238,8 +254,6 @@ def headline_table(results: Results, headlines: Sequence[Headline] = HEADLINES) 
         })
     return pd.DataFrame(rows)
 
-
-CLAIMS_TABLE = "claims"
 
 
 def claims_table(results: Results) -> pd.DataFrame:

@@ -16,7 +16,7 @@
   well-annotation table; :mod:`~perturbx.datasets.pharmacoset`, :mod:`~perturbx.datasets.consensus`: the other
   formats; :mod:`~perturbx.datasets.curate`: the ``perturbx lincs curate`` command over all of them;
   :mod:`~perturbx.datasets.reference_tables`: compound structures and cell-line basal expression.
-- :mod:`~perturbx.datasets.drp`: DeepDRA's labels with GDSC omics and RDKit drug features.
+- :mod:`~perturbx.datasets.drug_response`: DeepDRA's labels with GDSC omics and RDKit drug features.
 - :mod:`~perturbx.datasets.simulate`: the semi-synthetic L1000 generator with known truth.
 
 Typical use::

@@ -15,7 +15,8 @@ the verdict shown anywhere is the one computed from the chapter's numbers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -34,10 +35,16 @@ class Evidence:
     supports: bool | None
 
     @classmethod
-    def from_comparison(cls, comparison: Comparison, description: str = "") -> Evidence:
-        """Evidence from a paired comparison: it supports the claim when the model beats the baseline."""
-        text = (f"{description or comparison.model} {comparison.verdict} {comparison.baseline} in {comparison.metric} "
-                f"({comparison.details})")
+    def from_comparison(cls, comparison: Comparison, description: str = "",
+                        label: Callable[[str], str] = str) -> Evidence:
+        """Evidence from a paired comparison: it supports the claim when the model beats the baseline.
+
+        Args:
+            description: what the text calls the model (default: its label).
+            label: model id -> the label the text shows (e.g. ``MODELS.label``).
+        """
+        text = (f"{description or label(comparison.model)} {comparison.verdict} {label(comparison.baseline)} in "
+                f"{comparison.metric} ({comparison.details})")
         decided = comparison.verdict != "cannot be compared with"
         return cls(text, comparison.verdict == "beats" if decided else None)
 
@@ -63,16 +70,23 @@ class Claim:
     """A paper's claim as this book tests it.
 
     Attributes:
+        id: stable key of the claim (lower-case letters, digits and underscores), e.g. ``"ccle_beats_deepdra"``;
+            the Reproduction page finds a claim by its id, never by its wording.
         paper: the paper's short title.
         claim: the claim in one sentence.
         data: the data and scale it was tested on (e.g. "LINCS-scale simulator, 16,875 profiles, 5 seeds").
         evidence: the computed findings.
     """
 
+    id: str
     paper: str
     claim: str
     data: str
     evidence: tuple[Evidence, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z0-9_]+", self.id):
+            raise ValueError(f"claim id {self.id!r}: use lower-case letters, digits and underscores")
 
     @property
     def verdict(self) -> str:
@@ -81,10 +95,17 @@ class Claim:
 
 
 def claims_table(claims: Sequence[Claim]) -> pd.DataFrame:
-    """One row per claim: paper, claim, data, verdict and the evidence (findings joined by "; ")."""
-    return pd.DataFrame([{"paper": c.paper, "claim": c.claim, "data": c.data, "verdict": c.verdict,
+    """One row per claim: claim_id, paper, claim, data, verdict and the evidence (findings joined by "; ").
+
+    Raises:
+        ValueError: two claims with one id.
+    """
+    ids = [c.id for c in claims]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"claim ids must be unique; repeated: {sorted({i for i in ids if ids.count(i) > 1})}")
+    return pd.DataFrame([{"claim_id": c.id, "paper": c.paper, "claim": c.claim, "data": c.data, "verdict": c.verdict,
                           "evidence": "; ".join(e.text for e in c.evidence)} for c in claims],
-                        columns=["paper", "claim", "data", "verdict", "evidence"])
+                        columns=["claim_id", "paper", "claim", "data", "verdict", "evidence"])
 
 
 def claims_markdown(table: pd.DataFrame) -> str:

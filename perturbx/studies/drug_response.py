@@ -26,9 +26,23 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from .. import papers
-from ..datasets.drp import TEST_DATASET, TRAIN_DATASET, DRPData
+from ..datasets import fetch
+from ..datasets.drug_response import (
+    TEST_DATASET,
+    TRAIN_DATASET,
+    DRPData,
+    ccle_labels_from_activity_area,
+    label_pairs,
+    load_drp,
+)
 from ..evaluation.claims import Claim, Evidence
-from ..evaluation.metrics import classification_metrics, compare_models, format_mean_sd, summarise_runs
+from ..evaluation.metrics import (
+    classification_metrics,
+    compare_models,
+    deepdra_precision_recall,
+    format_mean_sd,
+    summarise_runs,
+)
 from ..models.classical import GradientBoostingDRP, sensitivity_priors
 from ..models.drug_response import DRPEstimator, predict_deep
 from ..runtime import parallel_jobs
@@ -205,7 +219,7 @@ def run_split(data: DRPData, train: pd.DataFrame, val: pd.DataFrame, test: pd.Da
             to show how much it moves within a run; nothing is chosen on it.
 
     Returns:
-        :class:`~perturbx.studies.protocol.SplitResult`; ``metrics`` has columns model (label), subset,
+        :class:`~perturbx.studies.protocol.SplitResult`; ``metrics`` has columns model (id), subset,
         n_test, positive_rate and the metrics of :func:`~perturbx.evaluation.metrics.classification_metrics`, plus
         train_seconds for the deep models; ``predictions`` are (len(test),) probabilities of sensitive;
         ``context`` is the :class:`DRPContext` (features and test pairs).
@@ -222,7 +236,7 @@ def run_split(data: DRPData, train: pd.DataFrame, val: pd.DataFrame, test: pd.Da
     for model_id, output in outputs.items():
         for subset, mask in subsets.items():
             labels = test["label"].to_numpy()[mask]
-            row = {"model": MODELS.label(model_id), "subset": subset, "n_test": int(mask.sum()),
+            row = {"model": model_id, "subset": subset, "n_test": int(mask.sum()),
                    "positive_rate": labels.mean()} | classification_metrics(labels, output.prediction[mask])
             if output.fit is not None:
                 history = output.fit.history
@@ -231,7 +245,7 @@ def run_split(data: DRPData, train: pd.DataFrame, val: pd.DataFrame, test: pd.Da
                         "best_val_epoch": int(history["val_loss"].idxmin()) + 1 if "val_loss" in history else np.nan}
             rows.append(row)
     split = Split(train.index.to_numpy(), val.index.to_numpy(), np.arange(len(test)), kind)
-    return SplitResult(split, seed, pd.DataFrame(rows), outputs, context, {i: MODELS.label(i) for i in outputs})
+    return SplitResult(split, seed, pd.DataFrame(rows), outputs, context)
 
 
 def per_drug_auc(test: pd.DataFrame, scores: np.ndarray, min_pairs: int = 10) -> pd.DataFrame:
@@ -244,16 +258,15 @@ def per_drug_auc(test: pd.DataFrame, scores: np.ndarray, min_pairs: int = 10) ->
 
 
 def results_table(runs: pd.DataFrame, experiment: str | None = None, subset: str = "all") -> pd.DataFrame:
-    """Mean ± sd over runs per model as text, the same as numbers (``<metric>_mean``, ``<metric>_sd``), and the
-    paper's reported values (where it has them) as extra columns ``paper <metric>`` (reference numbers from the
-    paper's tables, :data:`perturbx.papers.DRP_REPORTED`)."""
+    """Mean ± sd over runs per model (index: model id) as text, the same as numbers (``<metric>_mean``,
+    ``<metric>_sd``), and the paper's reported values (where it has them, looked up by model id) as extra columns
+    ``paper <metric>`` (reference numbers from the paper's tables, :data:`perturbx.papers.DRP_REPORTED`)."""
     chosen = runs[runs["subset"] == subset]
     table = summarise_runs(chosen, ["model"], METRICS)  # every metric, NaN where a subset has one class
     shown = table[METRICS + ["runs"] + [f"{m}_{stat}" for m in METRICS for stat in ("mean", "sd")]].copy()
     if experiment in papers.DRP_REPORTED:
-        ids = {MODELS.label(i): i for i in MODELS.ids()}
         for metric in ("roc_auc", "auprc", "accuracy", "f1"):
-            reported = [papers.drp_reported(experiment, ids.get(label, ""), metric) for label in shown.index]
+            reported = [papers.drp_reported(experiment, model_id, metric) for model_id in shown.index]
             shown[f"paper {metric}"] = [np.nan if r is None else r for r in reported]
     return shown
 
@@ -329,13 +342,13 @@ class CrossDatasetRuns:
         return self.results[max(self.results)]
 
     def predictions(self) -> dict[tuple[int, str], np.ndarray]:
-        """(seed, model label) -> (len(test),) probabilities of sensitive."""
-        return {(seed, MODELS.label(i)): p for seed, r in self.results.items() for i, p in r.predictions.items()}
+        """(seed, model id) -> (len(test),) probabilities of sensitive."""
+        return {(seed, i): p for seed, r in self.results.items() for i, p in r.predictions.items()}
 
     def histories(self) -> pd.DataFrame:
-        """The deep models' fit histories stacked: seed, model (label), epoch, lr, train_/val_ loss parts and
+        """The deep models' fit histories stacked: seed, model (id), epoch, lr, train_/val_ loss parts and
         test_roc_auc when the runs watched the test set."""
-        frames = [o.fit.history.assign(seed=seed, model=MODELS.label(i))
+        frames = [o.fit.history.assign(seed=seed, model=i)
                   for seed, r in self.results.items() for i, o in r.outputs.items() if o.fit is not None]
         if not frames:
             return pd.DataFrame(columns=["seed", "model", "epoch"])
@@ -399,7 +412,7 @@ def drug_identity_oracle(test: pd.DataFrame) -> np.ndarray:
 def within_drug_auc(test: pd.DataFrame, predictions: dict[tuple[int, str], np.ndarray],
                     min_pairs: int = 10) -> pd.DataFrame:
     """Per (seed, model) the mean over drugs of the ROC AUC within each drug (:func:`per_drug_auc`): how well a
-    model ranks cell lines for one drug, which a drug's overall rate cannot do. Columns seed, model, roc_auc,
+    model ranks cell lines for one drug, which a drug's overall rate cannot do. Columns seed, model (id), roc_auc,
     drugs (how many drugs had both classes and ``min_pairs`` pairs)."""
     rows = []
     for (seed, model), scores in predictions.items():
@@ -427,15 +440,15 @@ def drug_rate_shift(train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
 
 
 def ccle_decomposition(ccle: CrossDatasetRuns, models: Sequence[str]) -> pd.DataFrame:
-    """What the pooled CCLE ROC AUC measures, per model label of ``models``: the pooled AUC and the mean
+    """What the pooled CCLE ROC AUC measures, per model id of ``models``: the pooled AUC and the mean
     within-drug AUC (mean ± sd over seeds), next to the drug-identity oracle (each pair scored by its drug's CCLE
     rate). A pooled AUC near the oracle's with a within-drug AUC near 0.5 says the model mostly ranks drugs."""
     pooled = ccle.runs[ccle.runs["subset"] == "all"]
     within = within_drug_auc(ccle.test, ccle.predictions())
     rows = []
-    for label in models:
-        p, w = pooled.loc[pooled["model"] == label, "roc_auc"], within.loc[within["model"] == label, "roc_auc"]
-        rows.append({"model": label, "pooled roc_auc": format_mean_sd(p.mean(), p.std(ddof=1)),
+    for model_id in models:
+        p, w = pooled.loc[pooled["model"] == model_id, "roc_auc"], within.loc[within["model"] == model_id, "roc_auc"]
+        rows.append({"model": model_id, "pooled roc_auc": format_mean_sd(p.mean(), p.std(ddof=1)),
                      "within-drug roc_auc": format_mean_sd(w.mean(), w.std(ddof=1)), "seeds": len(p),
                      "pooled_mean": p.mean(), "within_mean": w.mean()})
     test = ccle.test
@@ -475,12 +488,12 @@ def decide_claims(paper_ccle: CrossDatasetRuns, leakage_free_ccle: CrossDatasetR
         5-fold cross-validation; its CCLE predictions are better than the feature-free drug prior.
     """
     title, label = papers.DRP.title, MODELS.label
-    ours, baseline, prior = label("cross_attention"), label("deepdra"), label("drug_prior")
+    ours, baseline, prior = "cross_attention", "deepdra", "drug_prior"
 
     def compared(ccle: CrossDatasetRuns, other: str, metric: str) -> Evidence:
         runs = ccle.runs[ccle.runs["subset"] == "all"]
         return Evidence.from_comparison(compare_models(runs, ours, other, metric),
-                                        f"{ours} ({ccle.protocol} protocol)")
+                                        f"{label(ours)} ({ccle.protocol} protocol)", label)
 
     def reported(experiment: str) -> str:
         values = [papers.drp_reported(experiment, i, "roc_auc") for i in ("cross_attention", "deepdra")]
@@ -488,16 +501,16 @@ def decide_claims(paper_ccle: CrossDatasetRuns, leakage_free_ccle: CrossDatasetR
 
     folds = cv_runs[cv_runs["subset"] == "all"]
     return [
-        Claim(title, f"Cross-attention beats DeepDRA on CCLE after training on CTRP+GDSC "
+        Claim("ccle_beats_deepdra", title, f"Cross-attention beats DeepDRA on CCLE after training on CTRP+GDSC "
               f"({reported('CTRP+GDSC -> CCLE')})", data,
               (compared(paper_ccle, baseline, "roc_auc"), compared(paper_ccle, baseline, "auprc"),
                compared(leakage_free_ccle, baseline, "roc_auc"))),
-        Claim(title, f"Cross-attention beats DeepDRA in 5-fold cross-validation on CTRP+GDSC "
+        Claim("cv_beats_deepdra", title, f"Cross-attention beats DeepDRA in 5-fold cross-validation on CTRP+GDSC "
               f"({reported('5-fold CV on CTRP+GDSC')})", data, (Evidence.from_comparison(
                   compare_models(folds, ours, baseline, "roc_auc", pair_on=("seed", "fold")),
-                  f"{ours} (folds of the leakage-free protocol)"),)),
-        Claim(title, "Cross-attention predicts CCLE responses beyond what the drug's training sensitive rate "
-              "gives (the feature-free drug prior)", data,
+                  f"{label(ours)} (folds of the leakage-free protocol)", label),)),
+        Claim("ccle_beyond_drug_prior", title, "Cross-attention predicts CCLE responses beyond what the drug's "
+              "training sensitive rate gives (the feature-free drug prior)", data,
               (compared(paper_ccle, prior, "roc_auc"), compared(leakage_free_ccle, prior, "roc_auc"))),
     ]
 
@@ -523,9 +536,10 @@ def protocol_table(settings: DRPSettings) -> pd.DataFrame:
 
 
 def epoch_spread(histories: pd.DataFrame, value: str = "test_roc_auc") -> pd.DataFrame:
-    """How much ``value`` moves within a run against between runs, per model: the mean over seeds of its range
-    (max - min) over the second half of the epochs, the mean epoch-to-epoch change there, and the sd over seeds of
-    its last-epoch value. ``histories``: :meth:`CrossDatasetRuns.histories` with ``value`` logged."""
+    """How much ``value`` moves within a run against between runs, per model (index: model id): the mean over
+    seeds of its range (max - min) over the second half of the epochs, the mean epoch-to-epoch change there, and
+    the sd over seeds of its last-epoch value. ``histories``: :meth:`CrossDatasetRuns.histories` with ``value``
+    logged."""
     rows = []
     for model, part in histories.groupby("model", sort=False):
         late = part[part["epoch"] > part.groupby("seed")["epoch"].transform("max") / 2]
@@ -536,3 +550,42 @@ def epoch_spread(histories: pd.DataFrame, value: str = "test_roc_auc") -> pd.Dat
                      "mean change epoch to epoch": by_seed.apply(lambda v: v.diff().abs().mean()).mean(),
                      "sd over seeds (last epoch)": last.std(ddof=1)})
     return pd.DataFrame(rows).set_index("model")
+
+
+# ------------------------------------------------------------------------------------------------ the data, checked
+
+# The label matrices of each dataset (registry names), as DeepDRA ships them
+LABEL_FILES = {TRAIN_DATASET: "deepdra_ctrp_gdsc_labels", TEST_DATASET: "deepdra_ccle_labels"}
+
+
+def load_data() -> DRPData:
+    """The chapter's pairs: :func:`perturbx.datasets.drug_response.load_drp` (fetched, verified and cached)."""
+    return load_drp()
+
+
+def labelled_pairs_kept(kept_pairs: pd.Series) -> pd.Series:
+    """Per dataset, the share of DeepDRA's labelled pairs that ``kept_pairs`` (dataset -> pairs kept) keeps; the rest
+    lack omics or a structure."""
+    labelled = {name: len(label_pairs(pd.read_csv(fetch(file), sep="\t", index_col=0), name).pairs)
+                for name, file in LABEL_FILES.items()}
+    return kept_pairs / pd.Series(labelled)
+
+
+def ccle_label_agreement() -> tuple[int, int]:
+    """DeepDRA's CCLE labels against the labels re-derived from CCLE's activity areas
+    (:func:`perturbx.datasets.drug_response.ccle_labels_from_activity_area`): (pairs both label, pairs that agree)."""
+    matrix = pd.read_csv(fetch(LABEL_FILES[TEST_DATASET]), sep="\t", index_col=0)
+    derived = ccle_labels_from_activity_area(pd.read_csv(fetch("ccle_activity_area")))
+    derived = derived.reindex(index=matrix.index, columns=matrix.columns)
+    both = matrix.notna() & derived.notna()
+    return int(both.to_numpy().sum()), int((matrix[both] == derived[both]).to_numpy().sum())
+
+
+def precision_recall_conventions(labels: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
+    """Precision and recall of ``scores`` (n,) against ``labels`` (n,) two ways: of the sensitive class, as
+    scikit-learn and this book compute them, and as DeepDRA's code does (of the resistant class, swapped)."""
+    ours, theirs = classification_metrics(labels, scores), deepdra_precision_recall(labels, scores)
+    return pd.DataFrame({"precision": [ours["precision"], theirs["deepdra_precision"]],
+                         "recall": [ours["recall"], theirs["deepdra_recall"]]},
+                        index=pd.Index(["sensitive class (scikit-learn, this book)",
+                                        "DeepDRA's code (resistant class, swapped)"], name="convention"))

@@ -155,14 +155,14 @@ def generative_estimator(network: str, settings: GenerativeSettings) -> L1000Gen
                                     settings.n_samples)
 
 
-def evaluate_samples(label: str, model: torch.nn.Module, inputs: Inputs, prepared: GenerativePrepared,
+def evaluate_samples(model_id: str, model: torch.nn.Module, inputs: Inputs, prepared: GenerativePrepared,
                      conditions: pd.DataFrame, n_samples: int, seed: int, reference: Reference,
                      **sampling) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, float]:
-    """Generate ``n_samples`` per condition with ``model`` and score them.
+    """Generate ``n_samples`` per condition with ``model`` and score them as ``model_id``.
 
     Returns:
-        (accuracy per test profile, distribution metrics per condition, (n_conditions, genes) sample means,
-        seconds spent generating (scoring excluded)).
+        (accuracy per test profile, distribution metrics per condition (both with ``model`` = ``model_id``),
+        (n_conditions, genes) sample means, seconds spent generating (scoring excluded)).
     """
     data, rows = inputs.data, conditions["row"].to_numpy()
     means, scores, generating = np.zeros((len(rows), inputs.n_genes), np.float32), [], 0.0
@@ -176,8 +176,8 @@ def evaluate_samples(label: str, model: torch.nn.Module, inputs: Inputs, prepare
         part, samples = chunk
         means[part] = samples.mean(axis=1)
         scores.append(score_samples(samples, conditions.iloc[part], data, reference.part(part)))
-    return (condition_accuracy(label, means, conditions, data),
-            pd.concat(scores, ignore_index=True).assign(model=label), means, generating)
+    return (condition_accuracy(model_id, means, conditions, data),
+            pd.concat(scores, ignore_index=True).assign(model=model_id), means, generating)
 
 
 @dataclass
@@ -198,10 +198,11 @@ class GenerativeContext(L1000Context):
         return L1000Fold(self.inputs, self.split, self.prepared.features, self.prepared.scaler)
 
 
-def _scored(label: str, change: np.ndarray, context: GenerativeContext, samples: np.ndarray) -> dict:
+def _scored(model_id: str, change: np.ndarray, context: GenerativeContext, samples: np.ndarray) -> dict:
     data = context.inputs.data
-    return {"accuracy": condition_accuracy(label, change, context.conditions, data),
-            "distribution": score_samples(samples, context.conditions, data, context.reference).assign(model=label)}
+    return {"accuracy": condition_accuracy(model_id, change, context.conditions, data),
+            "distribution": score_samples(samples, context.conditions, data, context.reference).assign(
+                model=model_id)}
 
 
 def _point_model(model_id: str) -> Callable[[GenerativeContext], ModelOutput]:
@@ -213,7 +214,7 @@ def _point_model(model_id: str) -> Callable[[GenerativeContext], ModelOutput]:
         position = {row: i for i, row in enumerate(context.split.test)}
         predicted = l1000_models[model_id].run(point, seed).prediction
         change = predicted[[position[r] for r in context.conditions["row"]]]
-        return ModelOutput(change, **_scored(MODELS.label(model_id), change, context, change[:, None]))
+        return ModelOutput(change, **_scored(model_id, change, context, change[:, None]))
     return run
 
 
@@ -236,7 +237,7 @@ def _sampled_model(model_id: str, network: str, options: Callable[[GenerativeSet
             sampling["temperature"], choice_table = choose_temperature(model, context, seed, sampling)
             chosen["temperature"] = sampling["temperature"]
         accuracy, distribution, means, sampling_seconds = evaluate_samples(
-            MODELS.label(model_id), model, context.inputs, context.prepared, context.conditions, n_samples, seed,
+            model_id, model, context.inputs, context.prepared, context.conditions, n_samples, seed,
             context.reference, **sampling)
         return ModelOutput(means, model, fitted, estimator=estimator, sampling_seconds=sampling_seconds,
                            accuracy=accuracy, distribution=distribution, chosen=chosen, choice_table=choice_table)
@@ -278,7 +279,7 @@ def _marginal_draws(context: GenerativeContext, seed: int) -> ModelOutput:
         own = train[cells[train] == cells[row]]
         samples[i] = change[rng.choice(own if len(own) else train, context.settings.n_samples)]
     mean = samples.mean(axis=1)
-    return ModelOutput(mean, **_scored(MODELS.label("marginal_draws"), mean, context, samples))
+    return ModelOutput(mean, **_scored("marginal_draws", mean, context, samples))
 
 
 def _true_distribution(context: GenerativeContext, seed: int) -> ModelOutput:
@@ -288,7 +289,7 @@ def _true_distribution(context: GenerativeContext, seed: int) -> ModelOutput:
         raise ValueError("the true distribution is known on simulated data only: pass truth=l1000.Truth(...)")
     own = truth.reference(first, context.seed, offset=1, n=context.settings.n_samples)
     change = truth.moments(first)[0]
-    return ModelOutput(change, **_scored(MODELS.label("true_distribution"), change, context,
+    return ModelOutput(change, **_scored("true_distribution", change, context,
                                              own - context.inputs.data.basal[first][:, None]))
 
 
@@ -296,7 +297,7 @@ def _replicate_ceiling(context: GenerativeContext, seed: int) -> ModelOutput:
     """The measurement ceiling on real data with replicates: each test profile predicted by the mean change of the
     other test replicates of its condition (profiles alone in their condition are left out of the accuracy rows);
     the condition's prediction is the mean of all its test replicates; no distribution metrics (NaN)."""
-    conditions, data, label = context.conditions, context.inputs.data, MODELS.label("replicate_ceiling")
+    conditions, data, model_id = context.conditions, context.inputs.data, "replicate_ceiling"
     if context.reference.replicate_sd is None:
         raise ValueError("the replicate ceiling needs test conditions with 2 or more replicates (e.g. the SKBR3 "
                          "plate); on simulated data use true_distribution")
@@ -306,10 +307,10 @@ def _replicate_ceiling(context: GenerativeContext, seed: int) -> ModelOutput:
     replicated = ~np.isnan(others).any(axis=1)
     kept, others = members[replicated], others[replicated]
     accuracy = expression_metrics(data.expression[kept], data.basal[kept] + others,
-                                  data.basal[kept]).assign(model=label, row=kept)
+                                  data.basal[kept]).assign(model=model_id, row=kept)
     means = np.stack([data.change[m].mean(axis=0) for m in conditions["members"]])
     distribution = pd.DataFrame({"condition": conditions["condition"].to_numpy(),
-                                 **nan_columns(DISTRIBUTION_METRICS)}).assign(model=label)
+                                 **nan_columns(DISTRIBUTION_METRICS)}).assign(model=model_id)
     return ModelOutput(means, accuracy=accuracy, distribution=distribution)
 
 
@@ -350,7 +351,8 @@ GENERATIVE_MODELS = ("encoder_decoder", "encoder_decoder_gaussian", "diffusion")
 @dataclass
 class GenerativeResult(SplitResult):
     """A :class:`~perturbx.studies.protocol.SplitResult` whose ``metrics`` are the per-profile accuracy
-    metrics, plus the per-condition distribution metrics; ``predictions`` are (n_conditions, genes) mean changes."""
+    metrics, plus the per-condition distribution metrics (``model``: the model id in both); ``predictions`` are
+    (n_conditions, genes) mean changes."""
 
     distribution: pd.DataFrame | None = None
 
@@ -384,21 +386,19 @@ def run_split(inputs: Inputs, split: Split, settings: GenerativeSettings, seed: 
     ids = [*models, oracle] if oracle is not None and oracle not in models else list(models)
     outputs = protocol.run_models(MODELS, ids, context, seed, split.kind)
     return GenerativeResult(split, seed, pd.concat([o.accuracy for o in outputs.values()], ignore_index=True),
-                            outputs, context, {i: MODELS.label(i) for i in outputs},
+                            outputs, context,
                             pd.concat([o.distribution for o in outputs.values()], ignore_index=True))
 
 
 def summarise(result: GenerativeResult) -> pd.DataFrame:
-    """One row per model: mean accuracy over test profiles, mean distribution metrics over test conditions,
-    number of conditions, seconds (fit and sample; the second sampler of a network it already trained, e.g. the
-    encoder-decoder's Gaussian draws, counts sampling only)."""
+    """One row per model (``model``: its id): mean accuracy over test profiles, mean distribution metrics over
+    test conditions, number of conditions, seconds (fit and sample; the second sampler of a network it already
+    trained, e.g. the encoder-decoder's Gaussian draws, counts sampling only)."""
     accuracy = result.metrics.groupby("model", sort=False)[list(EXPRESSION_METRICS)].mean()
     distribution = result.distribution.groupby("model", sort=False)[list(DISTRIBUTION_METRICS)].mean()
-    seconds = {result.labels[i]: s for i, s in result.seconds.items()}
     table = accuracy.join(distribution).reset_index()
-    temperature = {result.labels[i]: o.chosen["temperature"] for i, o in result.outputs.items()
-                   if "temperature" in o.chosen}
-    table = table.assign(n_conditions=len(result.conditions), seconds=table["model"].map(seconds),
+    temperature = {i: o.chosen["temperature"] for i, o in result.outputs.items() if "temperature" in o.chosen}
+    table = table.assign(n_conditions=len(result.conditions), seconds=table["model"].map(result.seconds),
                          temperature=table["model"].map(temperature).astype(float))
     return protocol.with_fit_epochs(table, result)
 
@@ -410,7 +410,7 @@ def run_experiments(inputs: Inputs, kinds: Sequence[str], seeds: Sequence[int], 
     """Every split kind x seed (:func:`perturbx.tasks.l1000.make_split`).
 
     Returns:
-        (runs, results): ``runs`` has one row per (split, seed, model) with the mean of every accuracy metric over
+        (runs, results): ``runs`` has one row per (split, seed, model id) with the mean of every accuracy metric over
         the test profiles and of every distribution metric over the test conditions; ``results`` maps
         (split kind, seed) -> :class:`GenerativeResult`.
     """
@@ -424,7 +424,7 @@ def run_experiments(inputs: Inputs, kinds: Sequence[str], seeds: Sequence[int], 
 
 def results_table(runs: pd.DataFrame,
                   metrics: Sequence[str] = (*ACCURACY_METRICS, *DISTRIBUTION_METRICS, "temperature")) -> pd.DataFrame:
-    """Mean ± sd over seeds per (split, model), with the sampling temperature the diffusion model chose on
+    """Mean ± sd over seeds per (split, model id), with the sampling temperature the diffusion model chose on
     validation and the best epoch of the trained networks; metrics that are NaN for every run are left out."""
     return protocol.results_table(runs, ["split", "model"], metrics)
 
@@ -519,8 +519,8 @@ def gsea_comparison(dataset: str, result: GenerativeResult, inputs: Inputs, refe
         gene_sets: pathway -> gene symbols; ``symbols`` the (genes,) symbols of the columns.
 
     Returns:
-        (agreement, tables): one row per (condition, model) with :func:`perturbx.pathways.pathway_agreement`, and
-        (compound name, model label or "real") -> the prerank table.
+        (agreement, tables): one row per (condition, model id) with :func:`perturbx.pathways.pathway_agreement`,
+        and (compound name, model id or "real") -> the prerank table.
     """
     conditions = result.conditions
     meta = inputs.data.metadata.iloc[conditions["row"]].assign(position=np.arange(len(conditions)))
@@ -532,12 +532,11 @@ def gsea_comparison(dataset: str, result: GenerativeResult, inputs: Inputs, refe
         tables[(name, "real")] = prerank(pd.Series(reference_change[i], index=symbols), gene_sets,
                                          permutations=permutations, seed=seed)
         for model_id in models:
-            label = MODELS.label(model_id)
-            tables[(name, label)] = prerank(pd.Series(result.predictions[model_id][i], index=symbols), gene_sets,
-                                            permutations=permutations, seed=seed)
+            tables[(name, model_id)] = prerank(pd.Series(result.predictions[model_id][i], index=symbols),
+                                               gene_sets, permutations=permutations, seed=seed)
             rows.append({"dataset": dataset, "compound": name, "cell line": condition["cell_id"],
-                         "dose (µM)": condition["dose_um"], "model": label,
-                         **pathway_agreement(tables[(name, "real")], tables[(name, label)])})
+                         "dose (µM)": condition["dose_um"], "model": model_id,
+                         **pathway_agreement(tables[(name, "real")], tables[(name, model_id)])})
     return pd.DataFrame(rows), tables
 
 

@@ -26,22 +26,25 @@ DIVERSITY_PAIRS = (("diffusion", "encoder_decoder"), ("diffusion", "encoder_deco
 def comparisons(runs: pd.DataFrame, metric: str, pairs: Sequence[tuple[str, str]] = ACCURACY_PAIRS,
                 higher_is_better: bool = True) -> list[tuple[dict, Comparison]]:
     """Paired per-seed comparisons (:func:`perturbx.studies.protocol.paired_comparisons`) of model-id
-    ``pairs`` on ``metric`` within each split of a runs table (:func:`run_experiments`)."""
-    labelled = [(MODELS.label(a), MODELS.label(b)) for a, b in pairs]
-    return protocol.paired_comparisons(runs, labelled, metric, higher_is_better=higher_is_better)
+    ``pairs`` on ``metric`` within each split of a runs table (:func:`run_experiments`; ``model``: ids); each
+    comparison's ``model`` and ``baseline`` are ids."""
+    return protocol.paired_comparisons(runs, pairs, metric, higher_is_better=higher_is_better)
 
 
 def verdict_lines(runs: pd.DataFrame, dataset: str, distance: str = "energy_distance") -> list[str]:
     """One computed sentence per split: the diffusion model against :data:`ACCURACY_PAIRS` in Pearson of change
     and against :data:`DIVERSITY_PAIRS` in ``distance`` (``energy_distance`` to the held-out replicates, or
-    ``energy_distance_true`` to fresh draws of the simulator), each by paired per-seed differences."""
+    ``energy_distance_true`` to fresh draws of the simulator), each by paired per-seed differences; ``runs`` holds
+    model ids, the sentences name the models by label."""
     lines = []
     accuracy = comparisons(runs, "pearson_change")
     spread = comparisons(runs, distance, DIVERSITY_PAIRS, higher_is_better=False)
     for split in runs["split"].unique():
-        mean = runs.loc[(runs["split"] == split) & (runs["model"] == MODELS.label("diffusion")), "pearson_change"]
-        found = [f"{c.verdict} {c.baseline} ({c.details})" for keys, c in accuracy if keys["split"] == split]
-        close = [f"{c.verdict} {c.baseline} ({c.details})" for keys, c in spread if keys["split"] == split]
+        mean = runs.loc[(runs["split"] == split) & (runs["model"] == "diffusion"), "pearson_change"]
+        found = [f"{c.verdict} {MODELS.label(c.baseline)} ({c.details})" for keys, c in accuracy
+                 if keys["split"] == split]
+        close = [f"{c.verdict} {MODELS.label(c.baseline)} ({c.details})" for keys, c in spread
+                 if keys["split"] == split]
         lines.append(f"{dataset}, {split}: diffusion Pearson of change {mean.mean():.3f}; it "
                      + "; it ".join(found) + f". In {distance} (lower is better) it " + "; it ".join(close) + ".")
     return lines
@@ -70,22 +73,23 @@ def fewest_steps(samplers: pd.DataFrame, tolerance: float = 0.02,
 
 
 def spread_lines(table: pd.DataFrame, dataset: str, reference: str) -> list[str]:
-    """One sentence per split: each generative model's spread ratio (1 = the reference's spread) and which is
-    closest to 1."""
+    """One sentence per split of a :func:`results_table` (indexed by split and model id): each generative model's
+    spread ratio (1 = the reference's spread) and which is closest to 1, named by label."""
     lines = []
     for split, part in table.groupby(level="split", sort=False):
-        ratios = part.droplevel("split").loc[MODELS.labels(GENERATIVE_MODELS), "spread_ratio_mean"]
-        closest = (ratios - 1).abs().idxmin()
+        ratios = part.droplevel("split").loc[list(GENERATIVE_MODELS), "spread_ratio_mean"]
+        closest = MODELS.label((ratios - 1).abs().idxmin())
         lines.append(f"{dataset}, {split}: spread ratio (generated SD / {reference}) "
-                     + ", ".join(f"{m} {r:.2f}" for m, r in ratios.items()) + f"; closest to 1: {closest}.")
+                     + ", ".join(f"{MODELS.label(m)} {r:.2f}" for m, r in ratios.items())
+                     + f"; closest to 1: {closest}.")
     return lines
 
 
 def _evidence(runs: pd.DataFrame, dataset: str, metric: str, pairs: Sequence[tuple[str, str]],
               higher_is_better: bool = True) -> list[Evidence]:
     """One :class:`~perturbx.evaluation.claims.Evidence` per split and pair of model ids, from paired per-seed
-    differences."""
-    return [Evidence.from_comparison(c, f"{dataset}, {keys['split']}: {c.model}")
+    differences; the texts name the models by label."""
+    return [Evidence.from_comparison(c, f"{dataset}, {keys['split']}: {MODELS.label(c.model)}", label=MODELS.label)
             for keys, c in comparisons(runs, metric, pairs, higher_is_better)]
 
 
@@ -94,16 +98,18 @@ def decide_claims(replicate_runs: pd.DataFrame, simulated_runs: pd.DataFrame, st
     """The diffusion paper's claims, decided from this chapter's runs.
 
     Args:
-        replicate_runs: :func:`run_experiments` runs on real replicate wells (distance: ``energy_distance`` to the
-            held-out replicates).
+        replicate_runs: :func:`run_experiments` runs (``model``: ids) on real replicate wells (distance:
+            ``energy_distance`` to the held-out replicates).
         simulated_runs: runs on the simulator (distance: ``energy_distance_true`` to fresh true draws).
         steps: :func:`fewest_steps` table of a sampler comparison.
         data: what the claims were tested on, for the table.
 
     Returns:
-        Four :class:`~perturbx.evaluation.claims.Claim`: diversity against the single-shot encoder-decoder;
-        diversity against cheaper sources of spread (Gaussian draws, condition-blind random training changes);
-        accuracy of the mean against the trivial baselines; and few-step DDIM sampling.
+        Four :class:`~perturbx.evaluation.claims.Claim` (ids ``spread_beats_encoder_decoder``,
+        ``spread_beats_cheaper_sources``, ``mean_beats_cell_line_mean``, ``few_step_ddim``): diversity against the
+        single-shot encoder-decoder; diversity against cheaper sources of spread (Gaussian draws, condition-blind
+        random training changes); accuracy of the mean against the trivial baselines; and few-step DDIM sampling.
+        Evidence texts name the models by label.
     """
     title = papers.DIFFUSION.title
     single = [("diffusion", "encoder_decoder")]
@@ -115,15 +121,16 @@ def decide_claims(replicate_runs: pd.DataFrame, simulated_runs: pd.DataFrame, st
                         f"{int(fewest['steps'].iat[0])}", True) if len(fewest)
                else Evidence("no DDIM step count tried stays within 2% of DDPM-1000", False))
     return [
-        Claim(title, "Diffusion samples match the spread of real responses better than a single-shot "
-              "encoder-decoder (energy distance)", data,
+        Claim("spread_beats_encoder_decoder", title, "Diffusion samples match the spread of real responses better "
+              "than a single-shot encoder-decoder (energy distance)", data,
               tuple(e for name, runs, metric in distances for e in _evidence(runs, name, metric, single, False))),
-        Claim(title, "... and better than cheaper sources of spread: the encoder-decoder's Gaussian draws and "
-              "random training changes of the cell line", data,
+        Claim("spread_beats_cheaper_sources", title, "... and better than cheaper sources of spread: the "
+              "encoder-decoder's Gaussian draws and random training changes of the cell line", data,
               tuple(e for name, runs, metric in distances for e in _evidence(runs, name, metric, cheaper, False))),
-        Claim(title, "The mean of the generated profiles predicts the response better than the per-cell-line mean "
-              "(Pearson of change)", data,
+        Claim("mean_beats_cell_line_mean", title, "The mean of the generated profiles predicts the response better "
+              "than the per-cell-line mean (Pearson of change)", data,
               tuple(e for name, runs, _ in distances
                     for e in _evidence(runs, name, "pearson_change", [("diffusion", "cell_line_mean")]))),
-        Claim(title, "Future work: few-step DDIM sampling keeps the quality of 1,000-step DDPM", data, (fastest,)),
+        Claim("few_step_ddim", title, "Future work: few-step DDIM sampling keeps the quality of 1,000-step DDPM",
+              data, (fastest,)),
     ]

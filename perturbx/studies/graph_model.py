@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import papers
+from .. import chem, papers
 from ..evaluation import explain
 from ..evaluation.claims import Claim, Evidence
 from ..evaluation.explain import Attributions, attributions
@@ -30,6 +30,13 @@ from ..training import FitConfig
 from . import protocol, signatures
 from .l1000_baselines import BASELINES, L1000Context
 from .protocol import ModelOutput, ModelRegistry, ModelSpec, ProfileSettings, SplitResult
+
+# What chapter 03 shows of the layers below, under the study's name: a compound's graph (and the error a broken
+# SMILES gives), pathways ranked by attribution, and the recovery of the simulator's known causes.
+molecule_graph = chem.molecule_graph
+InvalidSmilesError = chem.InvalidSmilesError
+pathway_importance = explain.pathway_importance
+recovery_table = explain.recovery_table
 
 
 @dataclass
@@ -119,7 +126,7 @@ def run_split(inputs: Inputs, split: Split, settings: ExpressionSettings, seed: 
             ``true_mean`` row.
 
     Returns:
-        :class:`~perturbx.studies.protocol.SplitResult`; ``metrics`` has one row per (model label, test
+        :class:`~perturbx.studies.protocol.SplitResult`; ``metrics`` has one row per (model id, test
         profile) with ``row`` and :data:`~perturbx.evaluation.metrics.EXPRESSION_METRICS`; ``context`` is the
         :class:`ExpressionContext` (its ``prepared`` scaling is needed to explain the graph model).
     """
@@ -128,16 +135,15 @@ def run_split(inputs: Inputs, split: Split, settings: ExpressionSettings, seed: 
     outputs = protocol.run_models(MODELS, ids, context, seed, split.kind)
     data, test = inputs.data, split.test
     frames = [expression_metrics(data.expression[test], data.basal[test] + output.prediction, data.basal[test])
-              .assign(model=MODELS.label(model_id), row=test) for model_id, output in outputs.items()]
-    return SplitResult(split, seed, pd.concat(frames, ignore_index=True), outputs, context,
-                       {i: MODELS.label(i) for i in outputs})
+              .assign(model=model_id, row=test) for model_id, output in outputs.items()]
+    return SplitResult(split, seed, pd.concat(frames, ignore_index=True), outputs, context)
 
 
 def summarise(result: SplitResult) -> pd.DataFrame:
-    """One row per model: mean of each metric over the test profiles, test size, fit-and-predict seconds."""
+    """One row per model (``model``: its id): mean of each metric over the test profiles, test size,
+    fit-and-predict seconds."""
     means = protocol.mean_by_model(result.metrics, EXPRESSION_METRICS)
-    seconds = {result.labels[i]: s for i, s in result.seconds.items()}
-    means = means.assign(n_test=len(result.split.test), seconds=means["model"].map(seconds).fillna(0.0))
+    means = means.assign(n_test=len(result.split.test), seconds=means["model"].map(result.seconds).fillna(0.0))
     return protocol.with_fit_epochs(means, result)
 
 
@@ -147,7 +153,7 @@ def run_experiments(inputs: Inputs, kinds: Sequence[str], seeds: Sequence[int], 
     """Every split kind x seed (a new split and new model seeds per seed).
 
     Returns:
-        (runs, results): ``runs`` has one row per (split, seed, model) with the mean of each metric over the
+        (runs, results): ``runs`` has one row per (split, seed, model id) with the mean of each metric over the
         test profiles, the test size and the fit time; ``results`` maps (split kind, seed) -> result.
     """
     def run_one(job: dict) -> SplitResult:
@@ -159,59 +165,68 @@ def run_experiments(inputs: Inputs, kinds: Sequence[str], seeds: Sequence[int], 
 
 
 def results_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± sd over seeds of each metric per (split, model) (numbers in ``<metric>_mean`` / ``_sd`` too)."""
+    """Mean ± sd over seeds of each metric per (split, model id) (numbers in ``<metric>_mean`` / ``_sd`` too)."""
     return protocol.results_table(runs, ["split", "model"], EXPRESSION_METRICS)
 
 
 def verdict_lines(runs: pd.DataFrame, dataset: str) -> list[str]:
     """One computed sentence per split of a runs table (:func:`run_experiments`): the graph model against the
     per-cell-line mean and ridge in Pearson of change, by paired per-seed differences
-    (:func:`perturbx.evaluation.metrics.compare_models`), and the best classical model's mean."""
-    graph = MODELS.label("graph_model")
-    pairs = [(graph, MODELS.label("cell_line_mean")), (graph, MODELS.label("ridge"))]
+    (:func:`perturbx.evaluation.metrics.compare_models`), and the best classical model's mean; the sentences name
+    the models by label."""
+    pairs = [("graph_model", "cell_line_mean"), ("graph_model", "ridge")]
     found = protocol.paired_comparisons(runs, pairs, "pearson_change")
     lines = []
     for split, part in runs.groupby("split", sort=False):
         means = part.groupby("model", sort=False)["pearson_change"].mean()
-        classical = means.reindex(MODELS.labels(list(EXPRESSION_REGRESSORS))).dropna()
-        against = [f"{c.verdict} the {c.baseline} ({c.details})" for keys, c in found if keys["split"] == split]
-        best = f"; best classical: {classical.idxmax()} ({classical.max():.3f})" if len(classical) else ""
-        lines.append(f"{dataset}, {split}: graph model Pearson of change {means.get(graph, np.nan):.3f}; it "
+        classical = means.reindex(list(EXPRESSION_REGRESSORS)).dropna()
+        against = [f"{c.verdict} the {MODELS.label(c.baseline)} ({c.details})" for keys, c in found
+                   if keys["split"] == split]
+        best = (f"; best classical: {MODELS.label(classical.idxmax())} ({classical.max():.3f})" if len(classical)
+                else "")
+        lines.append(f"{dataset}, {split}: graph model Pearson of change {means.get('graph_model', np.nan):.3f}; it "
                      + "; it ".join(against) + best + ".")
     return lines
 
 
 def ceiling_share(table: pd.DataFrame) -> pd.DataFrame:
     """Per split of a :func:`results_table` with the ``true_mean`` row: the simulator's ceiling (Pearson of change
-    of its exact mean), the best learned model and its share of the ceiling, and the per-cell-line mean's share."""
+    of its exact mean), the best learned model (its label) and its share of the ceiling, and the per-cell-line
+    mean's share."""
     rows = []
     for split, part in table.groupby(level="split", sort=False):
         values = part.droplevel("split")["pearson_change_mean"]
-        ceiling = values[MODELS.label("true_mean")]
-        learned = values.reindex(MODELS.labels(MODELS.ids("learned"))).dropna()
-        rows.append({"split": split, "ceiling (true mean)": ceiling, "best learned model": learned.idxmax(),
-                     "best learned": learned.max(), "share of ceiling": learned.max() / ceiling,
-                     "per-cell-line mean share": values[MODELS.label("cell_line_mean")] / ceiling})
+        ceiling = values["true_mean"]
+        learned = values.reindex(MODELS.ids("learned")).dropna()
+        rows.append({"split": split, "ceiling (true mean)": ceiling,
+                     "best learned model": MODELS.label(learned.idxmax()), "best learned": learned.max(),
+                     "share of ceiling": learned.max() / ceiling,
+                     "per-cell-line mean share": values["cell_line_mean"] / ceiling})
     return pd.DataFrame(rows).set_index("split")
 
 
 def _paired(runs: pd.DataFrame, dataset: str, pairs: Sequence[tuple[str, str]], metric: str,
-            splits: Sequence[str]) -> list[Evidence]:
-    """Evidence from paired per-seed comparisons of label ``pairs`` within the given splits of ``runs``."""
+            splits: Sequence[str], registry: ModelRegistry = MODELS) -> list[Evidence]:
+    """Evidence from paired per-seed comparisons of model id ``pairs`` within the given splits of ``runs``; the
+    texts name the models by their labels in ``registry``."""
     found = protocol.paired_comparisons(runs[runs["split"].isin(splits)], pairs, metric)
-    return [Evidence.from_comparison(c, f"{dataset}, {keys['split']}: {c.model}") for keys, c in found]
+    return [Evidence.from_comparison(c, f"{dataset}, {keys['split']}: {registry.label(c.model)}",
+                                     label=registry.label) for keys, c in found]
 
 
 def decide_claims(simulated_runs: pd.DataFrame, shares: pd.DataFrame, consensus_runs: pd.DataFrame,
                   recovery: pd.DataFrame, faithfulness: pd.DataFrame, data: str, target_share: float = 0.6,
                   pharmacophores: pd.DataFrame | None = None) -> list[Claim]:
-    """The graph paper's claims, decided from this chapter's tables.
+    """The graph paper's claims, decided from this chapter's tables, with the ids ``beats_classical_regressors``,
+    ``generalises_to_unseen``, ``reaches_ceiling_share`` and ``attributions_point_at_causes``.
 
     Args:
-        simulated_runs: :func:`run_experiments` runs on the simulator (random, unseen compound, unseen cell).
+        simulated_runs: :func:`run_experiments` runs on the simulator (random, unseen compound, unseen cell;
+            ``model`` holds ids).
         shares: :func:`ceiling_share` of the simulator's results table.
         consensus_runs: per-seed means of the structure-only models on the consensus signatures
-            (:func:`perturbx.studies.signatures.seed_means`), with a ``split`` column.
+            (:func:`perturbx.studies.signatures.seed_means`, ids of :data:`perturbx.studies.signatures.MODELS`),
+            with a ``split`` column.
         recovery: :func:`perturbx.evaluation.explain.recovery_table` (AUROC / precision against chance).
         faithfulness: rows with ``top > random (fraction)`` per masked input kind.
         data: what the claims were tested on.
@@ -220,11 +235,10 @@ def decide_claims(simulated_runs: pd.DataFrame, shares: pd.DataFrame, consensus_
             (:func:`perturbx.studies.signatures.explain_drugs`: ``top_in_motif`` and its ``chance``); the mean
             share of top atoms on the motif must exceed the mean chance.
     """
-    graph, title = MODELS.label("graph_model"), papers.GRAPH.title
-    classical = [(graph, MODELS.label(i)) for i in EXPRESSION_REGRESSORS]
-    unseen = [(graph, MODELS.label("cell_line_mean")), (graph, MODELS.label("ridge"))]
-    structure = [(signatures.MODELS.label("gat_regressor"), signatures.MODELS.label(i))
-                 for i in ("mean_signature", "ridge")]
+    title = papers.GRAPH.title
+    classical = [("graph_model", i) for i in EXPRESSION_REGRESSORS]
+    unseen = [("graph_model", "cell_line_mean"), ("graph_model", "ridge")]
+    structure = [("gat_regressor", i) for i in ("mean_signature", "ridge")]
     share = float(shares.loc["unseen compound", "share of ceiling"])
     attribution = [Evidence.bound(f"{row['what']} ({row['score']}, chance {row['chance']:.3f})", row["mean"],
                                   row["chance"], below=False) for _, row in recovery.iterrows()]
@@ -238,16 +252,21 @@ def decide_claims(simulated_runs: pd.DataFrame, shares: pd.DataFrame, consensus_
             f"(chance {pharmacophores['chance'].mean():.3f})", pharmacophores["top_in_motif"].mean(),
             pharmacophores["chance"].mean(), below=False))
     return [
-        Claim(title, "The graph model predicts drug-induced expression better than classical regressors", data,
+        Claim("beats_classical_regressors", title,
+              "The graph model predicts drug-induced expression better than classical regressors", data,
               tuple(_paired(simulated_runs, "simulator", classical, "pearson_change", ["random"]))),
-        Claim(title, "... also for compounds and cell lines it has never seen (book's question)", data,
+        Claim("generalises_to_unseen", title,
+              "... also for compounds and cell lines it has never seen (book's question)", data,
               tuple(_paired(simulated_runs, "simulator", unseen, "pearson_change", ["unseen compound", "unseen cell"])
-                    + _paired(consensus_runs, "DrugBank consensus", structure, "pearson", ["scaffold CV"]))),
-        Claim(title, f"A learned model reaches {target_share:.0%} of the simulator's ceiling on unseen compounds "
+                    + _paired(consensus_runs, "DrugBank consensus", structure, "pearson", ["scaffold CV"],
+                              signatures.MODELS))),
+        Claim("reaches_ceiling_share", title,
+              f"A learned model reaches {target_share:.0%} of the simulator's ceiling on unseen compounds "
               "(book's target)", data,
               (Evidence.bound(f"best learned model ({shares.loc['unseen compound', 'best learned model']}), share "
                               "of the true mean's Pearson of change", share, target_share, below=False),)),
-        Claim(title, "Its attributions point at the inputs that cause the response", data, tuple(attribution)),
+        Claim("attributions_point_at_causes", title, "Its attributions point at the inputs that cause the response",
+              data, tuple(attribution)),
     ]
 
 

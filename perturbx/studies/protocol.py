@@ -189,24 +189,23 @@ def run_models(registry: ModelRegistry[Context], ids: Sequence[str], context: Co
 
 
 @dataclass
-class SplitResult:
+class SplitResult(Generic[Context]):
     """One job of one protocol: the split, the models' outputs and their metrics.
 
     Attributes:
         split: positions of the train, validation and test rows (``kind`` names the split).
         seed: the seed of the job.
-        metrics: one row per (model, test unit) or (model, subset) with a ``model`` column holding the label.
+        metrics: one row per (model, test unit) or (model, subset) with a ``model`` column holding the model id
+            (a chapter shows the label: ``Chapter.table``).
         outputs: model id -> :class:`ModelOutput`.
-        context: the prepared inputs the models saw (protocol-specific; e.g. scaled features).
-        labels: model id -> display label.
+        context: the prepared inputs the models saw (the protocol's context type; e.g. scaled features).
     """
 
     split: Split
     seed: int
     metrics: pd.DataFrame
     outputs: dict[str, ModelOutput]
-    context: Any = None
-    labels: dict[str, str] = field(default_factory=dict)
+    context: Context | None = None
 
     @property
     def predictions(self) -> dict[str, Any]:
@@ -289,11 +288,11 @@ def results_table(runs: pd.DataFrame, by: Sequence[str], metrics: Sequence[str])
 
 
 def with_fit_epochs(summary: pd.DataFrame, result: SplitResult) -> pd.DataFrame:
-    """``summary`` (one row per model label) with ``best_epoch`` and ``epochs_run`` of each model that was trained
+    """``summary`` (one row per model id) with ``best_epoch`` and ``epochs_run`` of each model that was trained
     by :func:`perturbx.training.fit` (NaN for the others), so every results table shows whether training converged
     (a best epoch equal to the epochs run means it stopped while still improving)."""
-    best = {result.labels.get(i, i): fit.best_epoch for i, fit in result.fits.items()}
-    runs = {result.labels.get(i, i): len(fit.history) for i, fit in result.fits.items()}
+    best = {i: fit.best_epoch for i, fit in result.fits.items()}
+    runs = {i: fit.epochs_run for i, fit in result.fits.items()}
     return summary.assign(best_epoch=summary["model"].map(best).astype(float),
                           epochs_run=summary["model"].map(runs).astype(float))
 
@@ -301,11 +300,11 @@ def with_fit_epochs(summary: pd.DataFrame, result: SplitResult) -> pd.DataFrame:
 def paired_comparisons(runs: pd.DataFrame, pairs: Sequence[tuple[str, str]], metric: str,
                        by: Sequence[str] = ("split",), pair_on: Sequence[str] = ("seed",),
                        higher_is_better: bool = True) -> list[tuple[dict, Comparison]]:
-    """:func:`perturbx.evaluation.metrics.compare_models` of each (model, baseline) label pair within each group ``by``.
+    """:func:`perturbx.evaluation.metrics.compare_models` of each (model, baseline) id pair within each group ``by``.
 
     Args:
         runs: one row per (job, model), as :func:`run_jobs` returns.
-        pairs: (model label, baseline label) pairs; a pair with a model absent from a group is skipped.
+        pairs: (model id, baseline id) pairs; a pair with a model absent from a group is skipped.
 
     Returns:
         (group keys, comparison) per group and pair, in order.
@@ -335,7 +334,7 @@ def speed_table(results: Mapping[tuple, SplitResult], keys: Sequence[str], per: 
         per: what a training sample is (``"profiles"`` or ``"pairs"``), for the throughput column.
 
     Returns:
-        Columns ``*keys``, ``model`` (label), ``epochs run``, ``best epoch``, ``<per> / s``, ``fit seconds``, and
+        Columns ``*keys``, ``model`` (id), ``epochs_run``, ``best_epoch``, ``<per> / s``, ``fit seconds``, and
         ``sampling seconds`` where a model reports one.
     """
     rows = []
@@ -344,8 +343,8 @@ def speed_table(results: Mapping[tuple, SplitResult], keys: Sequence[str], per: 
             if output.fit is None:
                 continue
             row = dict(zip(keys, job)) | {
-                "model": result.labels.get(model_id, model_id), "epochs run": len(output.fit.history),
-                "best epoch": output.fit.best_epoch, f"{per} / s": output.fit.samples_per_second,
+                "model": model_id, "epochs_run": output.fit.epochs_run,
+                "best_epoch": output.fit.best_epoch, f"{per} / s": output.fit.samples_per_second,
                 "fit seconds": output.fit.seconds}
             if output.sampling_seconds is not None:
                 row["sampling seconds"] = output.sampling_seconds

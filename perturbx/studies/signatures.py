@@ -49,10 +49,13 @@ from ..evaluation.metrics import expression_metrics, pearson_rows
 from ..models.diffusion import DiffusionConfig
 from ..models.structure import SignatureDiffusionEstimator, StructureConfig, StructureEstimator
 from ..splits import Split
-from ..tasks.consensus_signatures import SignatureFold, SignatureInputs, scaffold_folds
+from ..tasks.consensus_signatures import SignatureFold, SignatureInputs, build_signature_inputs, scaffold_folds
 from ..training import FitConfig
 from . import protocol
 from .protocol import ModelOutput, ModelRegistry, ModelSpec, ProfileSettings, SplitResult
+
+# The inputs of the study (signatures, fingerprints and graphs of the drugs), under the study's name for chapter 03
+build_inputs = build_signature_inputs
 
 #: Per-drug metrics (z-score signatures): Pearson and Spearman of the signature, RMSE (z units), R² over the 50
 #: genes of largest |z|, and precision@50 of the up- and down-regulated genes.
@@ -277,7 +280,7 @@ def run_split(inputs: SignatureInputs, split: Split, settings: SignatureSettings
     """Fit every model of ``models`` without the test drugs of ``split`` and score it on them.
 
     Returns:
-        :class:`~perturbx.studies.protocol.SplitResult`; ``metrics`` has one row per (model label, test drug)
+        :class:`~perturbx.studies.protocol.SplitResult`; ``metrics`` has one row per (model id, test drug)
         with ``row``, ``compound_id``, ``similarity`` (Tanimoto to the most similar drug outside the test fold)
         and :data:`SIGNATURE_METRICS`; ``context`` is the :class:`SignatureContext`.
     """
@@ -288,18 +291,18 @@ def run_split(inputs: SignatureInputs, split: Split, settings: SignatureSettings
     similarity = chem.nearest_similarity(inputs.fingerprints[test], inputs.fingerprints[context.rest])
     compound_id = inputs.data.metadata["compound_id"].to_numpy()[test]
     frames = [signature_metrics(inputs.signatures[test], output.prediction)
-              .assign(model=MODELS.label(model_id), row=test, compound_id=compound_id, similarity=similarity)
+              .assign(model=model_id, row=test, compound_id=compound_id, similarity=similarity)
               for model_id, output in outputs.items()]
     metrics = pd.concat(frames, ignore_index=True)
     metrics = metrics[["model", "row", "compound_id", "similarity", *SIGNATURE_METRICS]]
-    return SplitResult(split, seed, metrics, outputs, context, {i: MODELS.label(i) for i in outputs})
+    return SplitResult(split, seed, metrics, outputs, context)
 
 
 def summarise(result: SplitResult) -> pd.DataFrame:
-    """One row per model: mean of each metric over the test drugs, test size, fit-and-predict seconds."""
+    """One row per model (``model``: its id): mean of each metric over the test drugs, test size, fit-and-predict
+    seconds."""
     means = protocol.mean_by_model(result.metrics, SIGNATURE_METRICS)
-    seconds = {result.labels[i]: s for i, s in result.seconds.items()}
-    return means.assign(n_test=len(result.split.test), seconds=means["model"].map(seconds).fillna(0.0))
+    return means.assign(n_test=len(result.split.test), seconds=means["model"].map(result.seconds).fillna(0.0))
 
 
 def run_experiments(inputs: SignatureInputs, seeds: Sequence[int], settings: SignatureSettings,
@@ -308,7 +311,7 @@ def run_experiments(inputs: SignatureInputs, seeds: Sequence[int], settings: Sig
     """k-fold scaffold cross-validation per seed (a new fold assignment and new model seeds per seed).
 
     Returns:
-        (runs, results): ``runs`` has one row per (seed, fold, model) with the mean of each metric over the fold's
+        (runs, results): ``runs`` has one row per (seed, fold, model id) with the mean of each metric over the fold's
         test drugs, ``n_test`` and the fit time; ``results`` maps (seed, fold number from 1) -> result.
     """
     folds: dict[int, list[Split]] = {}
@@ -324,7 +327,7 @@ def run_experiments(inputs: SignatureInputs, seeds: Sequence[int], settings: Sig
 
 
 def seed_means(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per (seed, model): the mean of each metric over all test drugs of the seed's folds (fold means weighted by
+    """Per (seed, model id): the mean of each metric over all test drugs of the seed's folds (fold means weighted by
     their test sizes; every drug is tested once per seed)."""
     metrics = [m for m in SIGNATURE_METRICS if m in runs.columns]
     weights = runs["n_test"].to_numpy()[:, None] * runs[metrics].notna()
@@ -335,21 +338,23 @@ def seed_means(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def epochs_table(results: dict[tuple, SplitResult]) -> pd.DataFrame:
-    """Per torch model (label index): mean, min and max of the best epoch and of the epochs run over all jobs."""
+    """Per torch model (index ``model``: ids): the best epoch and the epochs run over all jobs as text, mean
+    (min-max) (``best_epoch``, ``epochs_run``), the mean best epoch (``best_epoch_mean``) and the mean fit seconds
+    (``fit seconds_mean``)."""
     speed = protocol.speed_table(results, ["seed", "fold"])
     if speed.empty:
         return pd.DataFrame()
     grouped = speed.groupby("model", sort=False)
     return pd.DataFrame({
-        "best epoch": grouped["best epoch"].agg(lambda e: f"{e.mean():.0f} ({e.min()}-{e.max()})"),
-        "best epoch_mean": grouped["best epoch"].mean(),
-        "epochs run": grouped["epochs run"].agg(lambda e: f"{e.mean():.0f} ({e.min()}-{e.max()})"),
+        "best_epoch": grouped["best_epoch"].agg(lambda e: f"{e.mean():.0f} ({e.min()}-{e.max()})"),
+        "best_epoch_mean": grouped["best_epoch"].mean(),
+        "epochs_run": grouped["epochs_run"].agg(lambda e: f"{e.mean():.0f} ({e.min()}-{e.max()})"),
         "fit seconds_mean": grouped["fit seconds"].mean()})
 
 
 def results_table(runs: pd.DataFrame, results: dict[tuple, SplitResult] | None = None) -> pd.DataFrame:
-    """Mean ± sd over seeds of the per-seed means of each metric per model (numbers in ``<metric>_mean`` /
-    ``_sd``); with ``results``, the best epoch and epochs run of the torch models (mean (min-max) over folds and
+    """Mean ± sd over seeds of the per-seed means of each metric per model id (numbers in ``<metric>_mean`` /
+    ``_sd``); with ``results``, ``best_epoch`` and ``epochs_run`` of the torch models (mean (min-max) over folds and
     seeds, :func:`epochs_table`)."""
     table = protocol.results_table(seed_means(runs), ["model"], SIGNATURE_METRICS)
     if results is not None:
@@ -373,18 +378,19 @@ def similarity_bins(similarity: np.ndarray, edges: Sequence[float] = SIMILARITY_
 
 def similarity_table(results: dict[tuple, SplitResult], metric: str = "pearson",
                      edges: Sequence[float] = SIMILARITY_EDGES) -> pd.DataFrame:
-    """Mean ``metric`` per model (rows, labels) and bin of similarity to the nearest drug outside the test fold
-    (columns), over every test drug of every seed; the last row, ``drugs``, counts the drug-seed pairs per bin."""
+    """Mean ``metric`` per model (rows in the order run; index ``model``, ids) and bin of similarity to the nearest
+    drug outside the test fold (columns), over every test drug of every seed; the last row, ``drugs``, counts the
+    drug-seed pairs per bin."""
     drugs = drug_table(results)
     if metric not in drugs.columns:
         raise ValueError(f"unknown metric {metric!r}; use one of {', '.join(SIGNATURE_METRICS)}")
     drugs["similarity bin"] = similarity_bins(drugs["similarity"].to_numpy(), edges)
     table = drugs.pivot_table(index="model", columns="similarity bin", values=metric, aggfunc="mean",
-                              observed=False, sort=False)
+                              observed=False, sort=False).reindex(drugs["model"].unique())  # models in run order
     first = drugs[drugs["model"] == drugs["model"].iloc[0]]
     counts = first.groupby("similarity bin", observed=False).size().rename("drugs")
     table = pd.concat([table, counts.to_frame().T])
-    return table[list(drugs["similarity bin"].cat.categories)].rename_axis(columns="similarity")
+    return table[list(drugs["similarity bin"].cat.categories)].rename_axis(index="model", columns="similarity")
 
 
 def selection_table(results: dict[tuple, SplitResult]) -> pd.DataFrame:

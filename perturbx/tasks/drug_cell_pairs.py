@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from sklearn.preprocessing import MinMaxScaler
 
-from ..datasets.drp import MODALITIES, DRPData
+from ..datasets.drug_response import MODALITIES, DRPData
 
 
 @dataclass

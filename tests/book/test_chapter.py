@@ -97,6 +97,36 @@ def test_no_code_cell_is_longer_than_15_lines(path):
     assert long_cells == [], f"{path.name}: code cells over {MAX_CELL_LINES} lines: {', '.join(long_cells)}"
 
 
+# The chapters that test a paper call its study and the book's API, nothing below them; the data chapters (00, 01)
+# are about the data layer itself and show it.
+MODEL_CHAPTERS = ("02_drp", "03_gnn", "04_diffusion")
+CHAPTER_SURFACE = ("perturbx.book", "perturbx.plots", "perturbx.studies")
+
+
+def perturbx_imports(path) -> set[str]:
+    """Every perturbx module a notebook's code cells import (``from perturbx import x`` counts as perturbx.x)."""
+    import ast
+
+    found = set()
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("perturbx"):
+                found |= ({f"perturbx.{alias.name}" for alias in node.names} if node.module == "perturbx"
+                          else {node.module})
+            elif isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names if alias.name.startswith("perturbx")}
+    return found
+
+
+@pytest.mark.parametrize("chapter", MODEL_CHAPTERS)
+def test_a_model_chapter_imports_only_the_book_the_plots_and_studies(chapter):
+    imported = perturbx_imports(REPO_ROOT / "book" / f"{chapter}.ipynb")
+    below = sorted(m for m in imported if not m.startswith(CHAPTER_SURFACE))
+    assert below == [], f"{chapter} imports {below}: call them through its study (perturbx.studies)"
+
+
 @pytest.mark.parametrize("path", chapter_paths(), ids=lambda p: p.stem)
 def test_no_chapter_types_a_result_into_its_prose(path):
     """Numbers in a chapter's text are quoted from computed values (glue), so text and tables cannot disagree."""
@@ -127,6 +157,40 @@ def test_chapter_table_writes_csv_under_the_runner_and_shows_text_columns(tmp_pa
         chapter.table("cv_results", frame)
     with pytest.raises(ValueError, match="lower-case letters"):
         chapter.table("CV results", frame)
+
+
+def test_tables_and_figures_show_labels_of_the_model_ids_the_studies_use(tmp_path, monkeypatch):
+    from perturbx.studies import drug_response, graph_model, signatures
+
+    monkeypatch.setenv(book.RESULTS_ENV, str(tmp_path / "03_x"))
+    chapter = start_chapter("x", seed=0, device="cpu")
+    chapter.models(graph_model.MODELS, signatures.MODELS)  # "ridge" is in both, with one label
+    runs = pd.DataFrame({"model": ["graph_model", "ridge"], "baseline": ["ridge", "oracle row"], "r": [0.5, 0.4]})
+    assert chapter.labelled(runs)["model"].tolist() == ["graph model", "ridge"]
+    assert chapter.labelled(runs)["baseline"].tolist() == ["ridge", "oracle row"], "a non-model row is kept"
+    assert runs["model"].tolist() == ["graph_model", "ridge"], "labelled returns a copy"
+    by_index = chapter.labelled(runs.set_index(["model", "baseline"]))
+    assert by_index.index.get_level_values("model").tolist() == ["graph model", "ridge"]
+    chapter.table("runs", runs)
+    assert pd.read_csv(tmp_path / "03_x" / "runs.csv")["model"].tolist() == ["graph model", "ridge"]
+    chapter.finish()
+    written = pd.read_csv(tmp_path / "03_x" / "models.csv", index_col="id")
+    assert written.loc["graph_model", "label"] == "graph model" and written.loc["gat_regressor", "role"] == "learned"
+    assert written.index.is_unique
+    clash = drug_response.MODELS.table().assign(label="another label")
+    with pytest.raises(ValueError, match="different labels"):
+        chapter.models(type("Registry", (), {"table": lambda self: clash})())
+
+
+def test_chapter_claims_registers_the_table_the_box_and_prints_the_verdicts(tmp_path, monkeypatch, capsys):
+    from perturbx.evaluation.claims import Claim, Evidence
+
+    monkeypatch.setenv(book.RESULTS_ENV, str(tmp_path / "02_x"))
+    chapter = start_chapter("x", seed=0, device="cpu")
+    shown = chapter.claims([Claim("a_beats_b", "P", "A beats B", "toy", (Evidence("A beats B (+0.1)", True),))])
+    assert shown.loc[0, "verdict"] == "holds" and "claims" in chapter.tables
+    assert pd.read_csv(tmp_path / "02_x" / "claims.csv")["claim_id"].tolist() == ["a_beats_b"]
+    assert "[HOLDS] A beats B\n    A beats B (+0.1)" in capsys.readouterr().out
 
 
 def test_chapter_writes_nothing_outside_the_runner(tmp_path, monkeypatch):

@@ -12,8 +12,11 @@ from perturbx.book.reproduction import Headline, MissingResultError, Results
 
 
 def write_chapter_results(folder, chapter, tables, profile="quick", device_name="CPU test (2 cores)", data=None,
-                          packages=None):
+                          packages=None, models=None):
     (folder / chapter).mkdir(parents=True)
+    labels = models if models is not None else {"deepdra": "DeepDRA", "ridge": "ridge", "diffusion": "diffusion"}
+    pd.DataFrame({"id": list(labels), "label": list(labels.values())}).to_csv(folder / chapter / "models.csv",
+                                                                             index=False)
     for name, table in tables.items():
         table.to_csv(folder / chapter / f"{name}.csv", index=False)
     record = {"title": chapter, "profile": profile, "seed": 0, "seeds": {"main": [0, 1]}, "device": "cpu",
@@ -34,7 +37,7 @@ def results(tmp_path):
 
 
 def headline(table="cv", row=None, metric="roc_auc", paper_value=0.883, chapter="02_drp", claim=None):
-    return Headline("paper", "experiment", "real", chapter, table, row or {"model": "DeepDRA"}, metric, paper_value,
+    return Headline("paper", "experiment", "real", chapter, table, row or {"model": "deepdra"}, metric, paper_value,
                     claim)
 
 
@@ -47,8 +50,8 @@ def test_headline_value_reads_mean_sd_and_runs(results):
 
 @pytest.mark.parametrize("broken, message", [
     (dict(table="missing"), r"perturbx book run --chapters 02_drp"),
-    (dict(row={"model": "nope"}), "0 rows match"),
-    (dict(row={"dataset": "x"}), "no column 'dataset'"),
+    (dict(row={"model": "nope"}), "models.csv has no model 'nope'"),
+    (dict(row={"model": "deepdra", "dataset": "x"}), "no column 'dataset'"),
     (dict(metric="auprc"), "no metric 'auprc'"),
 ])
 def test_a_missing_result_is_named(results, broken, message):
@@ -59,6 +62,7 @@ def test_a_missing_result_is_named(results, broken, message):
 def test_headline_table_sets_ours_beside_the_paper_with_the_chapters_provenance(results):
     table = reproduction.headline_table(results, [headline(), headline(row={"model": "ridge"}, paper_value=None)])
     assert table["ours"].tolist() == ["0.900 ± 0.010", "0.800"]
+    assert table["model"].tolist() == ["DeepDRA", "ridge"], "the page shows the chapter's labels"
     assert table.loc[0, "ours − paper"] == pytest.approx(0.9 - 0.883)
     assert np.isnan(table.loc[1, "paper reported"]) and np.isnan(table.loc[1, "ours − paper"])
     assert table.loc[0, "profile"] == "quick" and table.loc[0, "device"] == "CPU test (2 cores)"
@@ -67,15 +71,16 @@ def test_headline_table_sets_ours_beside_the_paper_with_the_chapters_provenance(
 
 def test_a_headline_carries_the_verdict_of_the_claim_it_is_evidence_for(tmp_path):
     scores = pd.DataFrame({"model": ["DeepDRA"], "roc_auc": [0.9]})
-    claims = pd.DataFrame({"paper": ["p", "p"], "claim": ["Ours beats DeepDRA on CCLE (paper: 0.91)", "Ours is fast"],
+    claims = pd.DataFrame({"claim_id": ["beats_deepdra", "fast"],
+                           "paper": ["p", "p"], "claim": ["Ours beats DeepDRA on CCLE (paper: 0.91)", "Ours is fast"],
                            "data": ["toy"] * 2, "verdict": ["does not hold", "holds"], "evidence": ["x", "y"]})
     write_chapter_results(tmp_path, "02_drp", {"cv": scores, "claims": claims})
     results = Results.load(tmp_path)
-    table = reproduction.headline_table(results, [headline(claim="Ours beats DeepDRA")])
+    table = reproduction.headline_table(results, [headline(claim="beats_deepdra")])
     assert table.loc[0, "verdict"] == "does not hold"
     assert table.loc[0, "claim"] == "Ours beats DeepDRA on CCLE (paper: 0.91)"
-    for missing in ("Ours beats nobody", "Ours"):  # no claim, or two claims, start so
-        with pytest.raises(MissingResultError, match=f"claims start with '{missing}'"):
+    for missing in ("beats_nobody", "Ours beats DeepDRA"):  # an unknown id; the wording is not an id
+        with pytest.raises(MissingResultError, match=f"0 claims with the id '{missing}'"):
             reproduction.headline_table(results, [headline(claim=missing)])
 
 
@@ -132,9 +137,9 @@ def test_every_headline_is_found_in_the_books_results():
     assert {h.table for h in drp if h.experiment == "CTRP+GDSC -> CCLE"} == {"ccle_paper_protocol"}
 
 
-def test_headlines_name_models_by_label_and_take_the_papers_numbers_by_id():
-    """HEADLINES are built from model ids: rows hold the registries' labels (what the tables show), the paper's
-    number comes from papers.DRP_REPORTED by id, and each paper's rows point at its chapter."""
+def test_headlines_name_models_and_claims_by_id_and_take_the_papers_numbers_by_id():
+    """HEADLINES are keyed by model ids of the chapters' registries (the page takes the labels from models.csv),
+    the paper's number comes from papers.DRP_REPORTED by id, and each paper's rows point at its chapter."""
     from perturbx.studies import drug_response, graph_model, generative, signatures
 
     registries = {papers.DRP.title: drug_response.MODELS, papers.GRAPH.title: graph_model.MODELS,
@@ -143,14 +148,14 @@ def test_headlines_name_models_by_label_and_take_the_papers_numbers_by_id():
     for item in reproduction.HEADLINES:
         assert item.chapter == chapters[item.paper], item
         registry = signatures.MODELS if item.table == "consensus_results" else registries[item.paper]
-        assert item.row["model"] in registry.labels(), item
-    by_label = {(h.experiment, h.row["model"], h.metric): h.paper_value for h in reproduction.HEADLINES}
-    assert by_label[("5-fold CV on CTRP+GDSC", "DeepDRA", "roc_auc")] == \
+        assert item.row["model"] in registry.ids(), item
+    by_id = {(h.experiment, h.row["model"], h.metric): h.paper_value for h in reproduction.HEADLINES}
+    assert by_id[("5-fold CV on CTRP+GDSC", "deepdra", "roc_auc")] == \
         papers.DRP_REPORTED["5-fold CV on CTRP+GDSC"]["deepdra"]["roc_auc"]
-    assert by_label[("CTRP+GDSC -> CCLE", "cross-attention", "auprc")] == \
+    assert by_id[("CTRP+GDSC -> CCLE", "cross_attention", "auprc")] == \
         papers.drp_reported("CTRP+GDSC -> CCLE", "cross_attention", "auprc")
-    assert by_label[("CTRP+GDSC -> CCLE", "drug + cell prior", "roc_auc")] is None  # the paper has no priors
-    assert ("random split", "true distribution (simulator)", "spread_ratio") in by_label
+    assert by_id[("CTRP+GDSC -> CCLE", "drug_cell_prior", "roc_auc")] is None  # the paper has no priors
+    assert ("random split", "true_distribution", "spread_ratio") in by_id
     assert papers.drp_reported("5-fold CV on CTRP+GDSC", "DeepDRA", "roc_auc") is None  # a label is not an id
 
 
@@ -202,3 +207,18 @@ def test_a_running_chapter_does_not_read_its_own_previous_results(tmp_path, monk
     assert set(Results.load(tmp_path).provenance) == {"02_drp", "05_reproduction"}
     monkeypatch.setenv("PERTURBX_CHAPTER_RESULTS", str(tmp_path / ".05_reproduction.tmp-1" / "05_reproduction"))
     assert set(Results.load(tmp_path).provenance) == {"02_drp"}  # its published results are its previous run's
+
+
+def test_the_reproduction_page_reads_results_not_studies(tmp_path):
+    """The page imports no study: labels come from each chapter's models.csv, claims from its claims table."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(reproduction))
+    imported = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    imported += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    assert not [name for name in imported if "studies" in name], imported
+    write_chapter_results(tmp_path, "02_drp", {"cv": pd.DataFrame({"model": ["DeepDRA"], "roc_auc": [0.9]})})
+    (tmp_path / "02_drp" / "models.csv").unlink()
+    with pytest.raises(MissingResultError, match="no .*models.csv: run `perturbx book run --chapters 02_drp`"):
+        reproduction.headline_value(Results.load(tmp_path), headline())

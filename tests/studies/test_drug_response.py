@@ -10,7 +10,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from perturbx import papers
-from perturbx.datasets.drp import TEST_DATASET, TRAIN_DATASET, DRPData
+from perturbx.datasets.drug_response import TEST_DATASET, TRAIN_DATASET, DRPData
 from perturbx.models.classical import sensitivity_priors
 from perturbx.models.drug_response import DeepDRA, DRPEstimator, FeatureBlocks, PairLoss, drp_loss, predict_deep
 from perturbx.splits import kfold
@@ -284,15 +284,13 @@ def test_run_split_scores_every_model_on_the_test_pairs():
     val = pairs[pairs["cell_index"].isin([8, 9])].reset_index(drop=True)
     train = pairs[pairs["cell_index"] < 8].reset_index(drop=True)
     models = ("drug_prior", "gradient_boosting", "deepdra", "cross_attention")
-    labels = ["drug prior", "gradient boosting", "DeepDRA", "cross-attention"]
     settings = DRPSettings(n_genes=None, fit=FitConfig(epochs=1, batch_size=8, progress=False), gbm_components=2)
     subset = (test["drug_index"] < 4).to_numpy()
     result = run_split(data, train, val, test, models=models, settings=settings, seed=0,
                        test_subsets={"first drugs": subset})
     metrics = result.metrics
     assert len(metrics) == 2 * len(models)
-    assert list(metrics.loc[metrics["subset"] == "all", "model"]) == labels  # tables show labels
-    assert result.labels == dict(zip(models, labels))
+    assert list(metrics.loc[metrics["subset"] == "all", "model"]) == list(models)  # ids; chapter.table shows labels
     assert (metrics.loc[metrics["subset"] == "all", "n_test"] == len(test)).all()
     assert (metrics.loc[metrics["subset"] == "first drugs", "n_test"] == subset.sum()).all()
     assert list(result.predictions) == list(models)  # keyed by id
@@ -303,8 +301,8 @@ def test_run_split_scores_every_model_on_the_test_pairs():
     for column in ("accuracy", "precision", "recall", "f1", "roc_auc", "auprc", "pr_auc_trapezoid"):
         assert metrics[column].between(0, 1).all(), column
     assert set(result.fits) == set(result.models) == {"deepdra", "cross_attention"}
-    assert metrics.loc[metrics["model"] == "DeepDRA", "train_seconds"].notna().all()
-    assert metrics.loc[metrics["model"] == "drug prior", "train_seconds"].isna().all()
+    assert metrics.loc[metrics["model"] == "deepdra", "train_seconds"].notna().all()
+    assert metrics.loc[metrics["model"] == "drug_prior", "train_seconds"].isna().all()
     # the drug prior of a checkerboard with 8 training cells per drug: every drug is exactly half sensitive
     np.testing.assert_allclose(result.predictions["drug_prior"], 0.5)
     # the context holds what the models saw: training-fitted features and the test pairs
@@ -345,16 +343,16 @@ def test_per_drug_auc_skips_one_class_and_small_drugs():
 def test_results_table_adds_the_papers_numbers_by_model_id():
     rows = [{"model": label, "subset": subset, **{m: value for m in ("accuracy", "precision", "recall", "f1",
                                                                       "roc_auc", "auprc", "pr_auc_trapezoid")}}
-            for label in ("DeepDRA", "cross-attention", "drug prior") for subset in ("all", "other")
+            for label in ("deepdra", "cross_attention", "drug_prior") for subset in ("all", "other")
             for value in (0.6, 0.8)]
     runs = pd.DataFrame(rows)
     table = results_table(runs, "5-fold CV on CTRP+GDSC")
-    assert list(table.index) == ["DeepDRA", "cross-attention", "drug prior"]
+    assert list(table.index) == ["deepdra", "cross_attention", "drug_prior"]
     assert (table["runs"] == 2).all() and table["roc_auc_mean"].tolist() == pytest.approx([0.7] * 3)
     reported = papers.DRP_REPORTED["5-fold CV on CTRP+GDSC"]
-    assert table.loc["DeepDRA", "paper roc_auc"] == reported["deepdra"]["roc_auc"]
-    assert table.loc["cross-attention", "paper f1"] == reported["cross_attention"]["f1"]
-    assert np.isnan(table.loc["drug prior", "paper auprc"])  # the paper has no priors
+    assert table.loc["deepdra", "paper roc_auc"] == reported["deepdra"]["roc_auc"]
+    assert table.loc["cross_attention", "paper f1"] == reported["cross_attention"]["f1"]
+    assert np.isnan(table.loc["drug_prior", "paper auprc"])  # the paper has no priors
     assert not any(c.startswith("paper") for c in results_table(runs, "an experiment of our own").columns)
     shown = shown_columns(table)
     assert list(shown.columns) == ["roc_auc", "paper roc_auc", "auprc", "paper auprc", "accuracy", "paper accuracy",
@@ -402,10 +400,10 @@ def test_cross_validate_runs_every_fold_of_every_seed():
     runs, last = cross_validate(data, data.pairs, ["drug_prior", "cell_prior"], DRPSettings(), seeds=[0, 1], k=3,
                                 group_by="drug_id", progress=False)
     assert list(runs.columns[:4]) == ["seed", "fold", "model", "subset"]
-    assert len(runs) == 2 * 3 * 2 and set(runs["model"]) == {"drug prior", "cell prior"}
+    assert len(runs) == 2 * 3 * 2 and set(runs["model"]) == {"drug_prior", "cell_prior"}
     assert runs.groupby("seed")["fold"].unique().map(sorted).tolist() == [[1, 2, 3], [1, 2, 3]]
     # every pair tested once per seed; a held-out drug has no training rate: its drug prior is the overall rate
-    assert runs[runs["model"] == "drug prior"].groupby("seed")["n_test"].sum().tolist() == [len(data.pairs)] * 2
+    assert runs[runs["model"] == "drug_prior"].groupby("seed")["n_test"].sum().tolist() == [len(data.pairs)] * 2
     assert last.split.kind == "held-out drug_id fold 3" and last.seed == 1
     assert not set(last.context.test["drug_id"]) & set(last.context.train["drug_id"])
     np.testing.assert_allclose(last.predictions["drug_prior"], last.context.train["label"].mean())
@@ -450,7 +448,7 @@ def test_cross_dataset_trains_on_ctrp_gdsc_and_tests_on_ccle():
     assert last.seed == 1 and last.split.kind == f"{TRAIN_DATASET} -> {TEST_DATASET}"
     assert (last.context.train["dataset"] == TRAIN_DATASET).all()
     assert len(last.context.train) + len(last.context.val) == 54
-    assert set(ccle.predictions()) == {(s, m) for s in (0, 1) for m in ("drug prior", "drug + cell prior")}
+    assert set(ccle.predictions()) == {(s, m) for s in (0, 1) for m in ("drug_prior", "drug_cell_prior")}
     assert ccle.histories().empty  # no deep model
 
 
@@ -462,7 +460,7 @@ def test_the_paper_protocol_balances_training_pairs_and_keeps_the_last_epoch():
     context = paper.last.context
     used = pd.concat([context.train, context.val])
     assert len(used) == 28 and used["label"].mean() == 0.5  # 14 of each class, before the validation split
-    deep = paper.runs[(paper.runs["model"] == "DeepDRA") & (paper.runs["subset"] == "all")].iloc[0]
+    deep = paper.runs[(paper.runs["model"] == "deepdra") & (paper.runs["subset"] == "all")].iloc[0]
     assert deep["best_epoch"] == deep["epochs_run"] == 3  # every epoch, the last one's weights
     history = paper.histories()
     assert list(history.columns[:3]) == ["seed", "model", "epoch"] and len(history) == 3
@@ -497,7 +495,7 @@ def test_the_column_l2_switch_scales_training_and_test_pairs_each_by_their_own_n
                            column_l2=True)
     switched = cross_dataset(data, ["deepdra"], settings, seeds=[0], protocol="paper")
     plain = cross_dataset(data, ["deepdra"], replace(settings, column_l2=False), seeds=[0], protocol="paper")
-    assert not np.allclose(switched.predictions()[0, "DeepDRA"], plain.predictions()[0, "DeepDRA"])
+    assert not np.allclose(switched.predictions()[0, "deepdra"], plain.predictions()[0, "deepdra"])
 
 
 def test_drug_identity_oracle_scores_each_pair_by_its_drugs_test_rate():
@@ -528,9 +526,9 @@ def test_drug_rate_shift_orders_drugs_by_how_much_their_rate_moves():
 def test_ccle_decomposition_puts_each_model_beside_the_drug_identity_oracle():
     data = cross_dataset_data()
     ccle = cross_dataset(data, ["drug_prior", "cell_prior"], DRPSettings(), seeds=[0, 1, 2], progress=False)
-    table = ccle_decomposition(ccle, ["drug prior", "cell prior"])
-    assert table.index.tolist() == ["drug prior", "cell prior", "drug identity (oracle: the drug's CCLE rate)"]
-    assert (table.loc[["drug prior", "cell prior"], "seeds"] == 3).all()
+    table = ccle_decomposition(ccle, ["drug_prior", "cell_prior"])
+    assert table.index.tolist() == ["drug_prior", "cell_prior", "drug identity (oracle: the drug's CCLE rate)"]
+    assert (table.loc[["drug_prior", "cell_prior"], "seeds"] == 3).all()
     oracle = table.loc["drug identity (oracle: the drug's CCLE rate)"]
     # three CCLE cell lines of a checkerboard: each drug is 1/3 or 2/3 sensitive, which the oracle reads
     assert oracle["pooled_mean"] == pytest.approx(roc_auc_score(ccle.test["label"], drug_identity_oracle(ccle.test)))
@@ -552,8 +550,8 @@ def test_width_sweep_stacks_runs_with_the_number_of_genes():
 
 def comparison_runs(deepdra_auc: list[float], ours_auc: list[float], prior_auc: list[float]) -> pd.DataFrame:
     rows = [{"seed": s, "fold": 1, "subset": "all", "model": model, "roc_auc": value, "auprc": value}
-            for model, values in (("DeepDRA", deepdra_auc), ("cross-attention", ours_auc),
-                                  ("drug prior", prior_auc)) for s, value in enumerate(values)]
+            for model, values in (("deepdra", deepdra_auc), ("cross_attention", ours_auc),
+                                  ("drug_prior", prior_auc)) for s, value in enumerate(values)]
     return pd.DataFrame(rows)
 
 
@@ -568,13 +566,16 @@ def test_decide_claims_reads_paired_differences_under_both_protocols():
     assert cv.verdict == "does not hold"
     assert prior.verdict == "partly"  # beats the prior under the paper protocol, not under ours
     assert "0.910" in ccle.claim  # the paper's number, read from perturbx.papers
+    assert [c.id for c in (ccle, cv, prior)] == ["ccle_beats_deepdra", "cv_beats_deepdra", "ccle_beyond_drug_prior"]
+    # runs hold ids, the evidence reads with labels
+    assert ccle.evidence[0].text.startswith("cross-attention (paper protocol) beats DeepDRA in roc_auc")
 
 
 def test_results_table_keeps_a_metric_that_is_undefined_for_every_run():
-    runs = pd.DataFrame([{"model": "drug prior", "subset": "one class", **dict.fromkeys(METRICS, np.nan),
+    runs = pd.DataFrame([{"model": "drug_prior", "subset": "one class", **dict.fromkeys(METRICS, np.nan),
                           "accuracy": 0.5}] * 2)
     table = results_table(runs, subset="one class")
-    assert table.loc["drug prior", "accuracy_mean"] == 0.5 and np.isnan(table.loc["drug prior", "roc_auc_mean"])
+    assert table.loc["drug_prior", "accuracy_mean"] == 0.5 and np.isnan(table.loc["drug_prior", "roc_auc_mean"])
 
 
 def test_protocol_table_reads_the_settings_the_run_uses():

@@ -140,26 +140,26 @@ def smoke_result(inputs):
 
 
 def test_run_split_scores_every_model(smoke_result):
-    accuracy, distribution, label = smoke_result.metrics, smoke_result.distribution, generative.MODELS.label
+    accuracy, distribution = smoke_result.metrics, smoke_result.distribution
     ids = [*generative.DEFAULT_MODELS, "true_distribution"]
     assert list(smoke_result.outputs) == ids
-    expected = set(generative.MODELS.labels(ids))
-    assert set(accuracy["model"]) == set(distribution["model"]) == expected
+    assert set(accuracy["model"]) == set(distribution["model"]) == set(ids)  # model ids, never labels
+    assert set(generative.summarise(smoke_result)["model"]) == set(ids)
     for _, part in accuracy.groupby("model"):
         assert sorted(part["row"]) == sorted(smoke_result.split.test)
     for _, part in distribution.groupby("model"):
         assert len(part) == len(smoke_result.conditions)
     for model_id, prediction in smoke_result.predictions.items():
         assert prediction.shape == (len(smoke_result.conditions), N_LANDMARKS), model_id
-    point = distribution[distribution["model"].isin(generative.MODELS.labels(POINT_MODELS))]
+    point = distribution[distribution["model"].isin(POINT_MODELS)]
     assert len(point) == 3 * len(smoke_result.conditions)
     assert point["spread_ratio"].isna().all() and point["variance_r2"].isna().all()  # one point has no spread
-    deterministic = distribution[distribution["model"] == label("diffusion_deterministic")]
+    deterministic = distribution[distribution["model"] == "diffusion_deterministic"]
     assert len(deterministic) == len(smoke_result.conditions) and deterministic["spread_ratio"].isna().all()
-    oracle = distribution[distribution["model"] == label("true_distribution")]
+    oracle = distribution[distribution["model"] == "true_distribution"]
     assert oracle["spread_ratio"].between(0.8, 1.2).all()
     assert abs(oracle["energy_distance_true"].mean()) < 0.5 < distribution.loc[
-        distribution["model"] == label("no_change"), "energy_distance_true"].mean()
+        distribution["model"] == "no_change", "energy_distance_true"].mean()
     # one network per kind: the encoder-decoder is trained once for both of its samplers
     assert set(smoke_result.models) == set(generative.MODELS.ids("learned"))
     assert smoke_result.models["encoder_decoder_gaussian"] is smoke_result.models["encoder_decoder"]
@@ -224,7 +224,7 @@ def test_sweeps_and_tables(inputs, smoke_result):
     runs, results = generative.run_experiments(inputs, ["unseen compound"], [0, 1], settings,
                                                models=["ridge", "encoder_decoder"], progress=False)
     assert set(results) == {("unseen compound", 0), ("unseen compound", 1)}
-    assert set(runs["model"]) == {"ridge", "encoder-decoder (PRnet-style)"}
+    assert set(runs["model"]) == {"ridge", "encoder_decoder"}
     table = generative.results_table(runs)
     assert (table["runs"] == 2).all() and "variance_r2" not in table.columns  # no truth: NaN metrics left out
     assert "energy_score" in table.columns
@@ -247,9 +247,10 @@ def test_verdict_lines_compare_paired_seeds_and_spread_lines_name_the_models(smo
     table = generative.results_table(runs)
     values = table.droplevel("split")
     (spread,) = generative_claims.spread_lines(table, "tiny", "true SD")
-    for model_id in generative.GENERATIVE_MODELS:
+    for model_id in generative.GENERATIVE_MODELS:  # the table is indexed by id, the sentence names labels
         label = generative.MODELS.label(model_id)
-        assert f"{label} {values.loc[label, 'spread_ratio_mean']:.2f}" in spread
+        assert f"{label} {values.loc[model_id, 'spread_ratio_mean']:.2f}" in spread
+    assert "encoder_decoder" not in spread and "encoder_decoder" not in verdict
     assert values.loc["diffusion", "best_epoch_mean"] >= 1 and np.isnan(values.loc["ridge", "best_epoch_mean"])
 
 
@@ -336,20 +337,20 @@ def test_replicate_ceiling_row_on_real_replicates(plate_inputs):
     split = l1000.make_split(plate_inputs, "held-out dose", seed=0)
     result = generative.run_split(plate_inputs, split, settings, seed=0, models=["no_change", "ridge"])
     assert list(result.outputs) == ["no_change", "ridge", "replicate_ceiling"]
-    label = generative.MODELS.label("replicate_ceiling")
-    ceiling = result.metrics[result.metrics["model"] == label]
+    model_id = "replicate_ceiling"
+    ceiling = result.metrics[result.metrics["model"] == model_id]
     assert sorted(ceiling["row"]) == sorted(split.test)
     data = plate_inputs.data
     groups = l1000.condition_groups(data.metadata.iloc[split.test])
     expected = replicates.leave_one_out_ceiling(data.change[split.test], groups)
     found = ceiling.set_index("row").loc[split.test[expected["position"]], "pearson_change"]
     np.testing.assert_allclose(found, expected["pearson_change"], rtol=1e-5)
-    assert result.distribution.loc[result.distribution["model"] == label,
+    assert result.distribution.loc[result.distribution["model"] == model_id,
                                    list(distributions.DISTRIBUTION_METRICS)].isna().all().all()
     assert result.distribution.loc[result.distribution["model"] == "ridge", "energy_distance"].notna().all()
     assert result.context.reference.replicate_sd is not None
     table = generative.summarise(result)
-    assert label in set(table["model"])
+    assert model_id in set(table["model"])
 
 
 def test_replicate_ceiling_is_one_on_noise_free_replicates(plate_inputs):
@@ -390,19 +391,25 @@ def test_temperature_sweep_shows_the_spread_trade_off(inputs, smoke_result):
 
 
 def test_decide_claims_follow_the_paired_runs():
-    label = generative.MODELS.label
     rows = []
     for split in ("random", "held-out dose"):
         for seed in range(3):
             for model, distance, r in [("diffusion", 1.0, 0.30), ("encoder_decoder", 2.0, 0.32),
                                        ("encoder_decoder_gaussian", 0.9 + 0.01 * seed, 0.2),
                                        ("marginal_draws", 1.5, 0.05), ("cell_line_mean", np.nan, 0.1 + 0.01 * seed)]:
-                rows.append({"split": split, "seed": seed, "model": label(model), "energy_distance": distance,
+                rows.append({"split": split, "seed": seed, "model": model, "energy_distance": distance,
                              "energy_distance_true": distance, "pearson_change": r + 0.001 * seed})
     runs = pd.DataFrame(rows)
     steps = pd.DataFrame({"sampler": ["DDIM", "DDIM"], "steps": [20, 10], "fewest within tolerance": [False, True]})
     found = generative_claims.decide_claims(runs, runs, steps, "toy")
     assert [c.verdict for c in found] == ["holds", "partly", "holds", "holds"]
+    assert [c.id for c in found] == ["spread_beats_encoder_decoder", "spread_beats_cheaper_sources",
+                                     "mean_beats_cell_line_mean", "few_step_ddim"]
+    # the runs hold ids; the evidence names the models by label
+    assert found[0].evidence[0].text.startswith(
+        "real replicates, random: diffusion beats encoder-decoder (PRnet-style) in energy_distance")
+    assert "training mean per cell line in pearson_change" in found[2].evidence[0].text
+    assert not any("encoder_decoder" in e.text or "cell_line_mean" in e.text for c in found for e in c.evidence)
     assert "10" in found[3].evidence[0].text
     none = generative_claims.decide_claims(runs, runs, steps.assign(**{"fewest within tolerance": False}), "toy")
     assert none[3].verdict == "does not hold"

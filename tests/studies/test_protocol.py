@@ -205,9 +205,8 @@ def fit_result(epochs: int, best: int, seconds: float = 2.0, speed: float = 50.0
 def split_result(seed: int, value: float = 0.5) -> SplitResult:
     outputs = {"zero": ModelOutput(np.zeros(3), seconds=0.1),
                "one": ModelOutput(np.ones(3), model="a model", fit=fit_result(4, 3), seconds=2.5)}
-    metrics = pd.DataFrame({"model": ["always zero", "always one"], "score": [value, value + seed]})
-    return SplitResult(Split(np.arange(5), np.arange(5, 7), np.arange(7, 10), "random"), seed, metrics, outputs,
-                       labels={"zero": "always zero", "one": "always one"})
+    metrics = pd.DataFrame({"model": ["zero", "one"], "score": [value, value + seed]})
+    return SplitResult(Split(np.arange(5), np.arange(5, 7), np.arange(7, 10), "random"), seed, metrics, outputs)
 
 
 def test_split_result_properties_are_keyed_by_model_id():
@@ -308,14 +307,14 @@ def test_speed_table_has_one_row_per_trained_model_and_job():
     results = {("random", 0): split_result(0), ("random", 1): split_result(1)}
     results[("random", 1)].outputs["one"].sampling_seconds = 0.25
     table = protocol.speed_table(results, ["split", "seed"])
-    assert list(table.columns) == ["split", "seed", "model", "epochs run", "best epoch", "profiles / s",
+    assert list(table.columns) == ["split", "seed", "model", "epochs_run", "best_epoch", "profiles / s",
                                    "fit seconds", "sampling seconds"]
-    assert table["model"].tolist() == ["always one", "always one"]  # labels; the untrained model is left out
-    assert table["seed"].tolist() == [0, 1] and table["epochs run"].tolist() == [4, 4]
-    assert table["best epoch"].tolist() == [3, 3] and table["fit seconds"].tolist() == [2.0, 2.0]
+    assert table["model"].tolist() == ["one", "one"]  # ids; the untrained model is left out
+    assert table["seed"].tolist() == [0, 1] and table["epochs_run"].tolist() == [4, 4]
+    assert table["best_epoch"].tolist() == [3, 3] and table["fit seconds"].tolist() == [2.0, 2.0]
     assert np.isnan(table.loc[0, "sampling seconds"]) and table.loc[1, "sampling seconds"] == 0.25
     pairs = protocol.speed_table({("x",): split_result(0)}, ["fold"], per="pairs")
-    assert list(pairs.columns) == ["fold", "model", "epochs run", "best epoch", "pairs / s", "fit seconds"]
+    assert list(pairs.columns) == ["fold", "model", "epochs_run", "best_epoch", "pairs / s", "fit seconds"]
     assert pairs["pairs / s"].tolist() == [50.0]
 
 

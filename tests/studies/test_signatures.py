@@ -159,15 +159,16 @@ def test_run_experiments_scores_every_model_on_every_drug_once_per_seed(inputs, 
 def test_results_table_reports_seed_means_and_best_epochs(experiment):
     runs, results = experiment
     table = signatures.results_table(runs, results)
-    assert list(table.index) == signatures.MODELS.labels()
+    assert list(table.index) == signatures.MODELS.ids()  # ids; a chapter shows the labels
+    assert set(runs["model"]) == set(signatures.MODELS.ids())
     assert (table["runs"] == 2).all()
     means = signatures.seed_means(runs)
     drugs = signatures.drug_table(results)
     direct = drugs.groupby(["seed", "model"], sort=False)["pearson"].mean()
     np.testing.assert_allclose(means.set_index(["seed", "model"])["pearson"].loc[direct.index], direct)
-    gat = signatures.MODELS.label("gat_regressor")
-    assert 1 <= table.loc[gat, "best epoch_mean"] <= 3 and "(" in table.loc[gat, "best epoch"]
-    assert np.isnan(table.loc[signatures.MODELS.label("ridge"), "best epoch_mean"])
+    assert 1 <= table.loc["gat_regressor", "best_epoch_mean"] <= 3 and "(" in table.loc["gat_regressor", "best_epoch"]
+    assert "(" in table.loc["diffusion", "epochs_run"]
+    assert np.isnan(table.loc["ridge", "best_epoch_mean"])
 
 
 def test_similarity_table_bins_every_test_drug(experiment):
@@ -175,6 +176,7 @@ def test_similarity_table_bins_every_test_drug(experiment):
     table = signatures.similarity_table(results, "precision_up")
     assert list(table.columns) == ["<0.3", "0.3-0.5", "0.5-0.7", ">=0.7"]
     assert table.loc["drugs"].sum() == 2 * len(DRUGS)
+    assert table.index.name == "model" and list(table.index) == [*signatures.MODELS.ids(), "drugs"]
     bins = signatures.similarity_bins(np.array([0.0, 0.3, 0.49, 0.7, 1.0]))
     assert list(bins) == ["<0.3", "0.3-0.5", "0.3-0.5", ">=0.7", ">=0.7"]
     with pytest.raises(ValueError, match="unknown metric"):

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from perturbx.datasets import fetch
-from perturbx.datasets.drp import (
+from perturbx.datasets.drug_response import (
     TEST_DATASET,
     TRAIN_DATASET,
     ccle_labels_from_activity_area,
