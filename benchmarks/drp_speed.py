@@ -19,7 +19,7 @@ from dataclasses import replace
 
 import pandas as pd
 
-from perturbx.datasets.drp import TRAIN_DATASET, load_drp
+from perturbx.datasets.drug_response import TRAIN_DATASET, load_drp
 from perturbx.runtime import describe_device, select_device
 from perturbx.splits import kfold
 from perturbx.studies import drug_response
