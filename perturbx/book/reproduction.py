@@ -23,6 +23,7 @@ from .. import papers
 from .chapter import CLAIMS_TABLE, MODELS_FILE, PROVENANCE_FILE, RESULTS_DIR, RESULTS_ENV, RUNS_LOG
 from ..datasets import registry
 from ..evaluation.metrics import format_mean_sd
+from ..profiles import PROFILE_BUDGETS
 
 
 @dataclass(frozen=True)
@@ -299,6 +300,20 @@ def run_times(results: Results) -> pd.DataFrame:
     return latest.unstack("run")
 
 
+def budget_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (chapter, profile, device) of the latest successful run in ``runs`` (the runs log's columns):
+    minutes, budget minutes (NaN where the profile has no budget on that device), ``within budget``, commit and
+    device name."""
+    ok = runs[runs["status"] == "ok"]
+    latest = ok.groupby(["chapter", "profile", "device"], sort=True).tail(1)
+    budget = [getattr(PROFILE_BUDGETS[profile], "gpu_minutes" if device == "cuda" else "cpu_minutes")
+              for profile, device in zip(latest["profile"], latest["device"])]
+    table = latest.assign(minutes=latest["wall_time_s"] / 60, budget=pd.array(budget, dtype="Float64"))
+    table["within budget"] = (table["minutes"] <= table["budget"]).where(table["budget"].notna())
+    columns = ["chapter", "profile", "device", "minutes", "budget", "within budget", "commit", "device_name"]
+    return table[columns].sort_values(["chapter", "profile", "device"]).reset_index(drop=True)
+
+
 def data_table(results: Results) -> pd.DataFrame:
     """One row per data file that any chapter verified: its sha256 and the chapters that used it. Raises
     ``ValueError`` when two chapters recorded different checksums for one file (they ran on different data)."""
@@ -325,7 +340,7 @@ def package_table(results: Results) -> pd.DataFrame:
 
 def run_box(results: Results, chapter: str, sizes_mb: dict[str, float] | None = None) -> str:
     """Markdown for a chapter's "Run this chapter" box, from what earlier runs measured: the command per profile,
-    the wall time of the latest successful run per profile and device (``runs.csv``), the peak memory of the
+    each profile's budget (:data:`perturbx.profiles.PROFILE_BUDGETS`), the wall time of the latest successful run per profile and device (``runs.csv``), the peak memory of the
     published run and the data files it verified with their total size (its provenance record).
 
     Args:
@@ -338,6 +353,8 @@ def run_box(results: Results, chapter: str, sizes_mb: dict[str, float] | None = 
     lines = [f"- **Command:** `perturbx book run --chapters {chapter} --profile {profile}` (the published run's "
              f"profile; `smoke` checks the chapter in minutes, `--device cuda` trains on a GPU); "
              f"`make book CHAPTERS={chapter} PROFILE={profile}` does the same after setting up the environment."]
+    lines.append("- **Budget per profile:** " + "; ".join(f"{name}: {budget.describe()}"
+                                                       for name, budget in PROFILE_BUDGETS.items()) + ".")
     times = run_times(results)
     if chapter in times.index:
         measured = [f"{run}: {seconds / 60:.1f} min" for run, seconds in times.loc[chapter].dropna().items()]

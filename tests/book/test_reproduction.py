@@ -199,6 +199,7 @@ def test_run_box_gives_the_command_measured_times_memory_and_data(results, tmp_p
     assert "`perturbx book run --chapters 02_drp --profile quick`" in box
     assert "quick on cpu: 15.0 min" in box and "smoke on cpu: 1.0 min" in box and "full on cuda" not in box
     assert "3.0 GB" in box and "1 registered files, 12 MB" in box
+    assert "quick: at most 10 min on 2 CPU cores;" in box and "full: at most 90 min on 2 CPU cores, 10 min on one GPU" in box
 
 
 def test_a_running_chapter_does_not_read_its_own_previous_results(tmp_path, monkeypatch):
@@ -222,3 +223,20 @@ def test_the_reproduction_page_reads_results_not_studies(tmp_path):
     (tmp_path / "02_drp" / "models.csv").unlink()
     with pytest.raises(MissingResultError, match="no .*models.csv: run `perturbx book run --chapters 02_drp`"):
         reproduction.headline_value(Results.load(tmp_path), headline())
+
+
+def test_budget_table_checks_each_latest_run_against_its_profiles_budget():
+    runs = pd.DataFrame([
+        {"chapter": "02_drp", "status": "ok", "profile": "quick", "device": "cpu", "wall_time_s": 1200.0},
+        {"chapter": "02_drp", "status": "ok", "profile": "quick", "device": "cpu", "wall_time_s": 540.0},
+        {"chapter": "02_drp", "status": "failed", "profile": "full", "device": "cuda", "wall_time_s": 5.0},
+        {"chapter": "03_gnn", "status": "ok", "profile": "full", "device": "cuda", "wall_time_s": 900.0},
+        {"chapter": "03_gnn", "status": "ok", "profile": "quick", "device": "cuda", "wall_time_s": 60.0},
+    ]).assign(commit="abc", device_name="test")
+    table = reproduction.budget_table(runs).set_index(["chapter", "profile", "device"])
+    assert table.loc[("02_drp", "quick", "cpu"), "minutes"] == 9.0, "the latest run counts"
+    assert bool(table.loc[("02_drp", "quick", "cpu"), "within budget"])
+    assert ("02_drp", "full", "cuda") not in table.index, "failed runs are not measurements"
+    assert table.loc[("03_gnn", "full", "cuda"), "budget"] == 10 and not table.loc[("03_gnn", "full", "cuda"),
+                                                                                    "within budget"]
+    assert pd.isna(table.loc[("03_gnn", "quick", "cuda"), "within budget"]), "quick has no GPU budget"
