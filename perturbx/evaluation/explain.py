@@ -29,7 +29,6 @@ import pandas as pd
 import torch
 from rdkit import Chem
 from sklearn.metrics import roc_auc_score
-from torch_geometric.data import Batch
 
 from .. import chem
 from ..models.gnn import TOKEN_NAMES, PerturbationGNN
@@ -66,8 +65,7 @@ def _row_batch(model: PerturbationGNN, inputs: Inputs, prepared: Prepared, rows:
     device = next(model.parameters()).device
     b = to_device(batch(inputs, prepared, rows), device)
     compound_index, basal, dose, time = b.compound, b.basal, b.dose, b.time
-    molecules = (Batch.from_data_list([model.graphs[i] for i in compound_index.tolist()]).to(device),
-                 torch.arange(len(rows), device=device))
+    molecules = model.molecule_batch(compound_index, distinct=False)
     return compound_index, basal, dose, time, molecules
 
 

@@ -28,7 +28,6 @@ from typing import ClassVar
 import numpy as np
 import torch
 from torch import nn
-from torch_geometric.data import Batch
 from torch_geometric.nn import GATConv
 from torch_geometric.nn.aggr import AttentionalAggregation
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
@@ -39,6 +38,7 @@ from ..splits import Split
 from ..tasks.l1000 import FeatureScalers, Inputs, L1000Fold
 from ..training import FitConfig, FitReport, fit, step_budget, to_device
 from .estimator import Estimator, check_fitted_on, load_bundle, restore_weights, save_bundle
+from .molecules import MoleculeTable
 
 N_TOKENS = 4
 TOKEN_NAMES = ("compound", "cell line", "dose", "time")
@@ -212,6 +212,7 @@ class PerturbationGNN(nn.Module):
         super().__init__()
         config = config or GNNConfig()
         self.graphs, self.config, self.n_genes = list(graphs), config, n_genes
+        self.molecules = MoleculeTable(self.graphs)  # collated once: a step gathers its molecules by index
         width = config.width
         self.compound = CompoundEncoder(width, config.compound_layers, config.compound_heads)
         self.cell = GeneGraphEncoder(gene_edge_index, gene_edge_weight, n_genes, width, config.gene_embedding,
@@ -224,12 +225,15 @@ class PerturbationGNN(nn.Module):
         self.head = nn.Sequential(nn.Linear(N_TOKENS * width, config.head_hidden), nn.GELU(),
                                   nn.Dropout(config.dropout), nn.Linear(config.head_hidden, n_genes))
 
-    def molecule_batch(self, compound_index: torch.Tensor):
-        """The torch-geometric ``Batch`` of the distinct compounds in ``compound_index``, and each row's position
-        in it: (batch, inverse (n,))."""
-        unique, inverse = torch.unique(compound_index, return_inverse=True)
-        batch = Batch.from_data_list([self.graphs[i] for i in unique.tolist()])
-        return batch.to(compound_index.device), inverse
+    def molecule_batch(self, compound_index: torch.Tensor, distinct: bool = True):
+        """The torch-geometric ``Batch`` of the compounds in ``compound_index`` and each row's position in it:
+        (batch, inverse (n,)); one molecule per distinct compound (training), or with ``distinct=False`` one per
+        row (so that atom scales address each row's atoms, for attributions)."""
+        if distinct:
+            unique, inverse = torch.unique(compound_index, return_inverse=True)
+        else:
+            unique, inverse = compound_index, torch.arange(len(compound_index), device=compound_index.device)
+        return self.molecules.to(compound_index.device).batch(unique), inverse
 
     def forward(self, compound_index: torch.Tensor, basal: torch.Tensor, dose: torch.Tensor, time: torch.Tensor,
                 atom_scale: torch.Tensor | None = None, gene_scale: torch.Tensor | None = None,

@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from sklearn.preprocessing import StandardScaler
 from torch import nn
-from torch_geometric.data import Batch
 
 from ..tasks.consensus_signatures import (
     SignatureFold,
@@ -34,6 +33,7 @@ from ..training import FitConfig, FitReport, fit
 from .diffusion import ConditionalDiffusion, DiffusionConfig
 from .estimator import Estimator, GenerativeEstimator, check_fitted_on, load_bundle, restore_weights, save_bundle
 from .gnn import CompoundEncoder
+from .molecules import MoleculeTable
 
 
 @dataclass
@@ -60,6 +60,7 @@ class StructureRegressor(nn.Module):
         super().__init__()
         config = config or StructureConfig()
         self.graphs, self.config, self.n_genes = list(graphs), config, n_genes
+        self.molecules = MoleculeTable(self.graphs)  # collated once: a step gathers its molecules by index
         self.compound = CompoundEncoder(config.width, config.layers, config.heads)
         self.head = nn.Sequential(nn.Linear(config.width, config.hidden), nn.GELU(), nn.Dropout(config.dropout),
                                   nn.Linear(config.hidden, n_genes))
@@ -78,8 +79,7 @@ class StructureRegressor(nn.Module):
             unique, inverse = torch.unique(compound, return_inverse=True)
         else:
             unique, inverse = compound, torch.arange(len(compound), device=compound.device)
-        batch = Batch.from_data_list([self.graphs[i] for i in unique.tolist()])
-        return batch.to(compound.device), inverse
+        return self.molecules.to(compound.device).batch(unique), inverse
 
     def forward(self, compound: torch.Tensor, atom_scale: torch.Tensor | None = None, molecules=None
                 ) -> torch.Tensor:
