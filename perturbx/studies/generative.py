@@ -57,6 +57,7 @@ from ..models.diffusion import ConditionalDiffusion, DiffusionConfig
 from ..models.encoder_decoder import EncoderDecoderConfig
 from ..models.generative import NETWORKS, L1000GenerativeEstimator, generate
 from ..pathways import pathway_agreement, prerank
+from ..runtime import parallel_jobs
 from ..splits import Split
 from ..tasks.l1000 import (
     GenerativePrepared,
@@ -104,6 +105,7 @@ class GenerativeSettings(ProfileSettings):
     # sampling temperatures the diffusion model chooses from on the validation conditions (one value: no choice)
     temperatures: tuple[float, ...] = (1.0,)
     expression: ExpressionSettings = field(default_factory=ExpressionSettings)
+    workers: int = 1  # jobs (splits x seeds) run at once, each in its own process (protocol.run_jobs)
 
     def describe(self) -> str:
         """The networks, their optimisation and the sampling settings, one block of lines for the chapter."""
@@ -130,7 +132,7 @@ class GenerativeSettings(ProfileSettings):
     def quick(cls, device: str = "cpu") -> GenerativeSettings:
         """Minutes on 2 CPU cores."""
         settings = cls(expression=ExpressionSettings.quick(device), n_samples=32, n_reference=32,
-                       temperatures=(1.0, 0.8, 0.6))
+                       temperatures=(1.0, 0.8, 0.6), workers=parallel_jobs(device))
         settings.diffusion_fit.epochs, settings.encoder_decoder_fit.epochs = 150, 60
         settings.diffusion_fit.early_stopping_patience, settings.encoder_decoder_fit.early_stopping_patience = 10, 8
         settings.diffusion_fit.plateau_patience, settings.encoder_decoder_fit.plateau_patience = 4, 3
@@ -139,8 +141,8 @@ class GenerativeSettings(ProfileSettings):
     @classmethod
     def full(cls, device: str = "cpu") -> GenerativeSettings:
         """Longer training, more samples; meant for a GPU."""
-        return cls(expression=ExpressionSettings.full(device), temperatures=(1.0, 0.9, 0.8, 0.7, 0.6))._on(
-            device, progress=True)
+        return cls(expression=ExpressionSettings.full(device), temperatures=(1.0, 0.9, 0.8, 0.7, 0.6),
+                   workers=parallel_jobs(device))._on(device, progress=True)
 
 
 def generative_estimator(network: str, settings: GenerativeSettings) -> L1000GenerativeEstimator:
@@ -419,7 +421,7 @@ def run_experiments(inputs: Inputs, kinds: Sequence[str], seeds: Sequence[int], 
         return run_split(inputs, split, settings, job["seed"], models, reference_sd, truth)
 
     jobs = [{"split": kind, "seed": seed} for kind in kinds for seed in seeds]
-    return protocol.run_jobs(jobs, run_one, summarise, "splits", progress)
+    return protocol.run_jobs(jobs, run_one, summarise, "splits", progress, settings.workers)
 
 
 def results_table(runs: pd.DataFrame,

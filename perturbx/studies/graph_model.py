@@ -24,6 +24,7 @@ from ..evaluation.explain import Attributions, attributions
 from ..evaluation.metrics import EXPRESSION_METRICS, expression_metrics
 from ..models.classical import EXPRESSION_REGRESSORS
 from ..models.gnn import TOKEN_NAMES, GNNConfig, GraphModelEstimator
+from ..runtime import parallel_jobs
 from ..splits import Split
 from ..tasks.l1000 import Inputs, highest_dose_rows, make_split, prepare
 from ..training import FitConfig
@@ -57,6 +58,7 @@ class ExpressionSettings(ProfileSettings):
     n_estimators: int = 200
     min_steps: int = 300
     min_patience_steps: int = 100
+    workers: int = 1  # jobs (splits x seeds) run at once, each in its own process (protocol.run_jobs)
 
     @classmethod
     def smoke(cls, device: str = "cpu") -> ExpressionSettings:
@@ -72,12 +74,12 @@ class ExpressionSettings(ProfileSettings):
         return cls(FitConfig(epochs=60, batch_size=256, lr=3e-3, weight_decay=1e-5, early_stopping_patience=3,
                              plateau_patience=2, plateau_factor=0.5, device=device),
                    GNNConfig(width=32, transformer_heads=4, head_hidden=256), n_target_components=16,
-                   n_estimators=50, min_steps=200, min_patience_steps=60)
+                   n_estimators=50, min_steps=200, min_patience_steps=60, workers=parallel_jobs(device))
 
     @classmethod
     def full(cls, device: str = "cpu") -> ExpressionSettings:
         """The book's tables; meant for a GPU."""
-        settings = cls()
+        settings = cls(workers=parallel_jobs(device))
         settings.fit.device = device
         return settings
 
@@ -161,7 +163,7 @@ def run_experiments(inputs: Inputs, kinds: Sequence[str], seeds: Sequence[int], 
         return run_split(inputs, split, settings, job["seed"], models, true_change)
 
     jobs = [{"split": kind, "seed": seed} for kind in kinds for seed in seeds]
-    return protocol.run_jobs(jobs, run_one, summarise, "splits", progress)
+    return protocol.run_jobs(jobs, run_one, summarise, "splits", progress, settings.workers)
 
 
 def results_table(runs: pd.DataFrame) -> pd.DataFrame:

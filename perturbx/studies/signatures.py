@@ -48,6 +48,7 @@ from ..evaluation import explain
 from ..evaluation.metrics import expression_metrics, pearson_rows
 from ..models.diffusion import DiffusionConfig
 from ..models.structure import SignatureDiffusionEstimator, StructureConfig, StructureEstimator
+from ..runtime import parallel_jobs
 from ..splits import Split
 from ..tasks.consensus_signatures import SignatureFold, SignatureInputs, build_signature_inputs, scaffold_folds
 from ..training import FitConfig
@@ -87,6 +88,7 @@ class SignatureSettings(ProfileSettings):
                                                                        plateau_patience=20, plateau_factor=0.5))
     n_samples: int = 50
     ddim_steps: int = 50
+    workers: int = 1  # jobs (seeds x folds) run at once, each in its own process (protocol.run_jobs)
 
     @classmethod
     def smoke(cls, device: str = "cpu") -> SignatureSettings:
@@ -109,12 +111,12 @@ class SignatureSettings(ProfileSettings):
                    diffusion=DiffusionConfig(width=128, depth=2, n_steps=200),
                    diffusion_fit=FitConfig(epochs=200, batch_size=128, lr=2e-3, early_stopping_patience=15,
                                            plateau_patience=5, plateau_factor=0.5, device=device, progress=False),
-                   n_samples=32, ddim_steps=10)
+                   n_samples=32, ddim_steps=10, workers=parallel_jobs(device))
 
     @classmethod
     def full(cls, device: str = "cpu") -> SignatureSettings:
         """The book's tables; meant for a GPU."""
-        settings = cls()
+        settings = cls(workers=parallel_jobs(device))
         settings.fit.device = settings.diffusion_fit.device = device
         return settings
 
@@ -323,7 +325,7 @@ def run_experiments(inputs: SignatureInputs, seeds: Sequence[int], settings: Sig
         return run_split(inputs, folds[seed][job["fold"] - 1], settings, seed, models)
 
     jobs = [{"seed": seed, "fold": fold} for seed in seeds for fold in range(1, settings.n_folds + 1)]
-    return protocol.run_jobs(jobs, run_one, summarise, "scaffold folds", progress)
+    return protocol.run_jobs(jobs, run_one, summarise, "scaffold folds", progress, settings.workers)
 
 
 def seed_means(runs: pd.DataFrame) -> pd.DataFrame:

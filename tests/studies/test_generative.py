@@ -3,6 +3,8 @@ test_l1000, with a stand-in for the simulator's truth."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +15,7 @@ from perturbx.evaluation import distributions, replicates
 from perturbx.models import generative as generative_models
 from perturbx.models.diffusion import ConditionalDiffusion
 from perturbx.models.encoder_decoder import EncoderDecoderConfig, PerturbationEncoderDecoder, encoder_decoder_loss
+from perturbx.runtime import parallel_jobs
 from perturbx.splits import Split
 from perturbx.studies import generative, generative_claims
 from perturbx.tasks import l1000
@@ -420,3 +423,16 @@ def test_the_settings_describe_themselves_for_the_chapter():
     text = settings.describe()
     assert text.startswith(f"diffusion: {settings.diffusion}\n")
     assert f"DDIM {settings.ddim_steps} steps, guidance {settings.guidance}" in text
+
+
+def test_two_workers_give_the_runs_of_one(inputs, jobs_workers):
+    """As in the graph-model study: splits x seeds run as parallel jobs in quick and full, with the same runs."""
+    settings = generative.GenerativeSettings.smoke()
+    assert settings.workers == 1 and generative.GenerativeSettings.quick().workers == parallel_jobs("cpu")
+    models = ["ridge", "encoder_decoder", "diffusion"]
+    serial, _ = generative.run_experiments(inputs, ["random"], [0, 1], settings, models=models, progress=False)
+    parallel, results = generative.run_experiments(inputs, ["random"], [0, 1], replace(settings, workers=2),
+                                                   models=models, progress=False)
+    pd.testing.assert_frame_equal(parallel.drop(columns="seconds"), serial.drop(columns="seconds"))
+    assert jobs_workers == [1, 2]
+    assert isinstance(results[("random", 1)].models["diffusion"], ConditionalDiffusion)  # the model came back

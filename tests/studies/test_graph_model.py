@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,6 +13,7 @@ from perturbx import chem
 from perturbx.datasets.cmap import N_LANDMARKS
 from perturbx.evaluation import explain
 from perturbx.models.gnn import TOKEN_NAMES, PerturbationGNN
+from perturbx.runtime import parallel_jobs
 from perturbx.studies import graph_model
 from perturbx.tasks import l1000
 
@@ -249,3 +251,19 @@ def test_faithfulness_table_has_one_row_per_masked_kind(smoke_result):
     direct = explain.faithfulness(smoke_result.models["graph_model"], smoke_result.context.inputs,
                                   smoke_result.context.prepared, found, "genes", 50, seed=0)
     assert table.loc[1, "effect of top-attributed"] == pytest.approx(direct["top"].mean())
+
+
+def test_two_workers_give_the_runs_of_one(inputs, jobs_workers):
+    """Splits x seeds run as parallel jobs in quick and full; every job seeds its own models, so the runs are those
+    of one process with the same torch threads per job (one here, as in each of two workers on two cores)."""
+    settings = graph_model.ExpressionSettings.smoke()
+    assert settings.workers == 1 and graph_model.ExpressionSettings.quick("cuda").workers == 1
+    assert graph_model.ExpressionSettings.quick().workers == graph_model.ExpressionSettings.full().workers == \
+        parallel_jobs("cpu")
+    serial, _ = graph_model.run_experiments(inputs, ["random"], [0, 1], settings, models=["ridge", "graph_model"],
+                                            progress=False)
+    parallel, results = graph_model.run_experiments(inputs, ["random"], [0, 1], replace(settings, workers=2),
+                                                    models=["ridge", "graph_model"], progress=False)
+    pd.testing.assert_frame_equal(parallel.drop(columns="seconds"), serial.drop(columns="seconds"))
+    assert jobs_workers == [1, 2]
+    assert results[("random", 1)].outputs["graph_model"].estimator.network is not None  # the model came back

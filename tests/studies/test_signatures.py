@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +13,7 @@ from perturbx import chem
 from perturbx.datasets.cmap import N_LANDMARKS
 from perturbx.datasets.curated import CuratedL1000
 from perturbx.models.structure import SignatureDiffusionEstimator, StructureEstimator
+from perturbx.runtime import parallel_jobs
 from perturbx.studies import signatures
 from perturbx.tasks import consensus_signatures
 from perturbx.tasks.consensus_signatures import SignatureFold
@@ -268,3 +271,13 @@ def test_a_saved_signature_model_predicts_what_it_predicted(inputs, tmp_path, es
     loaded = estimator_class.load(estimator.save(tmp_path / "model"), inputs)
     np.testing.assert_array_equal(loaded.scaler.mean_, fold.scaler.mean_)
     np.testing.assert_array_equal(loaded.predict(fold, fold.split.test), predicted)
+
+
+def test_two_workers_give_the_runs_of_one(inputs, experiment, jobs_workers):
+    """Seeds x scaffold folds run as parallel jobs in quick and full, with the runs of one process."""
+    settings = signatures.SignatureSettings.smoke()
+    assert settings.workers == 1 and signatures.SignatureSettings.quick().workers == parallel_jobs("cpu")
+    serial = experiment[0][experiment[0]["seed"] == 0].reset_index(drop=True)
+    parallel, _ = signatures.run_experiments(inputs, [0], replace(settings, workers=2), progress=False)
+    pd.testing.assert_frame_equal(parallel.drop(columns="seconds"), serial.drop(columns="seconds"))
+    assert jobs_workers == [2]
