@@ -9,6 +9,11 @@
                                          chapter only when it passed (a failed run leaves it unchanged)
     perturbx book tidy [--chapters C ...]
                                          hide progress bars and injected parameters in stored chapters (no run)
+    perturbx book bundle --out DIR --chapters C ... [--python 3.12] [--no-wheels]
+                                         pack the data and wheels a chapter run needs on a GPU machine without
+                                         internet (DIR/run.sh REPO CHAPTER runs it there)
+    perturbx book unbundle DIR --mirror M
+                                         check a bundle's checksums and unpack its data into a mirror folder
 
 Failures exit with status 1 and one line on stderr that names the file or chapter and the fix; Ctrl-C exits with
 status 130 and the line "perturbx: interrupted". `lincs curate` locks its --out folder (`.<name>.lock` beside it):
@@ -25,6 +30,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 # Only light modules at the top: `perturbx --help`, `perturbx data list` and argument errors start without torch,
 # torch-geometric, RDKit, pandas or papermill, and Ctrl-C is handled before any heavy import (inside the commands).
@@ -85,6 +91,24 @@ def _book_tidy(args: argparse.Namespace) -> int:
         print(f"{stem}: tidied" + (f"; NOT fit to publish: {'; '.join(problems[:3])}" if problems else ""))
         unfit += bool(problems)
     return 1 if unfit else 0
+
+
+def _book_bundle(args: argparse.Namespace) -> int:
+    from .book.bundle import write_bundle  # noqa: PLC0415 (torch: see the imports)
+
+    bundle = write_bundle(Path(args.out), args.chapters, python=args.python, wheels=not args.no_wheels)
+    print(f"{bundle.folder}: {len(bundle.manifest['data'])} data files, "
+          f"{sum(r['path'].startswith('wheels/') for r in bundle.manifest['files'])} wheels, "
+          f"{bundle.size / 2**20:.1f} MiB; on the GPU machine: {bundle.folder}/run.sh REPO {' '.join(args.chapters)}")
+    return 0
+
+
+def _book_unbundle(args: argparse.Namespace) -> int:
+    from .book.bundle import unpack  # noqa: PLC0415 (torch: see the imports)
+
+    unpacked = unpack(Path(args.bundle), Path(args.mirror))
+    print(f"{len(unpacked)} data files checked and unpacked into {args.mirror}")
+    return 0
 
 
 def _lincs_curate(args: argparse.Namespace) -> int:
@@ -214,6 +238,17 @@ def build_parser() -> argparse.ArgumentParser:
     tidy = book.add_parser("tidy", help="hide progress bars and the injected parameters cell in stored chapters")
     tidy.add_argument("--chapters", nargs="+", default=None, help="chapter stems (default: all)")
     tidy.set_defaults(handler=_book_tidy)
+    bundle = book.add_parser("bundle", help="pack the data files and wheels that chapter runs need on a GPU machine "
+                                            "without internet (64 MiB at most)")
+    bundle.add_argument("--out", required=True, help="a new folder")
+    bundle.add_argument("--chapters", nargs="+", required=True, help="chapter stems, e.g. 03_gnn")
+    bundle.add_argument("--python", default="3.12", help="the target machine's Python (default: the GPU image's)")
+    bundle.add_argument("--no-wheels", action="store_true", help="data only (the target has the packages)")
+    bundle.set_defaults(handler=_book_bundle)
+    unbundle = book.add_parser("unbundle", help="check a bundle's checksums and unpack its data into a mirror folder")
+    unbundle.add_argument("bundle", help="the bundle folder")
+    unbundle.add_argument("--mirror", required=True, help="folder for the data (then set PERTURBX_DATA_MIRROR)")
+    unbundle.set_defaults(handler=_book_unbundle)
     return parser
 
 

@@ -22,6 +22,7 @@ except ImportError:  # Windows has no getrusage
     resource = None
 
 DEVICE_ENV = "PERTURBX_DEVICE"
+COMMIT_ENV = "PERTURBX_COMMIT"
 _SEED_BOUND = 2**31
 
 
@@ -117,7 +118,8 @@ def git_commit(where: Path | str | None = None) -> str:
 
     Changes to the chapters' ``.ipynb`` files and to ``book/results/`` do not count as dirty: executing the book
     rewrites them.
-    Returns ``"unknown (not a git checkout)"`` outside a git work tree.
+    Outside a git work tree: ``$PERTURBX_COMMIT`` where set (a bundle's ``run.sh`` sets it to the commit the bundle
+    was written at, for a copy of the checkout without ``.git``), else ``"unknown (not a git checkout)"``.
     """
     folder = Path(where) if where is not None else Path(__file__).resolve().parent
 
@@ -129,7 +131,7 @@ def git_commit(where: Path | str | None = None) -> str:
         dirty = git("status", "--porcelain", "--untracked-files=no", "--", ":/", ":(exclude,top)book/*.ipynb",
                     ":(exclude,top)book/results")
     except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
+        return os.environ.get(COMMIT_ENV) or "unknown (not a git checkout)"
     return commit + ("+dirty" if dirty else "")
 
 

@@ -28,8 +28,11 @@ def test_describe_cpu():
     assert describe_device("cpu").startswith("CPU ") and "cores" in describe_device("cpu")
 
 
-def test_git_commit_outside_and_inside_a_checkout(tmp_path):
+def test_git_commit_outside_and_inside_a_checkout(tmp_path, monkeypatch):
+    monkeypatch.delenv("PERTURBX_COMMIT", raising=False)
     assert git_commit(tmp_path) == "unknown (not a git checkout)"
+    monkeypatch.setenv("PERTURBX_COMMIT", "abc1234567")  # a bundle's run.sh, in a copy without .git
+    assert git_commit(tmp_path) == "abc1234567"
 
     def run(*args):
         return subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
@@ -39,7 +42,7 @@ def test_git_commit_outside_and_inside_a_checkout(tmp_path):
     run("add", "a.txt")
     run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
     clean = git_commit(tmp_path)
-    assert len(clean) == 10 and "+" not in clean
+    assert len(clean) == 10 and "+" not in clean and clean != "abc1234567"  # a checkout's own commit wins
     (tmp_path / "a.txt").write_text("2")
     assert git_commit(tmp_path) == clean + "+dirty"
 
