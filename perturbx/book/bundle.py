@@ -5,8 +5,8 @@
 - ``data/``: the registered files the chapters read (their ``provenance.json`` lists them), verified against the
   registry, each xz-compressed (``<registry path>.xz``; the GDSC pickles shrink from 52 MB to 22 MB);
 - ``wheels/``: the wheels of the packages a chapter run imports that the GPU image lacks (RDKit, cmapPy, pooch,
-  rdata, gseapy, papermill, ipykernel and their dependencies; myst-nb and docutils without the Sphinx stack), for the image's
-  Python and platform;
+  rdata, gseapy, papermill, ipykernel and their dependencies; myst-nb and docutils without the Sphinx stack), at
+  this environment's pinned versions, for the image's Python and platform (:func:`run_closure`);
 - ``bundle.json`` (chapters, commit, Python, every file's sha256 and size, every data file's registered sha256)
   and ``SHA256SUMS`` (for ``sha256sum -c``);
 - ``run.sh``: on the GPU machine, ``DIR/run.sh REPO CHAPTER...`` checks every checksum, installs the wheels with
@@ -30,6 +30,8 @@ import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+
+from packaging.requirements import Requirement
 
 from ..datasets.fetcher import Fetcher
 from ..runtime import git_commit
@@ -59,8 +61,9 @@ LEFT_OUT = frozenset({"debugpy", "jedi", "parso"})
 #: The project's optional packages that executing a chapter needs (the rest of the ``book`` extra renders HTML).
 RUN_EXTRAS = ("papermill", "ipykernel", "gseapy")
 #: Bundled without their dependencies: a chapter kernel imports only ``myst_nb.glue``, which needs docutils but
-#: none of the rest of myst-nb's Sphinx stack (the HTML build runs elsewhere).
-WITHOUT_DEPENDENCIES = ("myst-nb", "docutils")
+#: none of the rest of myst-nb's Sphinx stack (the HTML build runs elsewhere), and ``tqdm.auto`` needs ipywidgets'
+#: Python side (without it tqdm warns into the chapter), not its browser extensions.
+WITHOUT_DEPENDENCIES = ("myst-nb", "docutils", "ipywidgets")
 
 
 class BundleError(ValueError):
@@ -77,17 +80,28 @@ def wheel_project(path: Path) -> str:
     return normalise(path.name.split("-", 1)[0])
 
 
-def run_requirements() -> list[str]:
-    """The pinned requirements of a chapter run that the GPU image lacks: perturbx's own dependencies and
-    :data:`RUN_EXTRAS`, as installed perturbx declares them, minus :data:`IMAGE_PACKAGES`."""
-    wanted = []
-    for requirement in metadata.requires("perturbx") or []:
-        spec, _, marker = requirement.partition(";")
-        name = normalise(re.split(r"[=<>!~\[ ]", spec.strip(), maxsplit=1)[0])
-        extra = re.search(r"extra\s*==\s*['\"]([^'\"]+)", marker)
-        if (extra is None or (extra.group(1) == "book" and name in RUN_EXTRAS)) and name not in IMAGE_PACKAGES:
-            wanted.append(spec.strip())
-    return wanted
+def run_closure(python: str = IMAGE_PYTHON) -> list[str]:
+    """``name==version`` of every distribution a chapter run needs that the GPU image lacks, sorted.
+
+    Walks the installed metadata from perturbx's own dependencies and :data:`RUN_EXTRAS` (so the versions are the
+    pinned ones of this environment), with environment markers evaluated for ``python``. It stops at the image's
+    packages (whose own dependencies the image has) and :data:`LEFT_OUT`, and does not follow the dependencies of
+    :data:`WITHOUT_DEPENDENCIES`.
+    """
+    environment = {"python_version": python, "python_full_version": f"{python}.0", "extra": ""}
+    wanted, queue = {}, [Requirement(r) for r in metadata.requires("perturbx") or []]
+    queue = [r for r in queue if r.marker is None or r.marker.evaluate(environment) or
+             normalise(r.name) in RUN_EXTRAS]
+    queue += [Requirement(name) for name in WITHOUT_DEPENDENCIES]
+    while queue:
+        name = normalise(queue.pop().name)
+        if name in wanted or name in IMAGE_PACKAGES | LEFT_OUT:
+            continue
+        wanted[name] = metadata.version(name)
+        if name not in WITHOUT_DEPENDENCIES:
+            queue += [r for r in map(Requirement, metadata.requires(name) or [])
+                      if r.marker is None or r.marker.evaluate(environment)]
+    return [f"{name}=={version}" for name, version in sorted(wanted.items())]
 
 
 def chapter_data(chapters: list[str], results_dir: Path = RESULTS_DIR) -> list[str]:
@@ -181,10 +195,7 @@ def write_bundle(out: Path, chapters: list[str], python: str = IMAGE_PYTHON, lim
     try:
         data = pack_data(chapter_data(chapters, results_dir), out / "data", fetcher)
         if wheels:
-            constraints = Path(__file__).resolve().parents[2] / "constraints.txt"
-            constraints = constraints if constraints.is_file() else None
-            download_wheels(run_requirements(), out / "wheels", python, constraints)
-            download_wheels(list(WITHOUT_DEPENDENCIES), out / "wheels", python, constraints, dependencies=False)
+            download_wheels(run_closure(python), out / "wheels", python, dependencies=False)
         shutil.copyfile(Path(__file__).with_name("bundle_run.sh"), out / "run.sh")
         (out / "run.sh").chmod(0o755)
         files = sorted(p for p in out.rglob("*") if p.is_file())

@@ -36,11 +36,15 @@ def test_names_of_wheels_are_compared_as_pip_does():
     assert bundle.wheel_project(Path("cmapPy-4.0.1-py2.py3-none-any.whl")) == "cmappy"
 
 
-def test_run_requirements_are_what_a_chapter_run_imports_and_the_image_lacks():
-    names = {bundle.normalise(r.split("==")[0]) for r in bundle.run_requirements()}
-    assert {"rdkit", "cmappy", "pooch", "rdata", "papermill", "ipykernel", "gseapy"} <= names
-    assert not names & {"torch", "numpy", "pandas", "scikit-learn", "torch-geometric"}  # the image has them
-    assert not names & {"jupyter-book", "pytest", "ruff", "jupytext"}  # rendering and tests are not run there
+def test_the_wheels_are_what_a_chapter_run_needs_and_the_image_lacks_at_the_pinned_versions():
+    pins = dict(r.split("==") for r in bundle.run_closure())
+    assert {"rdkit", "cmappy", "pooch", "rdata", "papermill", "ipykernel", "gseapy", "myst-nb", "docutils",
+            "ipywidgets", "nbclient", "jupyter-client", "traitlets"} <= set(pins)
+    assert pins["rdkit"] == "2026.9.1" and pins["papermill"] == "2.7.0"
+    assert not set(pins) & {"torch", "numpy", "pandas", "scikit-learn", "torch-geometric"}  # the image has them
+    assert not set(pins) & {"pytz", "tzdata"}  # only the image's pandas needs them, and the image has them
+    assert not set(pins) & {"jupyter-book", "sphinx", "pytest", "ruff", "jupytext", "widgetsnbextension"}
+    assert not set(pins) & bundle.LEFT_OUT
 
 
 def test_the_data_are_those_the_chapters_read_once_each(tmp_path):
