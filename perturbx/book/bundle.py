@@ -118,7 +118,7 @@ def chapter_data(chapters: list[str], results_dir: Path = RESULTS_DIR) -> list[s
 
 
 def download_wheels(requirements: list[str], folder: Path, python: str = IMAGE_PYTHON,
-                    constraints: Path | None = None, dependencies: bool = True) -> list[Path]:
+                    dependencies: bool = True) -> list[Path]:
     """``pip download`` the binary wheels of ``requirements`` (and of their dependencies, unless
     ``dependencies`` is false) for ``python`` on x86-64 Linux into ``folder``, then remove those of
     :data:`IMAGE_PACKAGES` and :data:`LEFT_OUT`; returns the wheels in ``folder``, sorted. A failed download is a
@@ -128,13 +128,11 @@ def download_wheels(requirements: list[str], folder: Path, python: str = IMAGE_P
                "--only-binary=:all:", "--python-version", python, "--implementation", "cp", "-d", str(folder),
                *[arg for platform in (*PLATFORMS, "any") for arg in ("--platform", platform)], *requirements,
                *([] if dependencies else ["--no-deps"])]
-    if constraints is not None:
-        command += ["-c", str(constraints)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         last = [line for line in done.stderr.splitlines() if line.strip() and "is ignored" not in line][-1:]
         raise BundleError(f"pip download for Python {python} failed: {' '.join(last) or done.returncode}. "
-                          f"Fix: check access to the package index, or the pins in constraints.txt")
+                          f"Fix: check access to the package index")
     kept = []
     for wheel in sorted(folder.glob("*.whl")):
         if wheel_project(wheel) in IMAGE_PACKAGES | LEFT_OUT:
