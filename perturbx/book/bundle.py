@@ -19,7 +19,6 @@ The whole bundle must fit the 64 MiB that travel with one command to the lent GP
 
 from __future__ import annotations
 
-import hashlib
 import json
 import lzma
 import re
@@ -33,7 +32,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from ..datasets.fetcher import Fetcher
+from ..datasets.fetcher import Fetcher, sha256_of
 from ..runtime import git_commit
 from .chapter import PROVENANCE_FILE, RESULTS_DIR
 
@@ -157,14 +156,6 @@ def pack_data(names: list[str], folder: Path, fetcher: Fetcher | None = None) ->
     return records
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @dataclass
 class Bundle:
     """A written bundle: its folder, its manifest (as in ``bundle.json``) and its size in bytes."""
@@ -197,7 +188,7 @@ def write_bundle(out: Path, chapters: list[str], python: str = IMAGE_PYTHON, lim
         shutil.copyfile(Path(__file__).with_name("bundle_run.sh"), out / "run.sh")
         (out / "run.sh").chmod(0o755)
         files = sorted(p for p in out.rglob("*") if p.is_file())
-        records = [{"path": p.relative_to(out).as_posix(), "sha256": _sha256(p), "size": p.stat().st_size}
+        records = [{"path": p.relative_to(out).as_posix(), "sha256": sha256_of(p), "size": p.stat().st_size}
                    for p in files]
         size = sum(r["size"] for r in records)
         if size > limit_mib * 2**20:
@@ -229,7 +220,7 @@ def unpack(bundle: Path, mirror: Path) -> list[Path]:
         raise BundleError(f"{bundle / MANIFEST}: cannot be read ({error}). Fix: copy the whole bundle") from None
     for record in manifest["files"]:
         path = bundle / record["path"]
-        if not path.is_file() or path.stat().st_size != record["size"] or _sha256(path) != record["sha256"]:
+        if not path.is_file() or path.stat().st_size != record["size"] or sha256_of(path) != record["sha256"]:
             raise BundleError(f"bundle file {path} is missing or damaged (not the size and sha256 of {MANIFEST}). "
                               f"Fix: copy the bundle again, or write a new one")
     unpacked = []
@@ -239,7 +230,7 @@ def unpack(bundle: Path, mirror: Path) -> list[Path]:
         with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as staged:
             with lzma.open(bundle / "data" / f"{record['path']}.xz") as packed:
                 shutil.copyfileobj(packed, staged)
-        if _sha256(Path(staged.name)) != record["sha256"]:
+        if sha256_of(Path(staged.name)) != record["sha256"]:
             Path(staged.name).unlink()
             raise BundleError(f"{record['name']}: unpacked bytes do not have the registered sha256. Fix: write a new "
                               f"bundle")
