@@ -1,8 +1,8 @@
 """The chapter profiles: one name per size of run, from a laptop check to the published book.
 
 ``smoke`` checks every chapter in seconds to two minutes on a CPU (the test suite), ``quick`` is the student's
-run on a laptop, ``full`` the published tables. Every layer that sizes work by profile uses these names, and
-:data:`PROFILE_BUDGETS` says how long a chapter of each may take.
+run on a laptop (the same experiments at a smaller size), ``full`` the published tables. Every layer that sizes
+work by profile uses these names, and :data:`PROFILE_BUDGETS` says how long a chapter of each may take.
 """
 
 from __future__ import annotations
@@ -27,6 +27,12 @@ class Budget(NamedTuple):
 
 # A chapter's budget per profile; benchmarks/chapter_times.py checks the logged runs against it.
 PROFILE_BUDGETS = {"smoke": Budget(2), "quick": Budget(10), "full": Budget(90, 10)}
+# What each profile is for, as the chapters' run boxes say it.
+PROFILE_PURPOSES = {
+    "smoke": "checks that the chapter runs; its numbers mean nothing",
+    "quick": "the same experiments at a smaller size, so a verdict that full decides may be inconclusive here",
+    "full": "the published tables",
+}
 # Overrides every chapter's ``profile`` parameter when set (``perturbx book run`` validates it before it runs).
 PROFILE_ENV = "PERTURBX_PROFILE"
 

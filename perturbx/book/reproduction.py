@@ -23,7 +23,7 @@ from .. import papers
 from .chapter import CLAIMS_TABLE, MODELS_FILE, PROVENANCE_FILE, RESULTS_DIR, RESULTS_ENV, RUNS_LOG
 from ..datasets import registry
 from ..evaluation.metrics import format_mean_sd
-from ..profiles import PROFILE_BUDGETS
+from ..profiles import PROFILE_BUDGETS, PROFILE_PURPOSES
 
 
 @dataclass(frozen=True)
@@ -353,8 +353,8 @@ def run_box(results: Results, chapter: str, sizes_mb: dict[str, float] | None = 
     lines = [f"- **Command:** `perturbx book run --chapters {chapter} --profile {profile}` (the published run's "
              f"profile; `smoke` checks the chapter in minutes, `--device cuda` trains on a GPU); "
              f"`make book CHAPTERS={chapter} PROFILE={profile}` does the same after setting up the environment."]
-    lines.append("- **Budget per profile:** " + "; ".join(f"{name}: {budget.describe()}"
-                                                       for name, budget in PROFILE_BUDGETS.items()) + ".")
+    lines.append("- **Profiles:** " + "; ".join(f"`{name}` {PROFILE_PURPOSES[name]}, {budget.describe()}"
+                                              for name, budget in PROFILE_BUDGETS.items()) + ".")
     times = run_times(results)
     if chapter in times.index:
         measured = [f"{run}: {seconds / 60:.1f} min" for run, seconds in times.loc[chapter].dropna().items()]

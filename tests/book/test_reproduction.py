@@ -199,7 +199,8 @@ def test_run_box_gives_the_command_measured_times_memory_and_data(results, tmp_p
     assert "`perturbx book run --chapters 02_drp --profile quick`" in box
     assert "quick on cpu: 15.0 min" in box and "smoke on cpu: 1.0 min" in box and "full on cuda" not in box
     assert "3.0 GB" in box and "1 registered files, 12 MB" in box
-    assert "quick: at most 10 min on 2 CPU cores;" in box and "full: at most 90 min on 2 CPU cores, 10 min on one GPU" in box
+    assert "`quick` the same experiments at a smaller size" in box and "inconclusive here, at most 10 min on 2 CPU" in box
+    assert "`full` the published tables, at most 90 min on 2 CPU cores, 10 min on one GPU" in box
 
 
 def test_a_running_chapter_does_not_read_its_own_previous_results(tmp_path, monkeypatch):

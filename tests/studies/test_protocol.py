@@ -134,14 +134,14 @@ def test_for_profile_rejects_an_unknown_profile(cls, profile):
 
 
 @pytest.mark.parametrize("cls", SETTINGS, ids=lambda c: c.__name__)
-def test_profiles_grow_from_smoke_to_full(cls):
+def test_profiles_do_not_shrink_from_smoke_to_full(cls):
     def epochs(settings):
         if isinstance(settings, generative.GenerativeSettings):
             return settings.diffusion_fit.epochs
         return settings.fit.epochs
 
     smoke, quick, full = (cls.for_profile(p) for p in ("smoke", "quick", "full"))
-    assert epochs(smoke) < epochs(quick) < epochs(full)
+    assert epochs(smoke) < epochs(quick) <= epochs(full)  # quick trains the same networks on less data
 
 
 @pytest.mark.parametrize("cls", SETTINGS, ids=lambda c: c.__name__)
