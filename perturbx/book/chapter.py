@@ -34,7 +34,7 @@ from typing import TypeVar
 import pandas as pd
 
 from .. import __version__
-from ..evaluation.claims import Claim, claims_markdown, claims_table, claims_text
+from ..evaluation.claims import Claim, claims_markdown, claims_table, claims_text, evidence_table
 from ..datasets.fetcher import DataLog, use_data_log
 from ..profiles import PROFILE_ENV, PROFILES
 from ..runtime import describe_device, git_commit, package_versions, peak_memory_mb, seed_everything, select_device
@@ -52,6 +52,7 @@ MODELS_FILE = "models.csv"
 RUNS_LOG = "runs.csv"
 # The table of a chapter's decided claims (Chapter.claims)
 CLAIMS_TABLE = "claims"
+EVIDENCE_TABLE = "claims_evidence"  # the claims' paired comparisons as numbers, one row each
 # Columns and index levels of a table that hold model ids; Chapter.table shows their labels instead.
 MODEL_COLUMNS = ("model", "baseline")
 T = TypeVar("T")
@@ -196,12 +197,14 @@ class Chapter:
     def claims(self, decided: list[Claim]) -> pd.DataFrame:
         """Register the chapter's decided claims: the table ``claims``
         (:func:`perturbx.evaluation.claims.claims_table`, which the Reproduction page reads by claim id), the
+        table ``claims_evidence`` (:func:`~perturbx.evaluation.claims.evidence_table`: the comparisons as numbers), the
         Markdown of its verdict box under the glue name ``claims_box``, and the claims printed as text.
 
         Returns:
             The claims table as shown.
         """
         table = self.table(CLAIMS_TABLE, claims_table(decided))
+        self.table(EVIDENCE_TABLE, evidence_table(decided))
         self.glue_markdown("claims_box", claims_markdown(table))
         print(claims_text(table))
         return table

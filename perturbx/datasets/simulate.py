@@ -105,14 +105,14 @@ LINCS_CORE_CELLS = ("MCF7", "PC3", "A375", "A549", "VCAP", "HA1E", "HT29", "HCC5
 OTHER_CELL_POPULARITY = 0.08  # popularity of a non-core cell line (the first core line has 1)
 
 # profile -> (compounds, cell lines, reference compounds, replicates) of the "lincs" design
-LINCS_SIZES = {"smoke": (150, 6, 3, 2), "quick": (500, 10, 5, 3), "full": (1400, 16, 8, 3)}
+LINCS_SIZES = {"smoke": (150, 6, 3, 2), "quick": (400, 8, 4, 3), "full": (1400, 16, 8, 3)}
 
 
 def lincs_scale_config(profile: str, seed: int = 0, **changes) -> SimulationConfig:
     """The sparse LINCS-like benchmark of a profile (``"smoke"``, ``"quick"`` or ``"full"``).
 
     Sizes (compounds, cell lines, reference compounds, replicates): smoke 150, 6, 3, 2 (~1,400 profiles, seconds);
-    quick 500, 10, 5, 3 (~6,200 profiles); full 1,400, 16, 8, 3 (~16,900 profiles; a ridge fits in ~10 s on 2 CPU
+    quick 400, 8, 4, 3 (~4,600 profiles); full 1,400, 16, 8, 3 (~16,900 profiles; a ridge fits in ~10 s on 2 CPU
     cores), sized so that a chapter's full run fits 90 minutes on 2 CPU cores. The structure model keeps the
     default 64 causal bits of 1,024 but halves ``idiosyncratic_sd`` to 0.15: at 0.3 the part of a compound's
     response that structure cannot explain capped a ridge given the true causal bits at ~0.75 Pearson with the

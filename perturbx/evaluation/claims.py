@@ -29,10 +29,11 @@ VERDICTS = ("holds", "partly", "does not hold", "undecided")
 @dataclass(frozen=True)
 class Evidence:
     """One computed finding about a claim: ``supports`` is True, False, or None (undecided); ``text`` says what
-    was compared and the numbers."""
+    was compared and the numbers; ``comparison`` is the paired comparison it came from, if any."""
 
     text: str
     supports: bool | None
+    comparison: Comparison | None = None
 
     @classmethod
     def from_comparison(cls, comparison: Comparison, description: str = "",
@@ -46,7 +47,7 @@ class Evidence:
         text = (f"{description or label(comparison.model)} {comparison.verdict} {label(comparison.baseline)} in "
                 f"{comparison.metric} ({comparison.details})")
         decided = comparison.verdict != "cannot be compared with"
-        return cls(text, comparison.verdict == "beats" if decided else None)
+        return cls(text, comparison.verdict == "beats" if decided else None, comparison)
 
     @classmethod
     def bound(cls, text: str, value: float, limit: float, below: bool = True) -> Evidence:
@@ -106,6 +107,20 @@ def claims_table(claims: Sequence[Claim]) -> pd.DataFrame:
     return pd.DataFrame([{"claim_id": c.id, "paper": c.paper, "claim": c.claim, "data": c.data, "verdict": c.verdict,
                           "evidence": "; ".join(e.text for e in c.evidence)} for c in claims],
                         columns=["claim_id", "paper", "claim", "data", "verdict", "evidence"])
+
+
+EVIDENCE_COLUMNS = ["claim_id", "evidence", "supports", "model", "baseline", "metric", "difference", "sd", "ci_low",
+                    "ci_high", "wins", "pairs"]
+
+
+def evidence_table(claims: Sequence[Claim]) -> pd.DataFrame:
+    """One row per piece of evidence: its claim's id, its text, whether it supports the claim and, for a paired
+    comparison, the numbers (model, baseline, metric, difference, sd, ci_low, ci_high, wins, pairs; empty for a
+    bound). The numbers a reader would otherwise parse out of the claims table's text."""
+    rows = [{"claim_id": claim.id, "evidence": e.text, "supports": e.supports,
+             **({key: value for key, value in e.comparison.row().items() if key != "verdict"} if e.comparison else {})}
+            for claim in claims for e in claim.evidence]
+    return pd.DataFrame(rows, columns=EVIDENCE_COLUMNS)
 
 
 def claims_markdown(table: pd.DataFrame) -> str:

@@ -125,7 +125,7 @@ def _expected_profiles(config: SimulationConfig) -> float:
 def test_lincs_presets_are_lincs_sized():
     quick, full = lincs_scale_config("quick"), lincs_scale_config("full")
     assert quick.design == full.design == "lincs"
-    assert 400 <= quick.n_compounds < full.n_compounds and 5_000 <= _expected_profiles(quick) <= 8_000
+    assert 300 <= quick.n_compounds < full.n_compounds and 3_000 <= _expected_profiles(quick) <= 8_000
     assert full.n_compounds >= 1000 and 15_000 <= _expected_profiles(full) <= 25_000
     assert lincs_scale_config("quick", seed=3, n_replicates=2).n_replicates == 2
     with pytest.raises(ValueError, match="unknown profile"):

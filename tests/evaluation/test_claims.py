@@ -1,7 +1,15 @@
 import pandas as pd
 import pytest
 
-from perturbx.evaluation.claims import Claim, Evidence, claims_markdown, claims_table, claims_text, verdict
+from perturbx.evaluation.claims import (
+    Claim,
+    Evidence,
+    claims_markdown,
+    claims_table,
+    claims_text,
+    evidence_table,
+    verdict,
+)
 from perturbx.evaluation.metrics import compare_models
 
 
@@ -35,6 +43,18 @@ def test_claims_table_carries_the_computed_verdict():
     claim = Claim("c1", "paper", "m beats b", "toy", (Evidence("x", True), Evidence("y", False)))
     table = claims_table([claim])
     assert table.loc[0, "verdict"] == "partly" and table.loc[0, "evidence"] == "x; y"
+
+
+def test_evidence_table_gives_each_comparison_as_numbers_and_bounds_as_text_only():
+    comparison = compare_models(_runs([0.6, 0.7, 0.65], [0.5, 0.6, 0.56]), "m", "b", "r")
+    claim = Claim("c1", "paper", "m beats b", "toy",
+                  (Evidence.from_comparison(comparison), Evidence.bound("share", 0.7, 0.6, below=False)))
+    table = evidence_table([claim])
+    assert list(table["claim_id"]) == ["c1", "c1"] and list(table["supports"]) == [True, True]
+    first = table.iloc[0]
+    assert (first["model"], first["baseline"], first["metric"], first["pairs"], first["wins"]) == ("m", "b", "r", 3, 3)
+    assert first["difference"] == pytest.approx(0.0966667) and first["ci_low"] < first["difference"] < first["ci_high"]
+    assert table.iloc[1]["evidence"].startswith("share: 0.700") and pd.isna(table.iloc[1]["difference"])
 
 
 def test_claims_markdown_lists_verdict_claim_data_and_result():
