@@ -13,8 +13,8 @@ the provenance line (commit, device, profile, seed, wall time) and, under the ru
 Profiles:
 
 - ``smoke``: for the test suite; seconds to a couple of minutes per chapter on 2 CPU cores.
-- ``quick``: what a student gets by default; minutes on a laptop CPU.
-- ``full``: the book's tables; meant for a GPU.
+- ``quick``: what a student gets by default; the same experiments at a smaller size, minutes on a laptop CPU.
+- ``full``: the published tables; at most 90 minutes a chapter on 2 CPU cores (:data:`~perturbx.profiles.PROFILE_BUDGETS`).
 
 Nothing here imports papermill or nbformat: chapter kernels import this module.
 """

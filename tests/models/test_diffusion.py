@@ -172,6 +172,16 @@ def test_ddim_with_eta_one_and_all_steps_is_ddpm(trained_toy):
     assert torch.allclose(ddpm, ddim, atol=1e-3)
 
 
+@pytest.mark.parametrize("guidance", [1.0, 2.0])
+def test_deterministic_ddim_in_place_step_is_the_general_step(trained_toy, guidance):
+    labels = torch.tensor([0, 1])
+    def draw(eta):  # eta > 0 takes the general step; at 1e-12 its added noise is far below float32 resolution
+        return trained_toy.sample(labels, n_samples=16, method="ddim", steps=20, eta=eta, guidance=guidance,
+                                  generator=torch.Generator().manual_seed(4))
+    fast, general = draw(0.0), draw(1e-12)
+    assert not torch.equal(fast, torch.zeros_like(fast)) and torch.allclose(fast, general, atol=1e-5)
+
+
 @pytest.mark.parametrize("method, eta", [("ddim", 0.0), ("ddim", 1.0), ("ddpm", 0.0)])
 def test_temperature_scales_the_spread_of_the_samples(trained_toy, method, eta):
     """Temperature 1 is the default sampler; below 1 the samples of a label spread less (the toy's SD is 0.3), at
