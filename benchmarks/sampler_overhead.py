@@ -7,7 +7,8 @@ Builds chapter 04's diffusion network at the profile's sizes (untrained: the cos
 the weights) and draws ``--conditions`` x the profile's samples per condition in one chunk, as
 :func:`perturbx.models.generative.generate` does. It times ``ConditionalDiffusion.sample`` (DDIM, guidance 1 and 2)
 against the same number of bare denoiser calls on tensors of the same shape, and prints both and their ratio
-(bare / sampler; 1 means the sampler adds nothing). Each figure is the fastest of ``--repeats`` runs.
+(bare / sampler; 1 means the sampler adds nothing). Each figure is the fastest of ``--repeats`` runs, the two
+kinds of run interleaved.
 """
 
 from __future__ import annotations
@@ -33,14 +34,16 @@ class FixedConditioner(torch.nn.Module):
         return embedding, torch.zeros_like(embedding)
 
 
-def fastest(run, repeats: int) -> float:
-    """The fastest wall time of ``repeats`` calls of ``run`` (seconds)."""
-    times = []
+def fastest(runs: list, repeats: int) -> list[float]:
+    """The fastest wall time of ``repeats`` calls of each of ``runs`` (seconds), the calls interleaved so that a
+    change in the machine's speed during the benchmark affects every run alike."""
+    times = [[] for _ in runs]
     for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for run, spent in zip(runs, times):
+            start = time.perf_counter()
+            run()
+            spent.append(time.perf_counter() - start)
+    return [min(spent) for spent in times]
 
 
 def compare(model: ConditionalDiffusion, embedding: torch.Tensor, n_samples: int, steps: int, guidance: float,
@@ -60,7 +63,8 @@ def compare(model: ConditionalDiffusion, embedding: torch.Tensor, n_samples: int
         model.sample(embedding, n_samples=n_samples, method="ddim", steps=steps, guidance=guidance,
                      generator=torch.Generator(embedding.device).manual_seed(0))
 
-    return fastest(bare, repeats), fastest(sampler, repeats)
+    bare_s, sampler_s = fastest([bare, sampler], repeats)
+    return bare_s, sampler_s
 
 
 def main() -> None:
@@ -70,7 +74,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--conditions", type=int, default=128)
     parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     arguments = parser.parse_args()
     torch.set_num_threads(arguments.threads)
     device = select_device(arguments.device)

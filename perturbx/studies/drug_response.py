@@ -86,8 +86,8 @@ class DRPSettings(ProfileSettings):
 
     @classmethod
     def quick(cls, device: str = "cpu") -> DRPSettings:
-        """Minutes on 2 CPU cores: the full profile's networks and epochs on 100 genes and 6,000 training pairs."""
-        return replace(cls.full(device), n_genes=100, gbm_components=16, max_train_pairs=6000)
+        """Minutes on 2 CPU cores: the full profile's networks and epochs on 100 genes and 4,000 training pairs."""
+        return replace(cls.full(device), n_genes=100, gbm_components=16, max_train_pairs=4000)
 
     @classmethod
     def full(cls, device: str = "cpu") -> DRPSettings:
