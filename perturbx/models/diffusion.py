@@ -267,7 +267,8 @@ class ConditionalDiffusion(nn.Module):
         both = self.denoiser(torch.cat([x_t, x_t]), torch.cat([steps, steps]),
                              torch.cat([conditional, unconditional]))
         conditional_v, unconditional_v = both.chunk(2)  # eps is affine in v at a fixed x_t: same combination
-        return unconditional_v + guidance * (conditional_v - unconditional_v)
+        # unconditional + w (conditional - unconditional), in one pass over the batch
+        return torch.lerp(unconditional_v, conditional_v, guidance)
 
     @torch.no_grad()
     def sample(self, *condition: torch.Tensor, n_samples: int = 1, method: str = "ddim", steps: int = 50,
