@@ -54,7 +54,7 @@ def measured(results: Results, chapter: str, headline: Headline) -> dict | None:
     row, record = rows.iloc[0], results.provenance[chapter]
     return {"chapter": chapter, "profile": record["profile"], "kind": "measured", "seeds": int(row["pairs"]),
             "minutes": record["kernel_wall_time_s"] / 60, "difference": row["difference"], "sd": row["sd"],
-            "ci_width": row["ci_high"] - row["ci_low"], "comparison": row["evidence"].split(" (")[0]}
+            "ci_width": row["ci_high"] - row["ci_low"], "comparison": row["evidence"].split(" (paired")[0]}
 
 
 def projected(largest: dict, seed_counts: list[int]) -> list[dict]:
