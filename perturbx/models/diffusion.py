@@ -301,15 +301,7 @@ class ConditionalDiffusion(nn.Module):
         if temperature < 0:
             raise ValueError(f"the sampling temperature must be >= 0, got {temperature}")
         x = temperature * torch.randn((batch, self.n_features), device=device, generator=generator)
-        schedule = self.schedule
-        if method == "ddpm":
-            timesteps = list(range(schedule.n_steps - 1, -1, -1))
-        elif method == "ddim":
-            if not 1 <= steps <= schedule.n_steps:
-                raise ValueError(f"DDIM steps must be between 1 and {schedule.n_steps}, got {steps}")
-            timesteps = sorted({int(round(s)) for s in np.linspace(0, schedule.n_steps - 1, steps)}, reverse=True)
-        else:
-            raise ValueError(f"unknown sampling method {method!r}; use 'ddpm' or 'ddim'")
+        schedule, timesteps = self.schedule, sampling_timesteps(self.schedule.n_steps, method, steps)
         alpha_bar, limit = schedule.alpha_bar.tolist(), float(self.x0_limit)
         for i, t in enumerate(tqdm(timesteps, desc=f"{method} sampling", disable=not progress, leave=False)):
             v = self._guided_velocity(x, t, conditional, unconditional, guidance)
@@ -332,6 +324,18 @@ class ConditionalDiffusion(nn.Module):
             if i + 1 < len(timesteps) and eta > 0:
                 x = x + temperature * sigma * torch.randn(x.shape, device=device, generator=generator)
         return x.reshape(-1, n_samples, self.n_features)
+
+
+def sampling_timesteps(n_steps: int, method: str, steps: int) -> list[int]:
+    """The timesteps a sampler visits, from the noisiest: all ``n_steps`` for ``"ddpm"``, ``steps`` evenly spaced
+    ones for ``"ddim"``; an unknown method or a step count outside 1..n_steps is a ``ValueError``."""
+    if method == "ddpm":
+        return list(range(n_steps - 1, -1, -1))
+    if method != "ddim":
+        raise ValueError(f"unknown sampling method {method!r}; use 'ddpm' or 'ddim'")
+    if not 1 <= steps <= n_steps:
+        raise ValueError(f"DDIM steps must be between 1 and {n_steps}, got {steps}")
+    return sorted({int(round(s)) for s in np.linspace(0, n_steps - 1, steps)}, reverse=True)
 
 
 def _deterministic_ddim_step(x: torch.Tensor, v: torch.Tensor, a: float, a_prev: float, limit: float) -> torch.Tensor:
