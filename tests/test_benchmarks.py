@@ -10,20 +10,18 @@ from .conftest import REPO_ROOT
 SCRIPTS = sorted((REPO_ROOT / "benchmarks").glob("*.py"))
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
-def test_a_benchmark_imports_and_has_a_main(script):
-    spec = importlib.util.spec_from_file_location(f"benchmark_{script.stem}", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # imports only; main() runs under `python benchmarks/<name>.py`
-    assert callable(getattr(module, "main", None)), f"{script.name} has no main()"
-    assert module.__doc__ and "benchmarks/" in module.__doc__, f"{script.name}: the docstring gives its command"
-
-
 def _load(stem):
     spec = importlib.util.spec_from_file_location(f"benchmark_{stem}", REPO_ROOT / "benchmarks" / f"{stem}.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    spec.loader.exec_module(module)  # imports only; main() runs under `python benchmarks/<name>.py`
     return module
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_a_benchmark_imports_and_has_a_main(script):
+    module = _load(script.stem)
+    assert callable(getattr(module, "main", None)), f"{script.name} has no main()"
+    assert module.__doc__ and "benchmarks/" in module.__doc__, f"{script.name}: the docstring gives its command"
 
 
 def test_size_curve_reads_the_headline_comparison_and_projects_its_interval(tmp_path):
